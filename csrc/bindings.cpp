@@ -1,0 +1,144 @@
+// lrfast._C: the private compiled module. Schedules are evaluated here on the host
+// (for get_last_lr() and float-LR optimizers) with the same header the kernels use.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <lrfast/schedule.h>
+
+#include <cstdint>
+#include <string>
+
+#include "build_info.h"
+#ifdef LRFAST_WITH_CUDA
+#include "cuda/cuda_api.h"
+#endif
+
+namespace py = pybind11;
+
+namespace {
+
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+// Checks a (G, kDescriptorSize) or (kDescriptorSize,) array of descriptors against
+// the table; raises ValueError naming the first bad descriptor.
+std::int64_t checked_descriptor_count(const DoubleArray& descriptors, std::int64_t table_size) {
+  const auto ndim = descriptors.ndim();
+  if (ndim < 1 || ndim > 2 || descriptors.shape(ndim - 1) != lrfast::kDescriptorSize) {
+    throw py::value_error("descriptors must have shape (G, " + std::to_string(lrfast::kDescriptorSize) +
+                          ") or (" + std::to_string(lrfast::kDescriptorSize) + ",)");
+  }
+  const std::int64_t count = ndim == 2 ? descriptors.shape(0) : 1;
+  const double* data = descriptors.data();
+  for (std::int64_t g = 0; g < count; ++g) {
+    if (const char* why = lrfast::validate_descriptor(data + g * lrfast::kDescriptorSize, table_size)) {
+      throw py::value_error("descriptor " + std::to_string(g) + " is malformed: " + why);
+    }
+  }
+  return count;
+}
+
+// values[g, s] = lr of descriptor g at steps[s].
+py::array_t<double> evaluate_host(const DoubleArray& descriptors, const DoubleArray& table,
+                                  const DoubleArray& steps) {
+  if (table.ndim() != 1) throw py::value_error("table must be one-dimensional");
+  if (steps.ndim() != 1) throw py::value_error("steps must be one-dimensional");
+  const std::int64_t groups = checked_descriptor_count(descriptors, table.shape(0));
+  const std::int64_t n_steps = steps.shape(0);
+  py::array_t<double> out({groups, n_steps});
+  const double* d = descriptors.data();
+  const double* tab = table.data();
+  const double* st = steps.data();
+  double* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const double* desc = d + g * lrfast::kDescriptorSize;
+      for (std::int64_t s = 0; s < n_steps; ++s) o[g * n_steps + s] = lrfast::evaluate(desc, tab, st[s]);
+    }
+  }
+  return out;
+}
+
+// lr of every descriptor at one step: the per-step host path, no allocation of steps.
+py::array_t<double> evaluate_at(const DoubleArray& descriptors, const DoubleArray& table, double step) {
+  if (table.ndim() != 1) throw py::value_error("table must be one-dimensional");
+  const std::int64_t groups = checked_descriptor_count(descriptors, table.shape(0));
+  py::array_t<double> out(groups);
+  double* o = out.mutable_data();
+  for (std::int64_t g = 0; g < groups; ++g) {
+    o[g] = lrfast::evaluate(descriptors.data() + g * lrfast::kDescriptorSize, table.data(), step);
+  }
+  return out;
+}
+
+py::dict layout() {
+  py::dict d;
+  d["version"] = lrfast::kLayoutVersion;
+  d["header_size"] = lrfast::kHeaderSize;
+  d["max_segments"] = lrfast::kMaxSegments;
+  d["segment_params"] = lrfast::kSegmentParams;
+  d["segment_size"] = lrfast::kSegmentSize;
+  d["descriptor_size"] = lrfast::kDescriptorSize;
+  py::dict kinds;
+  kinds["constant"] = static_cast<int>(lrfast::kConstant);
+  kinds["step"] = static_cast<int>(lrfast::kStep);
+  kinds["multistep"] = static_cast<int>(lrfast::kMultiStep);
+  kinds["exponential"] = static_cast<int>(lrfast::kExponential);
+  kinds["linear"] = static_cast<int>(lrfast::kLinear);
+  kinds["polynomial"] = static_cast<int>(lrfast::kPolynomial);
+  kinds["cosine"] = static_cast<int>(lrfast::kCosine);
+  kinds["warm_restarts"] = static_cast<int>(lrfast::kWarmRestarts);
+  kinds["cyclic"] = static_cast<int>(lrfast::kCyclic);
+  kinds["one_cycle"] = static_cast<int>(lrfast::kOneCycle);
+  kinds["inverse_sqrt"] = static_cast<int>(lrfast::kInverseSqrt);
+  kinds["sqrt_decay"] = static_cast<int>(lrfast::kSqrtDecay);
+  kinds["table"] = static_cast<int>(lrfast::kTable);
+  kinds["piecewise"] = static_cast<int>(lrfast::kPiecewise);
+  d["kinds"] = kinds;
+  return d;
+}
+
+py::dict build_info() {
+  py::dict d;
+  d["version"] = LRFAST_VERSION_STRING;
+  d["cuda_built"] = LRFAST_CUDA_BUILT != 0;
+  d["cuda_archs"] = LRFAST_CUDA_ARCHS_STRING;
+  d["cuda_compiler"] = LRFAST_CUDA_COMPILER_STRING;
+  d["cuda_reason"] = LRFAST_CUDA_REASON_STRING;
+  d["cxx_compiler"] = LRFAST_CXX_COMPILER_STRING;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "lrfast private compiled core: schedule evaluation and CUDA launchers";
+  m.def("has_cuda", [] { return LRFAST_CUDA_BUILT != 0; }, "Whether the CUDA kernels were compiled in.");
+  m.def("build_info", &build_info, "What this module was built with.");
+  m.def("layout", &layout, "The packed descriptor layout (NOTE [descriptor layout] in schedule.h).");
+  m.def("evaluate", &evaluate_host, py::arg("descriptors"), py::arg("table"), py::arg("steps"),
+        "values[g, s]: LR of descriptor g at steps[s], float64, on the host.");
+  m.def("evaluate_at", &evaluate_at, py::arg("descriptors"), py::arg("table"), py::arg("step"),
+        "LR of every descriptor at one step.");
+  m.def(
+      "validate",
+      [](const DoubleArray& descriptors, std::int64_t table_size) {
+        checked_descriptor_count(descriptors, table_size);
+      },
+      py::arg("descriptors"), py::arg("table_size"), "Raise ValueError if a descriptor is malformed.");
+#ifdef LRFAST_WITH_CUDA
+  m.def("cuda_device_count", [] {
+    std::string why;
+    const int count = lrfast::cuda::device_count(&why);
+    return py::make_tuple(count, why);
+  }, "(number of usable CUDA devices, why none) as the CUDA runtime sees them.");
+  m.def("cuda_evaluate_schedules", &lrfast::cuda::evaluate_schedules, py::arg("descriptors"),
+        py::arg("n_descriptors"), py::arg("table"), py::arg("steps"), py::arg("n_steps"), py::arg("out"),
+        py::arg("stream"), py::arg("device"),
+        "Launch the schedule evaluation kernel on raw device pointers (see cuda_api.h).");
+#else
+  m.def("cuda_device_count", [] {
+    return py::make_tuple(0, std::string("lrfast was built without CUDA: ") + LRFAST_CUDA_REASON_STRING);
+  });
+#endif
+}

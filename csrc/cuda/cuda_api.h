@@ -1,0 +1,24 @@
+// Host-callable entry points of the CUDA kernels. This header is included by the
+// bindings (compiled by the host C++ compiler), so it names no CUDA type: pointers
+// and streams travel as integers, exactly as the Python side holds them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace lrfast {
+namespace cuda {
+
+// Number of visible CUDA devices; 0 with `why` filled when none can be used.
+int device_count(std::string* why);
+
+// out[g * n_steps + s] = evaluate(descriptors + g * kDescriptorSize, table, steps[s])
+// for every group g < n_descriptors and step s < n_steps, as one kernel launch on
+// `stream` (a cudaStream_t as an integer; 0 = the legacy default stream) of `device`.
+// All pointers are device pointers. Throws std::runtime_error naming the failed call.
+void evaluate_schedules(std::uintptr_t descriptors, std::int64_t n_descriptors,
+                        std::uintptr_t table, std::uintptr_t steps, std::int64_t n_steps,
+                        std::uintptr_t out, std::uintptr_t stream, int device);
+
+}  // namespace cuda
+}  // namespace lrfast

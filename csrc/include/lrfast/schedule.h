@@ -1,0 +1,296 @@
+// lrfast/schedule.h -- closed-form learning-rate schedules, float64, host and device.
+//
+// A schedule is a pure function of the step t >= 0. It is stored as a packed
+// descriptor: a flat array of kDescriptorSize doubles (see NOTE [descriptor layout]),
+// plus an optional shared table of doubles (milestones, baked values) that
+// segments reference by offset. The same code runs in host C++, in CUDA kernels
+// and (through lrfast/_numba/schedule.py, a line-by-line twin) in Numba.
+//
+// No torch, no allocation, no recursion, no exceptions: evaluating a malformed
+// descriptor yields NaN; validate_descriptor() is the host-side check that the
+// bindings run before any evaluation.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define LRFAST_HD __host__ __device__ __forceinline__
+#else
+#define LRFAST_HD inline
+#endif
+
+namespace lrfast {
+
+// NOTE [descriptor layout]
+// Version 1. Everything is a float64 so that one buffer serves C++, CUDA, NumPy,
+// Numba and torch alike (integers are exact up to 2**53, far past any step count).
+//
+//   header  [0] layout version (== kLayoutVersion)
+//           [1] number of segments n (0 <= n <= kMaxSegments)
+//           [2] scale: the result is multiplied by it (a param group's base LR, say)
+//           [3] reserved, 0
+//   segment s at kHeaderSize + s * kSegmentSize:
+//           [0] kind (enum Kind)
+//           [1] track: segments of one track form a join; tracks multiply (chain)
+//           [2] start step: the segment is active from here until the next segment of
+//               its track starts, and is evaluated at the local step u = t - start
+//           [3 .. 3 + kSegmentParams) kind-specific parameters, listed at each kind
+//
+// Segments are sorted by (track, start); the first segment of each track starts at 0.
+//   lr(t) = scale * prod_k  value(active segment of track k, t - its start)
+constexpr int kLayoutVersion = 1;
+constexpr int kHeaderSize = 4;
+constexpr int kMaxSegments = 8;
+constexpr int kSegmentParams = 13;
+constexpr int kSegmentSize = 3 + kSegmentParams;
+constexpr int kDescriptorSize = kHeaderSize + kMaxSegments * kSegmentSize;
+
+namespace slot {
+constexpr int kVersion = 0, kNumSegments = 1, kScale = 2;
+constexpr int kKind = 0, kTrack = 1, kStart = 2, kParams = 3;
+}  // namespace slot
+
+static_assert(kSegmentSize == 16, "descriptor layout v1: 16 doubles per segment");
+static_assert(kDescriptorSize == 132, "descriptor layout v1: 132 doubles per descriptor");
+
+// Parameters p[i] of each kind (u: local step, as a double).
+enum Kind : int {
+  kConstant = 0,      // p: value                                  -> value
+  kStep = 1,          // p: init, gamma, step_size                 -> init * gamma^floor(u / step_size)
+  kMultiStep = 2,     // p: init, gamma, table offset, count       -> init * gamma^#(milestones <= u)
+  kExponential = 3,   // p: init, rate, steps                      -> init * rate^(u / steps)
+  kLinear = 4,        // p: start, end, steps                      -> start + (end - start) * min(u, steps) / steps
+  kPolynomial = 5,    // p: init, end, steps, power                -> end + (init - end) * (1 - min(u, steps) / steps)^power
+  kCosine = 6,        // p: init, end, steps, periodic, exponent   -> end + (init - end) * ((1 + cos(pi * v / steps)) / 2)^exponent,
+                      //                                              v = u (periodic != 0, torch's form) or min(u, steps)
+  kWarmRestarts = 7,  // p: init, end, T_0, T_mult                 -> cosine from init to end over the current period
+  kCyclic = 8,        // p: base, peak, total_size, step_ratio, mode, gamma, scale_mode, table offset, table count
+  kOneCycle = 9,      // p: n_phases, linear?, e1, e2, e3, v0, v1, v2, v3 -> phase i anneals v(i) -> v(i+1) until step e(i+1)
+  kInverseSqrt = 10,  // p: init, timescale                        -> init / sqrt((u + timescale) / timescale)
+  kSqrtDecay = 11,    // p: init, end, steps                       -> end + (init - end) * (1 - sqrt(min(u, steps) / steps))
+  kTable = 12,        // p: table offset, count                    -> table[offset + clamp(floor(u), 0, count - 1)]
+  kPiecewise = 13,    // p: table offset, count                    -> table[offset + count + #(table[offset, offset + count) <= u)]
+                      //                                              (count sorted boundaries, then count + 1 values)
+  kNumKinds = 14,
+};
+
+enum CyclicMode : int { kTriangular = 0, kTriangular2 = 1, kExpRange = 2, kCyclicTable = 3 };
+
+constexpr double kPi = 3.14159265358979323846;
+
+namespace detail {
+
+LRFAST_HD double quiet_nan() { return static_cast<double>(NAN); }
+
+// Number of entries of the sorted run table[0, count) that are <= u (bisect_right).
+LRFAST_HD int64_t count_at_most(const double* table, int64_t count, double u) {
+  int64_t lo = 0, hi = count;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (table[mid] <= u) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+LRFAST_HD double cosine_between(double from, double to, double fraction) {
+  return to + (from - to) * (1.0 + cos(kPi * fraction)) / 2.0;
+}
+
+// torch.optim.lr_scheduler.CyclicLR.get_lr, in closed form.
+LRFAST_HD double cyclic(const double* p, const double* table, double u) {
+  const double base = p[0], peak = p[1], total_size = p[2], step_ratio = p[3];
+  const int mode = static_cast<int>(p[4]);
+  const double gamma = p[5];
+  const bool per_iteration = p[6] != 0.0;
+  const double cycle = floor(1.0 + u / total_size);
+  const double x = 1.0 + u / total_size - cycle;
+  const double scale_factor = x <= step_ratio ? x / step_ratio : (x - 1.0) / (step_ratio - 1.0);
+  const double scale_arg = per_iteration ? u : cycle;
+  double scale;
+  switch (mode) {
+    case kTriangular: scale = 1.0; break;
+    case kTriangular2: scale = 1.0 / pow(2.0, scale_arg - 1.0); break;
+    case kExpRange: scale = pow(gamma, scale_arg); break;
+    case kCyclicTable: {
+      const int64_t count = static_cast<int64_t>(p[8]);
+      int64_t i = static_cast<int64_t>(scale_arg);
+      i = i < 0 ? 0 : (i >= count ? count - 1 : i);
+      scale = table[static_cast<int64_t>(p[7]) + i];
+      break;
+    }
+    default: return quiet_nan();
+  }
+  return base + (peak - base) * scale_factor * scale;
+}
+
+// torch.optim.lr_scheduler.OneCycleLR.get_lr: phase i runs from e(i-1) (0 for the
+// first) to e(i); a step past the last phase end stays in the last phase, clamped
+// at its end so the schedule holds its final value afterwards.
+LRFAST_HD double one_cycle(const double* p, double u) {
+  const int n_phases = static_cast<int>(p[0]);
+  const bool linear = p[1] != 0.0;
+  if (n_phases < 1 || n_phases > 3) return quiet_nan();
+  double phase_start = 0.0;
+  for (int i = 0; i < n_phases; ++i) {
+    const double phase_end = p[2 + i];
+    if (u <= phase_end || i == n_phases - 1) {
+      // torch raises past total_steps; the last phase extends one step past its
+      // end (step == total_steps is legal there), then holds.
+      const double v = u > phase_end + 1.0 ? phase_end + 1.0 : u;
+      const double pct = (v - phase_start) / (phase_end - phase_start);
+      const double from = p[5 + i], to = p[6 + i];
+      return linear ? (to - from) * pct + from : to + (from - to) / 2.0 * (cos(kPi * pct) + 1.0);
+    }
+    phase_start = phase_end;
+  }
+  return quiet_nan();
+}
+
+// CosineAnnealingWarmRestarts: the period holding u, found exactly (the log
+// estimate is corrected by integer comparisons, so restarts land on the right step).
+LRFAST_HD double warm_restarts(const double* p, double u) {
+  const double init = p[0], end = p[1], t0 = p[2], t_mult = p[3];
+  double t_cur, t_i;
+  if (u < t0) {
+    t_cur = u;
+    t_i = t0;
+  } else if (t_mult == 1.0) {
+    t_cur = fmod(u, t0);
+    t_i = t0;
+  } else {
+    // period n starts at t0 * (t_mult^n - 1) / (t_mult - 1)
+    double n = floor(log(u / t0 * (t_mult - 1.0) + 1.0) / log(t_mult));
+    if (n < 0.0) n = 0.0;
+    for (int fix = 0; fix < 4; ++fix) {
+      const double start_n = t0 * (pow(t_mult, n) - 1.0) / (t_mult - 1.0);
+      const double start_next = t0 * (pow(t_mult, n + 1.0) - 1.0) / (t_mult - 1.0);
+      if (u < start_n && n > 0.0) n -= 1.0;
+      else if (u >= start_next) n += 1.0;
+      else break;
+    }
+    t_cur = u - t0 * (pow(t_mult, n) - 1.0) / (t_mult - 1.0);
+    t_i = t0 * pow(t_mult, n);
+  }
+  return end + (init - end) * (1.0 + cos(kPi * t_cur / t_i)) / 2.0;
+}
+
+}  // namespace detail
+
+// Value of one segment at local step u >= 0.
+LRFAST_HD double segment_value(const double* segment, const double* table, double u) {
+  const double* p = segment + slot::kParams;
+  switch (static_cast<int>(segment[slot::kKind])) {
+    case kConstant:
+      return p[0];
+    case kStep:
+      return p[0] * pow(p[1], floor(u / p[2]));
+    case kMultiStep: {
+      const int64_t passed = detail::count_at_most(table + static_cast<int64_t>(p[2]),
+                                                   static_cast<int64_t>(p[3]), u);
+      return p[0] * pow(p[1], static_cast<double>(passed));
+    }
+    case kExponential:
+      return p[0] * pow(p[1], u / p[2]);
+    case kLinear: {
+      const double v = u < p[2] ? u : p[2];
+      return p[2] > 0.0 ? p[0] + (p[1] - p[0]) * v / p[2] : p[1];
+    }
+    case kPolynomial: {
+      const double v = u < p[2] ? u : p[2];
+      return p[1] + (p[0] - p[1]) * pow(1.0 - v / p[2], p[3]);
+    }
+    case kCosine: {
+      const double v = (p[3] != 0.0 || u < p[2]) ? u : p[2];
+      if (p[4] == 1.0) return p[1] + (p[0] - p[1]) * (1.0 + cos(kPi * v / p[2])) / 2.0;
+      return p[1] + (p[0] - p[1]) * pow((1.0 + cos(kPi * v / p[2])) / 2.0, p[4]);
+    }
+    case kWarmRestarts:
+      return detail::warm_restarts(p, u);
+    case kCyclic:
+      return detail::cyclic(p, table, u);
+    case kOneCycle:
+      return detail::one_cycle(p, u);
+    case kInverseSqrt:
+      return p[0] * (1.0 / sqrt((u + p[1]) / p[1]));
+    case kSqrtDecay: {
+      const double v = u < p[2] ? u : p[2];
+      return p[1] + (p[0] - p[1]) * (1.0 - sqrt(v / p[2]));
+    }
+    case kTable: {
+      const int64_t count = static_cast<int64_t>(p[1]);
+      int64_t i = static_cast<int64_t>(floor(u));
+      i = i < 0 ? 0 : (i >= count ? count - 1 : i);
+      return table[static_cast<int64_t>(p[0]) + i];
+    }
+    case kPiecewise: {
+      const double* boundaries = table + static_cast<int64_t>(p[0]);
+      const int64_t count = static_cast<int64_t>(p[1]);
+      return boundaries[count + detail::count_at_most(boundaries, count, u)];
+    }
+    default:
+      return detail::quiet_nan();
+  }
+}
+
+// The learning rate of a packed descriptor at step t (t >= 0; fractional t is allowed
+// and meaningful for the continuous kinds, e.g. warm restarts stepped by epoch + i/n).
+LRFAST_HD double evaluate(const double* descriptor, const double* table, double t) {
+  if (static_cast<int>(descriptor[slot::kVersion]) != kLayoutVersion) return detail::quiet_nan();
+  const int n = static_cast<int>(descriptor[slot::kNumSegments]);
+  if (n < 0 || n > kMaxSegments) return detail::quiet_nan();
+  double result = descriptor[slot::kScale];
+  const double* segments = descriptor + kHeaderSize;
+  for (int s = 0; s < n; ++s) {
+    const double* seg = segments + s * kSegmentSize;
+    const double* next = seg + kSegmentSize;
+    // Only the last segment of a track that has started is evaluated.
+    const bool superseded = s + 1 < n && next[slot::kTrack] == seg[slot::kTrack] &&
+                            t >= next[slot::kStart];
+    const bool started = t >= seg[slot::kStart];
+    if (started && !superseded) result *= segment_value(seg, table, t - seg[slot::kStart]);
+  }
+  return result;
+}
+
+// Host-side check of a descriptor against a table of table_size doubles. Returns
+// nullptr when the descriptor is well formed, else a static message.
+inline const char* validate_descriptor(const double* d, int64_t table_size) {
+  if (static_cast<int>(d[slot::kVersion]) != kLayoutVersion) return "unsupported descriptor layout version";
+  const double n_raw = d[slot::kNumSegments];
+  if (!(n_raw >= 0.0 && n_raw <= kMaxSegments) || n_raw != floor(n_raw)) return "bad segment count";
+  const int n = static_cast<int>(n_raw);
+  double prev_track = -1.0, prev_start = 0.0;
+  for (int s = 0; s < n; ++s) {
+    const double* seg = d + kHeaderSize + s * kSegmentSize;
+    const double* p = seg + slot::kParams;
+    const double kind = seg[slot::kKind];
+    if (!(kind >= 0.0 && kind < kNumKinds) || kind != floor(kind)) return "unknown segment kind";
+    const double track = seg[slot::kTrack], start = seg[slot::kStart];
+    if (track != prev_track) {
+      if (track < prev_track) return "segments not sorted by track";
+      if (start != 0.0) return "the first segment of a track must start at step 0";
+    } else if (!(start > prev_start)) {
+      return "segment starts must increase within a track";
+    }
+    prev_track = track;
+    prev_start = start;
+    int64_t offset = 0, count = 0;
+    const int k = static_cast<int>(kind);
+    if (k == kMultiStep) { offset = static_cast<int64_t>(p[2]); count = static_cast<int64_t>(p[3]); }
+    if (k == kTable) { offset = static_cast<int64_t>(p[0]); count = static_cast<int64_t>(p[1]); }
+    if (k == kPiecewise) { offset = static_cast<int64_t>(p[0]); count = 2 * static_cast<int64_t>(p[1]) + 1; }
+    if (k == kCyclic && static_cast<int>(p[4]) == kCyclicTable) {
+      offset = static_cast<int64_t>(p[7]);
+      count = static_cast<int64_t>(p[8]);
+    }
+    if (k == kTable || (k == kCyclic && static_cast<int>(p[4]) == kCyclicTable)) {
+      if (count < 1) return "a table segment needs at least one value";
+    }
+    if (offset < 0 || count < 0 || offset + count > table_size) return "table reference out of range";
+    if (k == kOneCycle && (p[0] < 1.0 || p[0] > 3.0)) return "one-cycle needs 1 to 3 phases";
+  }
+  return nullptr;
+}
+
+}  // namespace lrfast

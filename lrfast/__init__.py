@@ -1,0 +1,74 @@
+"""lrfast: learning-rate schedules that cost nothing.
+
+Schedules are pure functions of an integer step, evaluated in closed form in float64
+by one C++ header shared by the host, the CUDA kernels and a Numba twin.
+
+>>> import lrfast
+>>> from lrfast import schedules
+>>> schedules.cosine_annealing(0.1, T_max=100)(50)
+0.05
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._version import __version__
+from . import schedules
+
+__all__ = ["__version__", "schedules", "info", "get_include", "cuda_status", "numba_status"]
+
+
+def get_include() -> str:
+    """The directory holding ``lrfast/schedule.h`` (for out-of-tree C++/CUDA extensions)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "include", here.parent / "csrc" / "include"):
+        if (candidate / "lrfast" / "schedule.h").exists():
+            return str(candidate)
+    raise FileNotFoundError("lrfast: schedule.h is not installed beside the package")
+
+
+def cuda_status() -> tuple[bool, str]:
+    """(usable, why not): whether lrfast's CUDA kernels can run here."""
+    from . import _C
+
+    if not _C.has_cuda():
+        return False, "lrfast was built without CUDA: " + _C.build_info()["cuda_reason"]
+    count, why = _C.cuda_device_count()
+    if count == 0:
+        return False, f"no usable CUDA device ({why})"
+    return True, f"{count} CUDA device(s)"
+
+
+def numba_status() -> tuple[bool, str]:
+    """(usable, why not): whether the Numba CPU kernels can run here."""
+    try:
+        import numba
+    except ImportError as exc:
+        return False, f"numba is not installed ({exc})"
+    return True, f"numba {numba.__version__}"
+
+
+def info(file=None) -> dict:
+    """Print (and return) what was built and what is usable at run time, and why not."""
+    from . import _C
+
+    build = _C.build_info()
+    cuda_ok, cuda_why = cuda_status()
+    numba_ok, numba_why = numba_status()
+    report = {
+        "version": __version__,
+        "host_module": f"lrfast._C ({build['cxx_compiler']})",
+        "cuda_kernels_built": build["cuda_built"],
+        "cuda_archs": build["cuda_archs"],
+        "cuda_compiler": build["cuda_compiler"] or build["cuda_reason"],
+        "cuda_usable": cuda_ok,
+        "cuda": cuda_why,
+        "numba_usable": numba_ok,
+        "numba": numba_why,
+    }
+    width = max(map(len, report))
+    print(f"lrfast {__version__}", file=file)
+    for key, value in list(report.items())[1:]:
+        print(f"  {key:<{width}}  {value}", file=file)
+    return report

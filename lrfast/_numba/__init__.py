@@ -1,0 +1,1 @@
+"""Numba twins of the compiled core (CPU). Importing this package needs Numba."""

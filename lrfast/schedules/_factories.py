@@ -1,0 +1,498 @@
+"""Schedule factories: each checks its arguments at once and returns a Schedule.
+
+Primitives map one-to-one onto the kinds of ``schedule.h``; composites (warmup +
+cosine, warmup-stable-decay, ...) are joins of primitives, so each curve has exactly
+one implementation. Names follow optax where optax has the same curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .. import _layout as L
+from ._core import (
+    Schedule,
+    Segment,
+    _nonneg_int,
+    _positive_int,
+    _positive_real,
+    _real,
+    join,
+)
+
+__all__ = [
+    "constant", "linear", "polynomial", "exponential_decay", "step_decay", "multistep_decay",
+    "piecewise_constant", "cosine_decay", "cosine_annealing", "warm_restarts", "cyclic",
+    "one_cycle", "inverse_sqrt", "sqrt_decay", "warmup_constant", "warmup_cosine_decay",
+    "warmup_stable_decay", "from_values", "baked",
+]
+
+
+def _primitive(kind: L.Kind, params: Sequence[float], description: str, table: Sequence[float] = ()) -> Schedule:
+    return Schedule([Segment(kind, 0, 0, tuple(float(p) for p in params), tuple(float(v) for v in table))],
+                    1.0, description)
+
+
+def _args(name: str, **kwargs) -> str:
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+
+
+def _delayed(fn: str, schedule: Schedule, init_value: float, transition_begin) -> Schedule:
+    begin = _nonneg_int(fn, "transition_begin", transition_begin)
+    return schedule if begin == 0 else join([constant(init_value), schedule], [begin])
+
+
+# -- primitives ------------------------------------------------------------------------
+
+def constant(value: float) -> Schedule:
+    r"""A constant: :math:`\eta_t = v`.
+
+    >>> constant(0.1)(12345)
+    0.1
+    """
+    v = _real("constant", "value", value)
+    return _primitive(L.Kind.CONSTANT, [v], _args("constant", value=v))
+
+
+def linear(init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0) -> Schedule:
+    r"""Linear from ``init_value`` to ``end_value`` over ``transition_steps``, then held:
+    :math:`\eta_t = a + (b - a)\,\min(t - t_0, T)/T` for :math:`t \ge t_0`, ``a`` before.
+
+    >>> s = linear(1.0, 0.0, 4)
+    >>> [s(t) for t in range(6)]
+    [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    """
+    fn = "linear"
+    a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
+    steps = _positive_int(fn, "transition_steps", transition_steps)
+    s = _primitive(L.Kind.LINEAR, [a, b, steps],
+                   _args(fn, init_value=a, end_value=b, transition_steps=steps))
+    return _delayed(fn, s, a, transition_begin)
+
+
+def polynomial(init_value: float, end_value: float, power: float, transition_steps: int,
+               transition_begin: int = 0) -> Schedule:
+    r"""Polynomial decay: :math:`\eta_t = b + (a - b)(1 - \min(t, T)/T)^p` (optax's
+    ``polynomial_schedule``; torch's ``PolynomialLR`` with ``b = 0``).
+
+    >>> s = polynomial(1.0, 0.0, power=2.0, transition_steps=4)
+    >>> [s(t) for t in range(5)]
+    [1.0, 0.5625, 0.25, 0.0625, 0.0]
+    """
+    fn = "polynomial"
+    a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
+    p = _real(fn, "power", power)
+    steps = _positive_int(fn, "transition_steps", transition_steps)
+    s = _primitive(L.Kind.POLYNOMIAL, [a, b, steps, p],
+                   _args(fn, init_value=a, end_value=b, power=p, transition_steps=steps))
+    return _delayed(fn, s, a, transition_begin)
+
+
+def exponential_decay(init_value: float, transition_steps: int, decay_rate: float, transition_begin: int = 0,
+                      staircase: bool = False, end_value: float | None = None) -> Schedule:
+    r"""Exponential decay (optax's ``exponential_decay``):
+    :math:`\eta_t = a\,r^{(t - t_0)/T}` (exponent floored when ``staircase``), clipped at
+    ``end_value`` (from below when ``r < 1``, from above when ``r > 1``).
+    torch's ``ExponentialLR(gamma)`` is ``exponential_decay(lr, 1, gamma)``.
+
+    >>> s = exponential_decay(1.0, transition_steps=2, decay_rate=0.25)
+    >>> [s(t) for t in range(4)]
+    [1.0, 0.5, 0.25, 0.125]
+    """
+    fn = "exponential_decay"
+    a = _real(fn, "init_value", init_value)
+    steps = _positive_int(fn, "transition_steps", transition_steps)
+    rate = _real(fn, "decay_rate", decay_rate)
+    if rate <= 0:
+        raise ValueError(f"{fn}: decay_rate must be > 0, got {decay_rate!r}")
+    if not isinstance(staircase, bool):
+        raise TypeError(f"{fn}: staircase must be a bool, got {staircase!r}")
+    kind = L.Kind.STEP if staircase else L.Kind.EXPONENTIAL
+    desc = _args(fn, init_value=a, transition_steps=steps, decay_rate=rate, staircase=staircase,
+                 end_value=end_value)
+    s = _primitive(kind, [a, rate, steps], desc)
+    if end_value is not None:
+        end = _real(fn, "end_value", end_value)
+        s = _clip_exponential(s, a, rate, end, desc)
+    return _delayed(fn, s, a, transition_begin)
+
+
+def _clip_exponential(s: Schedule, a: float, rate: float, end: float, desc: str) -> Schedule:
+    """Join ``s`` with constant(end) at the first integer step where ``s`` passes ``end``."""
+    decreasing = rate < 1.0
+
+    def passed(t: int) -> bool:
+        v = s(t)
+        return v <= end if decreasing else v >= end
+
+    if rate == 1.0 or passed(0):
+        return Schedule(constant(end if passed(0) else a).segments, 1.0, desc)
+    if (a > 0) != (end > 0) or (decreasing and end > a) or (not decreasing and end < a):
+        return Schedule(s.segments, 1.0, desc)  # never reached: clipping changes nothing
+    hi = 1
+    while not passed(hi):
+        hi *= 2
+        if hi > 2**62:
+            return Schedule(s.segments, 1.0, desc)
+    lo = hi // 2
+    while hi - lo > 1:  # invariant: not passed(lo), passed(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passed(mid) else (mid, hi)
+    return Schedule(join([s, constant(end)], [hi]).segments, 1.0, desc)
+
+
+def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
+    r"""Step decay (torch's ``StepLR``): :math:`\eta_t = a\,\gamma^{\lfloor t / s \rfloor}`.
+
+    >>> s = step_decay(1.0, step_size=2, gamma=0.5)
+    >>> [s(t) for t in range(5)]
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+    fn = "step_decay"
+    a = _real(fn, "init_value", init_value)
+    size = _positive_int(fn, "step_size", step_size)
+    g = _real(fn, "gamma", gamma)
+    return _primitive(L.Kind.STEP, [a, g, size], _args(fn, init_value=a, step_size=size, gamma=g))
+
+
+def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
+    r"""Multi-step decay (torch's ``MultiStepLR``): :math:`\eta_t = a\,\gamma^{\#\{m_i \le t\}}`.
+    Repeated milestones decay once per repetition, as torch's Counter does.
+
+    >>> s = multistep_decay(1.0, [2, 4, 4], gamma=0.5)
+    >>> [s(t) for t in range(6)]
+    [1.0, 1.0, 0.5, 0.5, 0.125, 0.125]
+    """
+    fn = "multistep_decay"
+    a = _real(fn, "init_value", init_value)
+    g = _real(fn, "gamma", gamma)
+    if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
+        raise TypeError(f"{fn}: milestones must be a sequence of ints, got {milestones!r}")
+    ms = sorted(_nonneg_int(fn, "milestones", m) for m in milestones)
+    return _primitive(L.Kind.MULTISTEP, [a, g, 0, len(ms)], _args(fn, init_value=a, milestones=ms, gamma=g),
+                      table=ms)
+
+
+def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float] | None = None) -> Schedule:
+    r"""Piecewise constant (optax's ``piecewise_constant_schedule``): starts at ``init_value``
+    and is multiplied by ``scale`` at each ``boundary`` (the scales accumulate).
+
+    >>> s = piecewise_constant(1.0, {2: 0.5, 4: 0.1})
+    >>> [round(s(t), 12) for t in range(6)]
+    [1.0, 1.0, 0.5, 0.5, 0.05, 0.05]
+    """
+    fn = "piecewise_constant"
+    a = _real(fn, "init_value", init_value)
+    items = sorted((boundaries_and_scales or {}).items())
+    bounds = [_nonneg_int(fn, "boundaries_and_scales key", b) for b, _ in items]
+    values = [a]
+    for _, scale in items:
+        values.append(values[-1] * _real(fn, "boundaries_and_scales value", scale))
+    return _primitive(L.Kind.PIECEWISE, [0, len(bounds)],
+                      _args(fn, init_value=a, boundaries_and_scales=dict(items)), table=bounds + values)
+
+
+def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0) -> Schedule:
+    r"""Cosine decay to ``alpha * init_value``, then held (optax's ``cosine_decay_schedule``):
+    :math:`\eta_t = a\,(\alpha + (1-\alpha)\,c_t)`, :math:`c_t = (\tfrac12(1 + \cos(\pi\min(t,T)/T)))^{e}`.
+
+    >>> s = cosine_decay(1.0, decay_steps=4)
+    >>> [round(s(t), 12) for t in range(6)]
+    [1.0, 0.853553390593, 0.5, 0.146446609407, 0.0, 0.0]
+    """
+    fn = "cosine_decay"
+    a = _real(fn, "init_value", init_value)
+    steps = _positive_int(fn, "decay_steps", decay_steps)
+    al, e = _real(fn, "alpha", alpha), _positive_real(fn, "exponent", exponent)
+    return _primitive(L.Kind.COSINE, [a, al * a, steps, 0.0, e],
+                      _args(fn, init_value=a, decay_steps=steps, alpha=al, exponent=e))
+
+
+def cosine_annealing(init_value: float, T_max: int, eta_min: float = 0.0) -> Schedule:
+    r"""torch's ``CosineAnnealingLR`` in closed form, periodic past ``T_max`` as torch's is:
+    :math:`\eta_t = \eta_{min} + \tfrac12(a - \eta_{min})(1 + \cos(\pi t / T_{max}))`.
+
+    >>> s = cosine_annealing(1.0, T_max=2)
+    >>> [round(s(t), 12) for t in range(5)]
+    [1.0, 0.5, 0.0, 0.5, 1.0]
+    """
+    fn = "cosine_annealing"
+    a = _real(fn, "init_value", init_value)
+    t_max = _positive_int(fn, "T_max", T_max)
+    eta = _real(fn, "eta_min", eta_min)
+    return _primitive(L.Kind.COSINE, [a, eta, t_max, 1.0, 1.0], _args(fn, init_value=a, T_max=t_max, eta_min=eta))
+
+
+def warm_restarts(init_value: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> Schedule:
+    r"""Cosine annealing with warm restarts (SGDR; torch's ``CosineAnnealingWarmRestarts``):
+    period ``i`` lasts :math:`T_0 T_{mult}^i` steps, and within it
+    :math:`\eta = \eta_{min} + \tfrac12(a - \eta_{min})(1 + \cos(\pi T_{cur}/T_i))`.
+    Fractional steps are allowed (``s(2.5)``), as torch's ``step(epoch)`` allows.
+
+    >>> s = warm_restarts(1.0, T_0=2, T_mult=2)
+    >>> [round(s(t), 12) for t in range(7)]
+    [1.0, 0.5, 1.0, 0.853553390593, 0.5, 0.146446609407, 1.0]
+    """
+    fn = "warm_restarts"
+    a = _real(fn, "init_value", init_value)
+    t0 = _positive_int(fn, "T_0", T_0)
+    tm = _positive_int(fn, "T_mult", T_mult)
+    eta = _real(fn, "eta_min", eta_min)
+    return _primitive(L.Kind.WARM_RESTARTS, [a, eta, t0, tm],
+                      _args(fn, init_value=a, T_0=t0, T_mult=tm, eta_min=eta))
+
+
+_CYCLIC_MODES = {"triangular": L.CyclicMode.TRIANGULAR, "triangular2": L.CyclicMode.TRIANGULAR2,
+                 "exp_range": L.CyclicMode.EXP_RANGE}
+
+
+def cyclic(base_lr: float, max_lr: float, step_size_up: int = 2000, step_size_down: int | None = None,
+           mode: str = "triangular", gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None,
+           scale_mode: str = "cycle", horizon: int | None = None) -> Schedule:
+    r"""Cyclical learning rate (torch's ``CyclicLR``): triangles between ``base_lr`` and
+    ``max_lr`` with amplitude scaled per cycle (``triangular2``: halved each cycle) or per
+    step (``exp_range``: :math:`\gamma^t`). A custom ``scale_fn`` is baked into a table of
+    ``horizon`` entries (cycles or steps, by ``scale_mode``), held at its last value after.
+    With ``base_lr > max_lr`` it cycles downwards (CyclicLR's momentum).
+
+    >>> s = cyclic(0.0, 1.0, step_size_up=2)
+    >>> [s(t) for t in range(6)]
+    [0.0, 0.5, 1.0, 0.5, 0.0, 0.5]
+    """
+    fn = "cyclic"
+    base, peak = _real(fn, "base_lr", base_lr), _real(fn, "max_lr", max_lr)
+    up = _positive_real(fn, "step_size_up", step_size_up)
+    down = up if step_size_down is None else _positive_real(fn, "step_size_down", step_size_down)
+    g = _real(fn, "gamma", gamma)
+    total_size = float(up) + down
+    step_ratio = up / total_size
+    table: list[float] = []
+    if scale_fn is None:
+        if mode not in _CYCLIC_MODES:
+            raise ValueError(f"{fn}: mode must be one of {sorted(_CYCLIC_MODES)}, got {mode!r}")
+        m = _CYCLIC_MODES[mode]
+        per_iteration = m == L.CyclicMode.EXP_RANGE
+        desc = _args(fn, base_lr=base, max_lr=peak, step_size_up=up, step_size_down=down, mode=mode, gamma=g)
+    else:
+        if not callable(scale_fn):
+            raise TypeError(f"{fn}: scale_fn must be callable, got {scale_fn!r}")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"{fn}: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
+        n = _positive_int(fn, "horizon", horizon) if horizon is not None else None
+        if n is None:
+            raise ValueError(f"{fn}: a custom scale_fn needs horizon (entries to bake), got None")
+        m = L.CyclicMode.TABLE
+        per_iteration = scale_mode == "iterations"
+        table = [float(scale_fn(float(i))) for i in range(n)]
+        desc = _args(fn, base_lr=base, max_lr=peak, step_size_up=up, step_size_down=down, scale_fn=scale_fn,
+                     scale_mode=scale_mode, horizon=n)
+    params = [base, peak, total_size, step_ratio, int(m), g, 1.0 if per_iteration else 0.0, 0, len(table)]
+    return _primitive(L.Kind.CYCLIC, params, desc, table=table)
+
+
+def one_cycle(max_lr: float, total_steps: int, pct_start: float = 0.3, anneal_strategy: str = "cos",
+              div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False) -> Schedule:
+    r"""The 1cycle policy (torch's ``OneCycleLR``): from ``max_lr / div_factor`` up to
+    ``max_lr`` over ``pct_start`` of the steps, then down to
+    ``max_lr / div_factor / final_div_factor`` (``three_phase``: back to the initial LR
+    first, as in the paper), cosine or linear; held at the end value past ``total_steps``.
+
+    >>> s = one_cycle(1.0, total_steps=10, anneal_strategy="linear", div_factor=10.0, final_div_factor=1.0)
+    >>> [round(s(t), 12) for t in (0, 2, 5, 9, 10)]
+    [0.1, 1.0, 0.614285714286, 0.1, 0.1]
+    """
+    fn = "one_cycle"
+    peak = _real(fn, "max_lr", max_lr)
+    total = _positive_int(fn, "total_steps", total_steps)
+    pct = _real(fn, "pct_start", pct_start)
+    if not 0 <= pct <= 1:
+        raise ValueError(f"{fn}: pct_start must be a float between 0 and 1, got {pct_start!r}")
+    if anneal_strategy not in ("cos", "linear"):
+        raise ValueError(f"{fn}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+    div = _positive_real(fn, "div_factor", div_factor)
+    final_div = _positive_real(fn, "final_div_factor", final_div_factor)
+    initial = peak / div
+    minimum = initial / final_div
+    ends = one_cycle_phase_ends(total, pct, three_phase)
+    values = [initial, peak, initial, minimum] if three_phase else [initial, peak, minimum]
+    desc = _args(fn, max_lr=peak, total_steps=total, pct_start=pct, anneal_strategy=anneal_strategy,
+                 div_factor=div, final_div_factor=final_div, three_phase=three_phase)
+    # torch raises past total_steps; as a function of the step, hold the final value.
+    s = join([one_cycle_phases(ends, values, anneal_strategy == "linear"), constant(minimum)], [total])
+    return Schedule(s.segments, 1.0, desc)
+
+
+def one_cycle_phase_ends(total_steps: int, pct_start: float, three_phase: bool) -> list[float]:
+    """The phase end steps OneCycleLR uses (floats, as torch computes them)."""
+    if three_phase:
+        return [float(pct_start * total_steps) - 1, float(2 * pct_start * total_steps) - 2, total_steps - 1]
+    return [float(pct_start * total_steps) - 1, total_steps - 1]
+
+
+def one_cycle_phases(phase_ends: Sequence[float], phase_values: Sequence[float], linear: bool,
+                     description: str = "one_cycle_phases(...)") -> Schedule:
+    """Phase ``i`` anneals ``phase_values[i] -> phase_values[i + 1]`` until ``phase_ends[i]``.
+    The building block of :func:`one_cycle` and of OneCycleLR's momentum cycle."""
+    n = len(phase_ends)
+    if not 1 <= n <= 3 or len(phase_values) != n + 1:
+        raise ValueError(f"one_cycle_phases: needs 1 to 3 phase ends and one more value, got "
+                         f"{list(phase_ends)!r} and {list(phase_values)!r}")
+    ends = [float(e) for e in phase_ends] + [0.0] * (3 - n)
+    values = [float(v) for v in phase_values] + [0.0] * (3 - n)
+    return _primitive(L.Kind.ONE_CYCLE, [n, 1.0 if linear else 0.0, *ends, *values], description)
+
+
+def inverse_sqrt(init_value: float, timescale: int = 10_000, warmup_steps: int = 0) -> Schedule:
+    r"""Inverse square root decay (transformers' ``get_inverse_sqrt_schedule``): linear
+    warmup from 0 over ``warmup_steps``, then :math:`\eta = a / \sqrt{(u + \tau)/\tau}` with
+    ``u`` the steps since warmup.
+
+    >>> s = inverse_sqrt(1.0, timescale=1)
+    >>> [s(t) for t in (0, 3, 8)]
+    [1.0, 0.5, 0.3333333333333333]
+    """
+    fn = "inverse_sqrt"
+    a = _real(fn, "init_value", init_value)
+    tau = _positive_int(fn, "timescale", timescale)
+    w = _nonneg_int(fn, "warmup_steps", warmup_steps)
+    s = _primitive(L.Kind.INVERSE_SQRT, [a, tau], _args(fn, init_value=a, timescale=tau, warmup_steps=w))
+    if w == 0:
+        return s
+    return Schedule(join([linear(0.0, a, w), s], [w]).segments, 1.0, repr(s))
+
+
+def sqrt_decay(init_value: float, end_value: float, decay_steps: int) -> Schedule:
+    r"""The "1 - sqrt" cooldown: :math:`\eta_t = b + (a - b)(1 - \sqrt{\min(t, T)/T})`.
+
+    >>> s = sqrt_decay(1.0, 0.0, decay_steps=4)
+    >>> [s(t) for t in (0, 1, 4, 9)]
+    [1.0, 0.5, 0.0, 0.0]
+    """
+    fn = "sqrt_decay"
+    a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
+    steps = _positive_int(fn, "decay_steps", decay_steps)
+    return _primitive(L.Kind.SQRT_DECAY, [a, b, steps], _args(fn, init_value=a, end_value=b, decay_steps=steps))
+
+
+# -- composites ------------------------------------------------------------------------
+
+def _with_warmup(fn: str, init_value: float, peak: float, warmup_steps: int, rest: Schedule,
+                 description: str) -> Schedule:
+    w = _nonneg_int(fn, "warmup_steps", warmup_steps)
+    s = rest if w == 0 else join([linear(init_value, peak, w), rest], [w])
+    return Schedule(s.segments, s.scale, description)
+
+
+def warmup_constant(init_value: float, peak_value: float, warmup_steps: int) -> Schedule:
+    """Linear warmup from ``init_value`` to ``peak_value``, then constant.
+
+    >>> s = warmup_constant(0.0, 1.0, warmup_steps=4)
+    >>> [s(t) for t in (0, 2, 4, 100)]
+    [0.0, 0.5, 1.0, 1.0]
+    """
+    fn = "warmup_constant"
+    a, p = _real(fn, "init_value", init_value), _real(fn, "peak_value", peak_value)
+    return _with_warmup(fn, a, p, warmup_steps, constant(p),
+                        _args(fn, init_value=a, peak_value=p, warmup_steps=warmup_steps))
+
+
+def warmup_cosine_decay(init_value: float, peak_value: float, warmup_steps: int, decay_steps: int,
+                        end_value: float = 0.0, exponent: float = 1.0) -> Schedule:
+    r"""Linear warmup to ``peak_value`` then cosine decay to ``end_value`` at step
+    ``decay_steps`` (counted from 0, warmup included, as optax's
+    ``warmup_cosine_decay_schedule``), held after.
+
+    >>> s = warmup_cosine_decay(0.0, 1.0, warmup_steps=2, decay_steps=6, end_value=0.1)
+    >>> [round(s(t), 12) for t in (0, 1, 2, 4, 6, 9)]
+    [0.0, 0.5, 1.0, 0.55, 0.1, 0.1]
+    """
+    fn = "warmup_cosine_decay"
+    a, p = _real(fn, "init_value", init_value), _real(fn, "peak_value", peak_value)
+    w = _nonneg_int(fn, "warmup_steps", warmup_steps)
+    total = _positive_int(fn, "decay_steps", decay_steps)
+    if total <= w:
+        raise ValueError(f"{fn}: decay_steps must exceed warmup_steps ({w}), got {decay_steps!r}")
+    end = _real(fn, "end_value", end_value)
+    e = _positive_real(fn, "exponent", exponent)
+    decay = _primitive(L.Kind.COSINE, [p, end, total - w, 0.0, e], "cosine")
+    return _with_warmup(fn, a, p, w, decay, _args(fn, init_value=a, peak_value=p, warmup_steps=w,
+                                                  decay_steps=total, end_value=end, exponent=e))
+
+
+_DECAY_TYPES = ("linear", "cosine", "1-sqrt")
+
+
+def warmup_stable_decay(peak_value: float, warmup_steps: int, stable_steps: int, decay_steps: int,
+                        init_value: float = 0.0, end_value: float = 0.0, decay_type: str = "linear") -> Schedule:
+    r"""Warmup-stable-decay (WSD): linear warmup from ``init_value`` to ``peak_value``,
+    ``stable_steps`` at the peak, then a ``decay_type`` cooldown (``linear``, ``cosine`` or
+    ``1-sqrt``) to ``end_value`` over ``decay_steps``, held after.
+
+    >>> s = warmup_stable_decay(1.0, warmup_steps=2, stable_steps=2, decay_steps=4, decay_type="1-sqrt")
+    >>> [s(t) for t in (0, 1, 2, 3, 4, 5, 8)]
+    [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]
+    """
+    fn = "warmup_stable_decay"
+    p = _real(fn, "peak_value", peak_value)
+    a, end = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
+    w = _nonneg_int(fn, "warmup_steps", warmup_steps)
+    stable = _nonneg_int(fn, "stable_steps", stable_steps)
+    d = _nonneg_int(fn, "decay_steps", decay_steps)
+    if decay_type not in _DECAY_TYPES:
+        raise ValueError(f"{fn}: decay_type must be one of {list(_DECAY_TYPES)}, got {decay_type!r}")
+    desc = _args(fn, peak_value=p, warmup_steps=w, stable_steps=stable, decay_steps=d, init_value=a,
+                 end_value=end, decay_type=decay_type)
+    if d == 0:
+        cooldown = constant(end)
+    elif decay_type == "linear":
+        cooldown = linear(p, end, d)
+    elif decay_type == "cosine":
+        cooldown = _primitive(L.Kind.COSINE, [p, end, d, 0.0, 1.0], "cosine")
+    else:
+        cooldown = sqrt_decay(p, end, d)
+    parts, bounds = [], []
+    if w:
+        parts.append(linear(a, p, w))
+        bounds.append(w)
+    if stable:
+        parts.append(constant(p))
+        bounds.append(w + stable)
+    parts.append(cooldown)
+    s = join(parts, bounds[: len(parts) - 1])
+    return Schedule(s.segments, s.scale, desc)
+
+
+# -- baked tables ----------------------------------------------------------------------
+
+def from_values(values: Sequence[float]) -> Schedule:
+    """A table: ``values[t]``, held at the last value past the end.
+
+    >>> s = from_values([3.0, 2.0, 1.0])
+    >>> [s(t) for t in range(5)]
+    [3.0, 2.0, 1.0, 1.0, 1.0]
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"from_values: values must be a non-empty 1-d sequence, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("from_values: values must be finite")
+    return _primitive(L.Kind.TABLE, [0, arr.size], f"from_values(<{arr.size} values>)", table=arr.tolist())
+
+
+def baked(fn: Callable[[int], float], horizon: int) -> Schedule:
+    """Any callable sampled at steps ``0 .. horizon - 1`` (held at the last value after).
+
+    >>> s = baked(lambda t: 0.5 ** t, horizon=3)
+    >>> [s(t) for t in range(4)]
+    [1.0, 0.5, 0.25, 0.25]
+    """
+    if not callable(fn):
+        raise TypeError(f"baked: fn must be callable, got {fn!r}")
+    n = _positive_int("baked", "horizon", horizon)
+    values = [_real("baked", f"fn({t})", fn(t)) for t in range(n)]
+    s = from_values(values)
+    return Schedule(s.segments, 1.0, f"baked({getattr(fn, '__name__', repr(fn))}, horizon={n})")
+
+
