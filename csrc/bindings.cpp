@@ -71,6 +71,21 @@ py::array_t<double> evaluate_at(const DoubleArray& descriptors, const DoubleArra
   return out;
 }
 
+// The per-step host path of the schedulers: descriptors validated once when they were
+// built (NOTE [trusted descriptors] in lrfast/lr_scheduler/_base.py), so only shapes are
+// checked here; writes into a preallocated out array.
+using StrictArray = py::array_t<double, py::array::c_style>;
+void evaluate_at_trusted(const StrictArray& descriptors, const StrictArray& table, double step, StrictArray& out) {
+  if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize || out.ndim() != 1 ||
+      out.shape(0) != descriptors.shape(0) || table.ndim() != 1) {
+    throw py::value_error("evaluate_at_trusted: shape mismatch");
+  }
+  const std::int64_t groups = descriptors.shape(0);
+  const double* d = descriptors.data();
+  double* o = out.mutable_data();
+  for (std::int64_t g = 0; g < groups; ++g) o[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step);
+}
+
 py::dict layout() {
   py::dict d;
   d["version"] = lrfast::kLayoutVersion;
@@ -120,6 +135,8 @@ PYBIND11_MODULE(_C, m) {
         "values[g, s]: LR of descriptor g at steps[s], float64, on the host.");
   m.def("evaluate_at", &evaluate_at, py::arg("descriptors"), py::arg("table"), py::arg("step"),
         "LR of every descriptor at one step.");
+  m.def("evaluate_at_trusted", &evaluate_at_trusted, py::arg("descriptors"), py::arg("table"), py::arg("step"),
+        py::arg("out"), "evaluate_at into out, for descriptors already validated (no content checks).");
   m.def(
       "validate",
       [](const DoubleArray& descriptors, std::int64_t table_size) {
@@ -136,6 +153,10 @@ PYBIND11_MODULE(_C, m) {
         py::arg("n_descriptors"), py::arg("table"), py::arg("steps"), py::arg("n_steps"), py::arg("out"),
         py::arg("stream"), py::arg("device"),
         "Launch the schedule evaluation kernel on raw device pointers (see cuda_api.h).");
+  m.def("cuda_write_scheduled_values", &lrfast::cuda::write_scheduled_values, py::arg("descriptors"),
+        py::arg("table"), py::arg("n_groups"), py::arg("targets"), py::arg("dtypes"), py::arg("counter"),
+        py::arg("increment"), py::arg("host_step"), py::arg("stream"), py::arg("device"),
+        "Write each group's scheduled value into its scalar tensor, one launch (see cuda_api.h).");
 #else
   m.def("cuda_device_count", [] {
     return py::make_tuple(0, std::string("lrfast was built without CUDA: ") + LRFAST_CUDA_REASON_STRING);

@@ -20,5 +20,16 @@ void evaluate_schedules(std::uintptr_t descriptors, std::int64_t n_descriptors,
                         std::uintptr_t table, std::uintptr_t steps, std::int64_t n_steps,
                         std::uintptr_t out, std::uintptr_t stream, int device);
 
+// Scalar dtypes a written target may have (codes shared with lrfast/_backend/cuda.py).
+enum ScalarType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
+
+// For each group g < n_groups: *targets[g] (of dtype dtypes[g]) = evaluate(descriptor g, step),
+// with step = *counter + increment (then *counter += increment) when counter is non-zero,
+// else host_step. One single-block launch on `stream` of `device`. targets: uint64 device
+// addresses; dtypes: int32 ScalarType codes; counter: an int64 device scalar or 0.
+void write_scheduled_values(std::uintptr_t descriptors, std::uintptr_t table, std::int64_t n_groups,
+                            std::uintptr_t targets, std::uintptr_t dtypes, std::uintptr_t counter,
+                            std::int64_t increment, double host_step, std::uintptr_t stream, int device);
+
 }  // namespace cuda
 }  // namespace lrfast

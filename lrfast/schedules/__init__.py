@@ -23,6 +23,7 @@ from ._factories import (
     linear,
     multistep_decay,
     one_cycle,
+    one_cycle_phase_ends,
     one_cycle_phases,
     piecewise_constant,
     polynomial,
@@ -38,6 +39,6 @@ __all__ = [
     "Schedule", "Segment", "Packed", "pack_many", "join", "chain",
     "constant", "linear", "polynomial", "exponential_decay", "step_decay", "multistep_decay",
     "piecewise_constant", "cosine_decay", "cosine_annealing", "warm_restarts", "cyclic", "one_cycle",
-    "one_cycle_phases", "inverse_sqrt", "sqrt_decay", "warmup_constant", "warmup_cosine_decay",
+    "one_cycle_phase_ends", "one_cycle_phases", "inverse_sqrt", "sqrt_decay", "warmup_constant", "warmup_cosine_decay",
     "warmup_stable_decay", "from_values", "baked",
 ]

@@ -66,6 +66,7 @@ enum Kind : int {
                       //                                              v = u (periodic != 0, torch's form) or min(u, steps)
   kWarmRestarts = 7,  // p: init, end, T_0, T_mult                 -> cosine from init to end over the current period
   kCyclic = 8,        // p: base, peak, total_size, step_ratio, mode, gamma, scale_mode, table offset, table count
+                      //    (mode kCyclicTable: table[i] = scale_fn(first + i), first = 1 per cycle, 0 per iteration)
   kOneCycle = 9,      // p: n_phases, linear?, e1, e2, e3, v0, v1, v2, v3 -> phase i anneals v(i) -> v(i+1) until step e(i+1)
   kInverseSqrt = 10,  // p: init, timescale                        -> init / sqrt((u + timescale) / timescale)
   kSqrtDecay = 11,    // p: init, end, steps                       -> end + (init - end) * (1 - sqrt(min(u, steps) / steps))
@@ -113,8 +114,9 @@ LRFAST_HD double cyclic(const double* p, const double* table, double u) {
     case kTriangular2: scale = 1.0 / pow(2.0, scale_arg - 1.0); break;
     case kExpRange: scale = pow(gamma, scale_arg); break;
     case kCyclicTable: {
+      // torch counts cycles from 1 and iterations from 0; the table starts at the first.
       const int64_t count = static_cast<int64_t>(p[8]);
-      int64_t i = static_cast<int64_t>(scale_arg);
+      int64_t i = static_cast<int64_t>(scale_arg) - (per_iteration ? 0 : 1);
       i = i < 0 ? 0 : (i >= count ? count - 1 : i);
       scale = table[static_cast<int64_t>(p[7]) + i];
       break;
@@ -256,7 +258,7 @@ LRFAST_HD double evaluate(const double* descriptor, const double* table, double 
 // Host-side check of a descriptor against a table of table_size doubles. Returns
 // nullptr when the descriptor is well formed, else a static message.
 inline const char* validate_descriptor(const double* d, int64_t table_size) {
-  if (static_cast<int>(d[slot::kVersion]) != kLayoutVersion) return "unsupported descriptor layout version";
+  if (d[slot::kVersion] != kLayoutVersion) return "unsupported descriptor layout version";
   const double n_raw = d[slot::kNumSegments];
   if (!(n_raw >= 0.0 && n_raw <= kMaxSegments) || n_raw != floor(n_raw)) return "bad segment count";
   const int n = static_cast<int>(n_raw);
@@ -267,6 +269,7 @@ inline const char* validate_descriptor(const double* d, int64_t table_size) {
     const double kind = seg[slot::kKind];
     if (!(kind >= 0.0 && kind < kNumKinds) || kind != floor(kind)) return "unknown segment kind";
     const double track = seg[slot::kTrack], start = seg[slot::kStart];
+    if (!(track >= 0.0) || track != floor(track)) return "bad track";
     if (track != prev_track) {
       if (track < prev_track) return "segments not sorted by track";
       if (start != 0.0) return "the first segment of a track must start at step 0";
@@ -275,20 +278,23 @@ inline const char* validate_descriptor(const double* d, int64_t table_size) {
     }
     prev_track = track;
     prev_start = start;
-    int64_t offset = 0, count = 0;
     const int k = static_cast<int>(kind);
-    if (k == kMultiStep) { offset = static_cast<int64_t>(p[2]); count = static_cast<int64_t>(p[3]); }
-    if (k == kTable) { offset = static_cast<int64_t>(p[0]); count = static_cast<int64_t>(p[1]); }
-    if (k == kPiecewise) { offset = static_cast<int64_t>(p[0]); count = 2 * static_cast<int64_t>(p[1]) + 1; }
-    if (k == kCyclic && static_cast<int>(p[4]) == kCyclicTable) {
-      offset = static_cast<int64_t>(p[7]);
-      count = static_cast<int64_t>(p[8]);
+    if (k == kOneCycle && !(p[0] >= 1.0 && p[0] <= 3.0)) return "one-cycle needs 1 to 3 phases";
+    if (k == kCyclic && !(p[4] >= kTriangular && p[4] <= kCyclicTable && p[4] == floor(p[4]))) {
+      return "unknown cyclic mode";
     }
-    if (k == kTable || (k == kCyclic && static_cast<int>(p[4]) == kCyclicTable)) {
-      if (count < 1) return "a table segment needs at least one value";
+    // Table references are checked as doubles, before any cast to an integer.
+    const bool cyclic_table = k == kCyclic && p[4] == kCyclicTable;
+    double offset = 0.0, count = 0.0, entries = 0.0;
+    if (k == kMultiStep) { offset = p[2]; count = p[3]; entries = count; }
+    if (k == kTable) { offset = p[0]; count = p[1]; entries = count; }
+    if (k == kPiecewise) { offset = p[0]; count = p[1]; entries = 2.0 * count + 1.0; }
+    if (cyclic_table) { offset = p[7]; count = p[8]; entries = count; }
+    if ((k == kTable || cyclic_table) && !(count >= 1.0)) return "a table segment needs at least one value";
+    if (!(offset >= 0.0 && count >= 0.0 && offset + entries <= static_cast<double>(table_size)) ||
+        offset != floor(offset) || count != floor(count)) {
+      return "table reference out of range";
     }
-    if (offset < 0 || count < 0 || offset + count > table_size) return "table reference out of range";
-    if (k == kOneCycle && (p[0] < 1.0 || p[0] > 3.0)) return "one-cycle needs 1 to 3 phases";
   }
   return nullptr;
 }

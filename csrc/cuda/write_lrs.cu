@@ -1,0 +1,65 @@
+// Writes each param group's scheduled value into that group's own scalar tensor (a
+// tensor `lr`, or a momentum / beta1 tensor): one launch for all groups, no host sync.
+// The step comes either from the host (a kernel argument) or from a device counter
+// that the kernel advances, so the launch can be captured in a CUDA graph and replayed.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <lrfast/schedule.h>
+
+#include <stdexcept>
+
+#include "check.cuh"
+#include "cuda_api.h"
+
+namespace lrfast {
+namespace cuda {
+namespace {
+
+constexpr int kWriterThreads = 256;
+
+__device__ __forceinline__ void store_scalar(std::uintptr_t address, int dtype, double value) {
+  switch (dtype) {
+    case kFloat32: *reinterpret_cast<float*>(address) = static_cast<float>(value); break;
+    case kFloat64: *reinterpret_cast<double*>(address) = value; break;
+    case kFloat16: *reinterpret_cast<__half*>(address) = __double2half(value); break;
+    case kBFloat16: *reinterpret_cast<__nv_bfloat16*>(address) = __double2bfloat16(value); break;
+    default: break;  // rejected on the host before launch
+  }
+}
+
+__global__ void write_scheduled_values_kernel(const double* __restrict__ descriptors,
+                                              const double* __restrict__ table, std::int64_t n_groups,
+                                              const std::uint64_t* __restrict__ targets,
+                                              const std::int32_t* __restrict__ dtypes,
+                                              std::int64_t* counter, std::int64_t increment,
+                                              double host_step) {
+  __shared__ double step;
+  // Only thread 0 touches the counter: it reads the step every thread uses and, after
+  // the barrier, advances it; no other thread reads it, so no second barrier is needed.
+  if (threadIdx.x == 0) step = counter ? static_cast<double>(*counter + increment) : host_step;
+  __syncthreads();
+  for (std::int64_t g = threadIdx.x; g < n_groups; g += blockDim.x) {
+    store_scalar(static_cast<std::uintptr_t>(targets[g]), dtypes[g],
+                 evaluate(descriptors + g * kDescriptorSize, table, step));
+  }
+  if (counter && threadIdx.x == 0) *counter += increment;
+}
+
+}  // namespace
+
+void write_scheduled_values(std::uintptr_t descriptors, std::uintptr_t table, std::int64_t n_groups,
+                            std::uintptr_t targets, std::uintptr_t dtypes, std::uintptr_t counter,
+                            std::int64_t increment, double host_step, std::uintptr_t stream, int device) {
+  if (n_groups < 0) throw std::invalid_argument("write_scheduled_values: negative group count");
+  if (n_groups == 0 && counter == 0) return;
+  DeviceGuard guard(device);
+  write_scheduled_values_kernel<<<1, kWriterThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+      reinterpret_cast<const double*>(descriptors), reinterpret_cast<const double*>(table), n_groups,
+      reinterpret_cast<const std::uint64_t*>(targets), reinterpret_cast<const std::int32_t*>(dtypes),
+      reinterpret_cast<std::int64_t*>(counter), increment, host_step);
+  LRFAST_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace cuda
+}  // namespace lrfast

@@ -1,0 +1,1 @@
+"""Backends: pack tables, pick the kernel, launch. Nothing here is public API."""

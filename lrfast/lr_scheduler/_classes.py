@@ -1,0 +1,589 @@
+"""torch's single schedulers, as closed-form programs (see _base.py).
+
+Each class takes exactly torch's arguments and defaults, raises torch's exceptions for
+bad ones, keeps torch's attributes (so state dicts move both ways), and describes each
+group's LR as a :mod:`lrfast.schedules` curve of ``last_epoch``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import torch
+
+from .. import schedules as S
+from ..schedules import Schedule
+from ._base import LRScheduler, as_float, format_param
+
+__all__ = [
+    "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
+    "PolynomialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR", "SWALR",
+]
+
+_DEFAULT_HORIZON = 1024
+
+
+class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
+    r"""Decays each group's LR by ``gamma`` every ``step_size`` steps (torch's ``StepLR``):
+    :math:`\eta_t = \eta_0\,\gamma^{\lfloor t/s\rfloor}`, evaluated in closed form.
+
+    >>> import torch
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    >>> s = StepLR(opt, step_size=2, gamma=0.5)
+    >>> for _ in range(4): opt.step(); s.step()
+    >>> s.get_last_lr()
+    [0.025]
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        self.step_size = step_size
+        self.gamma = gamma
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.step_decay(as_float(base_lr), self.step_size, self.gamma)
+
+
+class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
+    r"""Decays each group's LR by ``gamma`` at each milestone (torch's ``MultiStepLR``):
+    :math:`\eta_t = \eta_0\,\gamma^{\#\{m \le t\}}` (a repeated milestone decays twice).
+
+    >>> import torch
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> s = MultiStepLR(opt, milestones=[1, 3], gamma=0.5)
+    >>> [s.get_last_lr()[0]] + [(opt.step(), s.step(), s.get_last_lr()[0])[2] for _ in range(3)]
+    [1.0, 0.5, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.multistep_decay(as_float(base_lr), sorted(self.milestones.elements()), self.gamma)
+
+
+class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
+    r"""Multiplies each group's LR by ``factor`` until step ``total_iters`` (torch's
+    ``ConstantLR``): :math:`\eta_t = \eta_0 f` for :math:`t < T`, :math:`\eta_0` after.
+    With ``total_iters=0`` torch's step-by-step form never restores the LR; so neither
+    does this one.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        if factor > 1.0 or factor < 0:
+            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        self.factor = factor
+        self.total_iters = total_iters
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        base = as_float(base_lr)
+        low = S.constant(base * self.factor)
+        if self.total_iters <= 0:
+            return low
+        return S.join([low, S.constant(base)], [int(self.total_iters)])
+
+
+class LinearLR(LRScheduler, torch.optim.lr_scheduler.LinearLR):
+    r"""Linear change of the multiplicative factor from ``start_factor`` to ``end_factor``
+    over ``total_iters`` steps (torch's ``LinearLR``):
+    :math:`\eta_t = \eta_0 (f_s + (f_e - f_s)\min(t, T)/T)`.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
+        if start_factor > 1.0 or start_factor <= 0:
+            raise ValueError(
+                "Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        base = as_float(base_lr)
+        if self.total_iters <= 0:  # torch's recursion never leaves the start factor
+            return S.constant(base * self.start_factor)
+        return S.linear(base * self.start_factor, base * self.end_factor, int(self.total_iters))
+
+
+class ExponentialLR(LRScheduler, torch.optim.lr_scheduler.ExponentialLR):
+    r"""Decays each group's LR by ``gamma`` every step (torch's ``ExponentialLR``):
+    :math:`\eta_t = \eta_0\gamma^t`, in closed form (torch multiplies step by step, which
+    drifts by up to ~2e-14 relative over 1e5 steps with float LRs).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        self.gamma = gamma
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.exponential_decay(as_float(base_lr), 1, self.gamma)
+
+
+class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
+    r"""Polynomial decay to 0 over ``total_iters`` (torch's ``PolynomialLR``):
+    :math:`\eta_t = \eta_0 (1 - \min(t, T)/T)^p`.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        self.total_iters = total_iters
+        self.power = power
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.polynomial(as_float(base_lr), 0.0, self.power, int(self.total_iters))
+
+
+class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+    r"""Cosine annealing (torch's ``CosineAnnealingLR``) in closed form:
+    :math:`\eta_t = \eta_{min} + \tfrac12(\eta_0 - \eta_{min})(1 + \cos(\pi t/T_{max}))`,
+    periodic past ``T_max`` exactly as torch's. torch computes it as a recursion that
+    drifts from this closed form by up to ~5e-11 relative over 1e5 steps (float LRs)
+    and ~2e-6 (float32 tensor LRs); lrfast is the closed form.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, T_max: int, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        self.T_max = T_max
+        self.eta_min = eta_min
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.cosine_annealing(as_float(base_lr), int(self.T_max), as_float(self.eta_min))
+
+
+class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
+    r"""Cosine annealing with warm restarts (torch's ``CosineAnnealingWarmRestarts``).
+    ``step(epoch)`` accepts fractional epochs (``epoch + i / iters``) as torch's does.
+    """
+
+    _lrfast_chain_kind = "absolute"
+
+    def __init__(self, optimizer: torch.optim.Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        if T_0 <= 0 or not isinstance(T_0, int):
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        if T_mult < 1 or not isinstance(T_mult, int):
+            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
+        if not isinstance(eta_min, (float, int)):
+            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.warm_restarts(as_float(base_lr), self.T_0, self.T_mult, float(self.eta_min))
+
+    def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
+        # torch's own step(): no order or deprecation warning, fractional epochs, and
+        # _step_count left as the initial step set it.
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            t = self.last_epoch + 1
+        else:
+            if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
+                raise TypeError(f"CosineAnnealingWarmRestarts.step: epoch must be a number, got {epoch!r}")
+            if epoch < 0:
+                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+            t = epoch
+        self._lrfast_advance(t)
+        self._lrfast_apply(t)
+
+    def _lrfast_advance(self, t: float, counted: bool = True) -> None:
+        self.last_epoch = math.floor(t)
+        self.T_cur, self.T_i = self._period_at(t)
+
+    def _period_at(self, t: float) -> tuple[float, int]:
+        """(T_cur, T_i) at step t, as torch's attributes hold them."""
+        t0, m = self.T_0, self.T_mult
+        if t < t0:
+            return t, t0
+        if m == 1:
+            return t % t0, t0
+        n = int(math.log(t / t0 * (m - 1) + 1, m))
+        while n > 0 and t < t0 * (m**n - 1) // (m - 1):
+            n -= 1
+        while t >= t0 * (m ** (n + 1) - 1) // (m - 1):
+            n += 1
+        return t - t0 * (m**n - 1) // (m - 1), t0 * m**n
+
+
+class LambdaLR(LRScheduler, torch.optim.lr_scheduler.LambdaLR):
+    r"""Sets each group's LR to ``base_lr * lr_lambda(t)`` (torch's ``LambdaLR``).
+
+    The callable is baked into a table ahead of the count, ``horizon`` steps at a time
+    (default 1024; the table grows as training goes on, so unbounded runs keep working).
+    ``lr_lambda`` must therefore be a pure function of the step. A ``horizon`` as long
+    as the run makes the whole schedule device-resident (CUDA-graph capturable).
+    """
+
+    _lrfast_chain_kind = "absolute"
+
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 lr_lambda: Callable[[int], float] | list[Callable[[int], float]], last_epoch: int = -1,
+                 *, horizon: int | None = None) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=False)
+        self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
+        self._lrfast_baked = 0
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_lr_schedules(self) -> list[Schedule]:
+        n = self._lrfast_baked = max(self._lrfast_horizon, self.last_epoch + 1 + self._lrfast_horizon)
+        out = []
+        for base, fn in zip(self.base_lrs, self.lr_lambdas):
+            out.append(as_float(base) * S.from_values([float(fn(t)) for t in range(n)]))
+        return out
+
+    def _lrfast_check_step(self, t: float) -> None:
+        if t >= self._lrfast_baked:  # past the baked table: bake further (pure lr_lambda assumed)
+            self.refresh()
+
+    state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.LambdaLR.state_dict)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        lambdas = state_dict.pop("lr_lambdas")
+        try:
+            LRScheduler.load_state_dict(self, state_dict)
+        finally:
+            state_dict["lr_lambdas"] = lambdas
+        for fn, saved in zip(self.lr_lambdas, lambdas):
+            if saved is not None:
+                fn.__dict__.update(saved)
+        self.refresh()
+
+
+class MultiplicativeLR(LRScheduler, torch.optim.lr_scheduler.MultiplicativeLR):
+    r"""Multiplies each group's LR by ``lr_lambda(t)`` at every step ``t >= 1`` (torch's
+    ``MultiplicativeLR``): :math:`\eta_t = \eta_0 \prod_{k=1}^{t} \lambda(k)`, baked into a
+    table (``horizon`` steps at a time, as :class:`LambdaLR`), products taken in
+    torch's order.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer,
+                 lr_lambda: Callable[[int], float] | list[Callable[[int], float]], last_epoch: int = -1,
+                 *, horizon: int | None = None) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=True)
+        self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
+        self._lrfast_baked = 0
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_lr_schedules(self) -> list[Schedule]:
+        n = self._lrfast_baked = max(self._lrfast_horizon, self.last_epoch + 1 + self._lrfast_horizon)
+        return [S.from_values(self.lr_values(as_float(base), fn, n))
+                for base, fn in zip(self.base_lrs, self.lr_lambdas)]
+
+    @staticmethod
+    def lr_values(start: float, fn: Callable[[int], float], n: int) -> list[float]:
+        values = [start]
+        for t in range(1, n):
+            values.append(values[-1] * fn(t))
+        return values
+
+    def _lrfast_check_step(self, t: float) -> None:
+        if t >= self._lrfast_baked:
+            self.refresh()
+
+    state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.MultiplicativeLR.state_dict)
+    load_state_dict = LambdaLR.load_state_dict
+
+
+def _lambdas(optimizer, lr_lambda, check_callable: bool) -> list:
+    n = len(optimizer.param_groups)
+    if not isinstance(lr_lambda, (list, tuple)):
+        lambdas = [lr_lambda] * n
+    else:
+        if len(lr_lambda) != n:
+            raise ValueError(f"Expected {n} lr_lambdas, but got {len(lr_lambda)}")
+        lambdas = list(lr_lambda)
+    if check_callable:
+        for fn in lambdas:
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+    return lambdas
+
+
+def _check_horizon(cls: str, horizon) -> int:
+    if horizon is None:
+        return _DEFAULT_HORIZON
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
+        raise ValueError(f"{cls}: horizon must be a positive int, got {horizon!r}")
+    return horizon
+
+
+class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
+    r"""Cyclical learning rate (torch's ``CyclicLR``), momentum cycled inversely when
+    ``cycle_momentum``. A custom ``scale_fn`` is baked ahead like :class:`LambdaLR`.
+    """
+
+    _lrfast_chain_kind = "absolute"
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float | list[float], max_lr: float | list[float],
+                 step_size_up: int = 2000, step_size_down: int | None = None,
+                 mode: Literal["triangular", "triangular2", "exp_range"] = "triangular", gamma: float = 1.0,
+                 scale_fn: Callable[[float], float] | None = None,
+                 scale_mode: Literal["cycle", "iterations"] = "cycle", cycle_momentum: bool = True,
+                 base_momentum: float = 0.8, max_momentum: float = 0.9, last_epoch: int = -1,
+                 *, horizon: int | None = None) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        base_lrs = format_param("CyclicLR", "base_lr", optimizer, base_lr)
+        max_lrs = format_param("CyclicLR", "max_lr", optimizer, max_lr)
+        if mode not in ["triangular", "triangular2", "exp_range"] and scale_fn is None:
+            raise ValueError("mode is invalid and scale_fn is None")
+        use_beta1 = "betas" in optimizer.defaults
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and not use_beta1:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            base_momentums = format_param("CyclicLR", "base_momentum", optimizer, base_momentum)
+            max_momentums = format_param("CyclicLR", "max_momentum", optimizer, max_momentum)
+        self._lrfast_horizon = _check_horizon("CyclicLR", horizon)
+        self._lrfast_baked = 0
+        # Checks done: now change state, in torch's order.
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(as_float(lr))
+                else:
+                    group["lr"] = lr
+        self.max_lrs = max_lrs
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = use_beta1
+            self.base_momentums = base_momentums
+            self.max_momentums = max_momentums
+            if last_epoch == -1:
+                for m_mom, b_mom, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+                    if use_beta1:
+                        group["betas"] = (m_mom, *group["betas"][1:])
+                    else:
+                        group["momentum"] = m_mom
+                    group["max_momentum"] = m_mom
+                    group["base_momentum"] = b_mom
+        LRScheduler.__init__(self, optimizer, last_epoch)
+        if self.base_lrs != base_lrs:
+            # torch's initial step used the groups' initial_lr; every later step uses base_lr.
+            self.base_lrs = base_lrs
+            self.refresh()
+
+    def _lrfast_cyclic(self, low: float, high: float) -> Schedule:
+        up = self.total_size * self.step_ratio
+        down = self.total_size - up
+        if self._scale_fn_custom is None:
+            return S.cyclic(low, high, up, down, self.mode, self.gamma)
+        n = self._lrfast_baked = max(self._lrfast_horizon, self.last_epoch + 1 + self._lrfast_horizon)
+        entries = n if self.scale_mode == "iterations" else int(n // self.total_size) + 2
+        return S.cyclic(low, high, up, down, scale_fn=self._scale_fn_custom, scale_mode=self.scale_mode,
+                        horizon=entries)
+
+    def _lrfast_lr_schedules(self) -> list[Schedule]:
+        return [self._lrfast_cyclic(as_float(b), as_float(m)) for b, m in zip(self.base_lrs, self.max_lrs)]
+
+    def _lrfast_momentum_schedules(self) -> list[Schedule] | None:
+        if not self.cycle_momentum:
+            return None
+        # momentum = max - (max - base) * scale: a cycle from max_momentum towards base_momentum
+        return [self._lrfast_cyclic(as_float(hi), as_float(lo))
+                for lo, hi in zip(self.base_momentums, self.max_momentums)]
+
+    def _lrfast_check_step(self, t: float) -> None:
+        if self._scale_fn_custom is not None and t >= self._lrfast_baked:
+            self.refresh()
+
+    state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.CyclicLR.state_dict)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        fn = state_dict.pop("_scale_fn_custom")
+        try:
+            LRScheduler.load_state_dict(self, state_dict)
+        finally:
+            state_dict["_scale_fn_custom"] = fn
+        if fn is not None:
+            self._scale_fn_custom.__dict__.update(fn)
+        self._init_scale_fn()
+        self.refresh()
+
+
+class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
+    r"""The 1cycle policy (torch's ``OneCycleLR``), momentum / beta1 cycled inversely when
+    ``cycle_momentum``. Stepping past ``total_steps`` raises ``ValueError`` as torch does.
+    """
+
+    _lrfast_chain_kind = "absolute"
+
+    def __init__(self, optimizer: torch.optim.Optimizer, max_lr: float | list[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: Literal["cos", "linear"] = "cos", cycle_momentum: bool = True,
+                 base_momentum: float | list[float] = 0.85, max_momentum: float | list[float] = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if total_steps is not None:
+            if total_steps <= 0 or not isinstance(total_steps, int):
+                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+            total = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            if not isinstance(epochs, int) or epochs <= 0:
+                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
+            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+                raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
+            total = epochs * steps_per_epoch
+        else:
+            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        if pct_start < 0 or pct_start > 1 or not isinstance(pct_start, float):
+            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        if anneal_strategy not in ["cos", "linear"]:
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        max_lrs = format_param("OneCycleLR", "max_lr", optimizer, max_lr)
+        use_beta1 = "betas" in optimizer.defaults
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and not use_beta1:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            max_momentums = format_param("OneCycleLR", "max_momentum", optimizer, max_momentum)
+            base_momentums = format_param("OneCycleLR", "base_momentum", optimizer, base_momentum)
+        # Checks done: now change state, in torch's order.
+        self.optimizer = optimizer
+        self.total_steps = total
+        ends = S.one_cycle_phase_ends(total, pct_start, three_phase)
+        if three_phase:
+            names = [("initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                     ("max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                     ("initial_lr", "min_lr", "max_momentum", "max_momentum")]
+        else:
+            names = [("initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                     ("max_lr", "min_lr", "base_momentum", "max_momentum")]
+        self._schedule_phases = [
+            {"end_step": end, "start_lr": a, "end_lr": b, "start_momentum": c, "end_momentum": d}
+            for end, (a, b, c, d) in zip(ends, names)]
+        self._anneal_func_type = anneal_strategy
+        if last_epoch == -1:
+            for idx, group in enumerate(optimizer.param_groups):
+                group["initial_lr"] = max_lrs[idx] / div_factor
+                group["max_lr"] = max_lrs[idx]
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = use_beta1
+            if last_epoch == -1:
+                for m_mom, b_mom, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+                    if use_beta1:
+                        group["betas"] = (m_mom, *group["betas"][1:])
+                    else:
+                        group["momentum"] = m_mom
+                    group["max_momentum"] = m_mom
+                    group["base_momentum"] = b_mom
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_phase_schedule(self, group: dict, start_key: str, end_key: str) -> Schedule:
+        ends = [p["end_step"] for p in self._schedule_phases]
+        values = [as_float(group[self._schedule_phases[0][start_key]])]
+        values += [as_float(group[p[end_key]]) for p in self._schedule_phases]
+        return S.one_cycle_phases(ends, values, self._anneal_func_type == "linear")
+
+    def _lrfast_lr_schedules(self) -> list[Schedule]:
+        return [self._lrfast_phase_schedule(g, "start_lr", "end_lr") for g in self.optimizer.param_groups]
+
+    def _lrfast_momentum_schedules(self) -> list[Schedule] | None:
+        if not self.cycle_momentum:
+            return None
+        return [self._lrfast_phase_schedule(g, "start_momentum", "end_momentum") for g in self.optimizer.param_groups]
+
+    def _lrfast_check_step(self, t: float) -> None:
+        if t > self.total_steps:
+            raise ValueError(f"Tried to step {t} times. The specified number of total steps is {self.total_steps}")
+
+
+class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
+    r"""Anneals each group's LR from its value at construction to ``swa_lr`` over
+    ``anneal_epochs`` steps, then holds it (torch's ``swa_utils.SWALR``); ``cos``:
+    :math:`\eta = s + (\eta_0 - s)\tfrac12(1 + \cos(\pi k/K))`, ``linear``: a straight line.
+    """
+
+    _lrfast_chain_kind = "absolute"
+
+    def __init__(self, optimizer: torch.optim.Optimizer, swa_lr: float, anneal_epochs: int = 10,
+                 anneal_strategy: Literal["cos", "linear"] = "cos", last_epoch: int = -1) -> None:
+        swa_lrs = format_param("SWALR", "swa_lr", optimizer, swa_lr)
+        if anneal_strategy not in ["cos", "linear"]:
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
+            raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
+        for value, group in zip(swa_lrs, optimizer.param_groups):
+            group["swa_lr"] = value
+        self._set_anneal_func(anneal_strategy)
+        self.anneal_epochs = anneal_epochs
+        # SWALR anneals from each group's LR at the moment it starts.
+        self._lrfast_start_lrs = [as_float(g["lr"]) for g in optimizer.param_groups]
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_lr_schedules(self) -> list[Schedule]:
+        out = []
+        for start, group in zip(self._lrfast_start_lrs, self.optimizer.param_groups):
+            swa = as_float(group["swa_lr"])
+            if self.anneal_epochs == 0:
+                out.append(S.constant(swa))
+            elif self._anneal_strategy == "linear":
+                out.append(S.linear(start, swa, self.anneal_epochs))
+            else:
+                out.append(S.warmup_cosine_decay(start, start, 0, self.anneal_epochs, end_value=swa))
+        return out
+
+    def _lrfast_alpha(self, k: int) -> float:
+        """torch's anneal fraction after k steps."""
+        t = max(0.0, min(1.0, k / max(1, self.anneal_epochs)))
+        return t if self._anneal_strategy == "linear" else (1 - math.cos(math.pi * t)) / 2
+
+    def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
+        # SWALR counts its own steps (_step_count), whatever last_epoch says.
+        if self._step_count == 1:
+            self._lrfast_warn_order()
+        self._step_count += 1
+        self.last_epoch = self.last_epoch + 1 if epoch is None else self._lrfast_check_epoch(epoch)
+        self._lrfast_apply(self._step_count - 1)
+
+    state_dict = LRScheduler._lrfast_public_state(torch.optim.swa_utils.SWALR.state_dict)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load the state; the LR the anneal started from is recovered, as torch does, from
+        the groups' current LR (load the optimizer's state first)."""
+        LRScheduler.load_state_dict(self, state_dict)
+        self._set_anneal_func(self._anneal_strategy)
+        alpha = self._lrfast_alpha(max(0, self._step_count - 1))
+        starts = []
+        for group in self.optimizer.param_groups:
+            lr, swa = as_float(group["lr"]), as_float(group["swa_lr"])
+            starts.append(swa if alpha == 1 else (lr - alpha * swa) / (1 - alpha))
+        self._lrfast_start_lrs = starts
+        self.refresh()
+
+
