@@ -179,7 +179,9 @@ class LRScheduler(_TorchLRScheduler):
     def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> None:
         self._lrfast_program_cache: _Program | None = None
         self._lrfast_owner: Any = None  # a composite scheduler that writes for this one
+        self._lrfast_t: float = 0.0  # the step whose values the groups hold now
         _TorchLRScheduler.__init__(self, optimizer, last_epoch)
+        bind_to_optimizer(self)
 
     # -- what subclasses provide --------------------------------------------------
     def _lrfast_lr_schedules(self) -> list[Schedule]:
@@ -252,6 +254,7 @@ class LRScheduler(_TorchLRScheduler):
         self.last_epoch = t
 
     def _lrfast_apply(self, t: float) -> None:
+        self._lrfast_t = t
         program = self._lrfast_program()
         groups = self.optimizer.param_groups
         values = program.values_at(t)
@@ -293,7 +296,38 @@ class LRScheduler(_TorchLRScheduler):
         state = {k: v for k, v in state_dict.items() if not k.startswith(_PRIVATE_PREFIX)}
         self.__dict__.update(state)
         self._last_lr = [float(v) if isinstance(v, torch.Tensor) else v for v in self._last_lr]
+        self._lrfast_t = self._lrfast_resume_step()
         self.refresh()
+
+    def _lrfast_resume_step(self) -> float:
+        """The step whose values the groups hold, as restored by load_state_dict."""
+        return self.last_epoch
+
+    # -- the binding protocol with lrfast's fused optimizers ------------------------------
+    # NOTE [scheduler binding] A scheduler built on an optimizer that has
+    # ``_lrfast_bind_scheduler`` registers itself there (a composite, built after its
+    # children, replaces them). The optimizer then evaluates, inside its kernels, the
+    # scheduler's packed program at ``current_step`` -- the same values this scheduler
+    # writes into the groups, so group["lr"] and get_last_lr() stay true.
+    @property
+    def current_step(self) -> float:
+        """The step the groups' current LRs belong to (``last_epoch`` for most schedulers)."""
+        return self._lrfast_t
+
+    def packed_lr(self):
+        """(descriptors (G, DESCRIPTOR_SIZE), table): the packed LR schedule of every group."""
+        return self._lrfast_program().lr
+
+    def packed_momentum(self):
+        """The packed momentum / beta1 schedules when this scheduler cycles them, else None."""
+        return self._lrfast_program().momentum
+
+
+def bind_to_optimizer(scheduler: LRScheduler) -> None:
+    """NOTE [scheduler binding]: let an lrfast optimizer run this scheduler in its kernels."""
+    bind = getattr(scheduler.optimizer, "_lrfast_bind_scheduler", None)
+    if bind is not None:
+        bind(scheduler)
 
 
 def format_param(cls: str, name: str, optimizer: torch.optim.Optimizer, value) -> list:

@@ -571,6 +571,9 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
         self.last_epoch = self.last_epoch + 1 if epoch is None else self._lrfast_check_epoch(epoch)
         self._lrfast_apply(self._step_count - 1)
 
+    def _lrfast_resume_step(self) -> float:
+        return max(0, self._step_count - 1)
+
     state_dict = LRScheduler._lrfast_public_state(torch.optim.swa_utils.SWALR.state_dict)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

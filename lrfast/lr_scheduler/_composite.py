@@ -14,7 +14,7 @@ import torch
 
 from .. import schedules as S
 from ..schedules import Schedule
-from ._base import LRScheduler, as_float
+from ._base import LRScheduler, as_float, bind_to_optimizer
 from ._classes import MultiplicativeLR
 
 __all__ = ["SequentialLR", "ChainedScheduler"]
@@ -97,8 +97,10 @@ class SequentialLR(LRScheduler, torch.optim.lr_scheduler.SequentialLR):
         child._step_count = 0
         child._lrfast_advance(child.last_epoch + 1)
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
+        self._lrfast_t = 0.0
         self._lrfast_apply(self.last_epoch)
         child._last_lr = list(self._last_lr)
+        bind_to_optimizer(self)
 
     @property
     def _lrfast_chain_kind(self) -> str:  # type: ignore[override]
@@ -213,7 +215,9 @@ class ChainedScheduler(LRScheduler, torch.optim.lr_scheduler.ChainedScheduler):
         _detach(schedulers)
         self._lrfast_first = max(last_absolute, 0)
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
+        self._lrfast_t = 0.0
         self._lrfast_apply(schedulers[0].last_epoch)
+        bind_to_optimizer(self)
 
     @property
     def last_epoch(self) -> int:  # torch's ChainedScheduler has none; its schedulers count
