@@ -137,9 +137,17 @@ class Schedule:
 
     def at(self, steps) -> np.ndarray:
         """The schedule at arbitrary (possibly fractional) steps, vectorised."""
-        steps = np.ascontiguousarray(steps, dtype=np.float64)
-        if steps.ndim != 1 or not np.all(np.isfinite(steps)) or (steps.size and steps.min() < 0):
-            raise ValueError("Schedule.at: steps must be a 1-d array of finite values >= 0")
+        try:
+            steps = np.ascontiguousarray(steps, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"Schedule.at: steps must be real numbers, got {steps!r}") from exc
+        if steps.ndim != 1:
+            raise ValueError(f"Schedule.at: steps must be one-dimensional, got shape {steps.shape}")
+        bad = np.flatnonzero(~(np.isfinite(steps) & (steps >= 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"Schedule.at: steps must be finite and >= 0, "
+                             f"got steps[{i}] = {float(steps[i])!r}")
         packed = self.pack()
         return _C().evaluate(packed.descriptors[None, :], packed.table, steps)[0]
 
@@ -217,7 +225,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
             f"steps, got {boundaries!r}"
         )
     bounds = [_positive_int(fn, "boundaries", b) for b in boundaries]
-    if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:])):
+    if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)):
         raise ValueError(f"{fn}: boundaries must be strictly increasing, got {list(boundaries)!r}")
     if len(schedules) == 1:
         return schedules[0]
@@ -227,13 +235,13 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     common_scale = scales[0] if all(x == scales[0] for x in scales) else 1.0
     segments: list[Segment] = []
     for k in range(max(s.num_tracks for s in schedules)):
-        for s, begin, end in zip(schedules, starts, ends):
+        for s, begin, end in zip(schedules, starts, ends, strict=True):
             track = [seg for seg in s.segments if seg.track == k] or [Segment(L.Kind.CONSTANT, k, 0, (1.0,))]
             segments += [replace(seg, track=k, start=begin + seg.start)
                          for seg in track if begin + seg.start < end]
     if common_scale == 1.0 and any(x != 1.0 for x in scales):
         k = max(s.num_tracks for s in schedules)
-        segments += [Segment(L.Kind.CONSTANT, k, b, (x,)) for x, b in zip(scales, starts)]
+        segments += [Segment(L.Kind.CONSTANT, k, b, (x,)) for x, b in zip(scales, starts, strict=True)]
     description = f"join([{', '.join(map(repr, schedules))}], boundaries={bounds!r})"
     return Schedule(_drop_unit_tracks(segments), common_scale, description)
 

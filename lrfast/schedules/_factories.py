@@ -7,7 +7,7 @@ one implementation. Names follow optax where optax has the same curve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 
-def _primitive(kind: L.Kind, params: Sequence[float], description: str, table: Sequence[float] = ()) -> Schedule:
+def _primitive(kind: L.Kind, params: Sequence[float], description: str,
+               table: Sequence[float] = ()) -> Schedule:
     return Schedule([Segment(kind, 0, 0, tuple(float(p) for p in params), tuple(float(v) for v in table))],
                     1.0, description)
 
@@ -39,9 +40,13 @@ def _args(name: str, **kwargs) -> str:
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
 
 
-def _delayed(fn: str, schedule: Schedule, init_value: float, transition_begin) -> Schedule:
+def _delayed(fn: str, schedule: Schedule, init_value: float, transition_begin, description: str) -> Schedule:
+    """``schedule`` starting at ``transition_begin``, held at ``init_value`` before."""
     begin = _nonneg_int(fn, "transition_begin", transition_begin)
-    return schedule if begin == 0 else join([constant(init_value), schedule], [begin])
+    s = schedule if begin == 0 else join([constant(init_value), schedule], [begin])
+    if begin:
+        description = f"{description[:-1]}, transition_begin={begin})"
+    return Schedule(s.segments, 1.0, description)
 
 
 # -- primitives ------------------------------------------------------------------------
@@ -67,9 +72,8 @@ def linear(init_value: float, end_value: float, transition_steps: int, transitio
     fn = "linear"
     a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
     steps = _positive_int(fn, "transition_steps", transition_steps)
-    s = _primitive(L.Kind.LINEAR, [a, b, steps],
-                   _args(fn, init_value=a, end_value=b, transition_steps=steps))
-    return _delayed(fn, s, a, transition_begin)
+    desc = _args(fn, init_value=a, end_value=b, transition_steps=steps)
+    return _delayed(fn, _primitive(L.Kind.LINEAR, [a, b, steps], desc), a, transition_begin, desc)
 
 
 def polynomial(init_value: float, end_value: float, power: float, transition_steps: int,
@@ -85,9 +89,8 @@ def polynomial(init_value: float, end_value: float, power: float, transition_ste
     a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
     p = _real(fn, "power", power)
     steps = _positive_int(fn, "transition_steps", transition_steps)
-    s = _primitive(L.Kind.POLYNOMIAL, [a, b, steps, p],
-                   _args(fn, init_value=a, end_value=b, power=p, transition_steps=steps))
-    return _delayed(fn, s, a, transition_begin)
+    desc = _args(fn, init_value=a, end_value=b, power=p, transition_steps=steps)
+    return _delayed(fn, _primitive(L.Kind.POLYNOMIAL, [a, b, steps, p], desc), a, transition_begin, desc)
 
 
 def exponential_decay(init_value: float, transition_steps: int, decay_rate: float, transition_begin: int = 0,
@@ -110,37 +113,42 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     if not isinstance(staircase, bool):
         raise TypeError(f"{fn}: staircase must be a bool, got {staircase!r}")
     kind = L.Kind.STEP if staircase else L.Kind.EXPONENTIAL
+    end = None if end_value is None else _real(fn, "end_value", end_value)
     desc = _args(fn, init_value=a, transition_steps=steps, decay_rate=rate, staircase=staircase,
-                 end_value=end_value)
+                 end_value=end)
     s = _primitive(kind, [a, rate, steps], desc)
-    if end_value is not None:
-        end = _real(fn, "end_value", end_value)
-        s = _clip_exponential(s, a, rate, end, desc)
-    return _delayed(fn, s, a, transition_begin)
+    if end is None:
+        return _delayed(fn, s, a, transition_begin, desc)
+    clip = max if rate < 1.0 else min  # optax: end_value bounds from below when decaying
+    clipped = _clip_exponential(kind, a, rate, steps, end, clip)
+    return _delayed(fn, clipped, clip(a, end), transition_begin, desc)
 
 
-def _clip_exponential(s: Schedule, a: float, rate: float, end: float, desc: str) -> Schedule:
-    """Join ``s`` with constant(end) at the first integer step where ``s`` passes ``end``."""
-    decreasing = rate < 1.0
+_CLIP_HORIZON = 2**62  # steps; far past any run, and every pow has under/overflowed by then
 
-    def passed(t: int) -> bool:
+
+def _clip_exponential(kind: L.Kind, a: float, rate: float, steps: int, end: float, clip) -> Schedule:
+    """``clip(a * rate**p(t), end)`` as a join. The curve is monotone, so the steps where the
+    clip binds are a prefix or a suffix of all steps; the switch is found by bisection on
+    integer steps (a staircase only changes at multiples of ``steps``, so it switches there)."""
+    s = _primitive(kind, [a, rate, steps], "curve")
+
+    def binds(t: int) -> bool:
         v = s(t)
-        return v <= end if decreasing else v >= end
+        return clip(v, end) != v
 
-    if rate == 1.0 or passed(0):
-        return Schedule(constant(end if passed(0) else a).segments, 1.0, desc)
-    if (a > 0) != (end > 0) or (decreasing and end > a) or (not decreasing and end < a):
-        return Schedule(s.segments, 1.0, desc)  # never reached: clipping changes nothing
-    hi = 1
-    while not passed(hi):
-        hi *= 2
-        if hi > 2**62:
-            return Schedule(s.segments, 1.0, desc)
-    lo = hi // 2
-    while hi - lo > 1:  # invariant: not passed(lo), passed(hi)
+    first, last = binds(0), binds(_CLIP_HORIZON)
+    if first == last:
+        return constant(end) if first else s
+    lo, hi = 0, _CLIP_HORIZON
+    while hi - lo > 1:  # invariant: binds(lo) == first != binds(hi)
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if passed(mid) else (mid, hi)
-    return Schedule(join([s, constant(end)], [hi]).segments, 1.0, desc)
+        lo, hi = (mid, hi) if binds(mid) == first else (lo, mid)
+    if not first:
+        return join([s, constant(end)], [hi])
+    # Clipped first (a < 0 only): the curve resumes at hi where it would have been.
+    shifted = _primitive(kind, [a * rate ** (hi / steps), rate, steps], "curve")
+    return join([constant(end), shifted], [hi])
 
 
 def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
@@ -185,6 +193,9 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
     """
     fn = "piecewise_constant"
     a = _real(fn, "init_value", init_value)
+    if boundaries_and_scales is not None and not isinstance(boundaries_and_scales, Mapping):
+        raise TypeError(f"{fn}: boundaries_and_scales must be a dict {{step: scale}}, "
+                        f"got {boundaries_and_scales!r}")
     items = sorted((boundaries_and_scales or {}).items())
     bounds = [_nonneg_int(fn, "boundaries_and_scales key", b) for b, _ in items]
     values = [a]
@@ -222,7 +233,8 @@ def cosine_annealing(init_value: float, T_max: int, eta_min: float = 0.0) -> Sch
     a = _real(fn, "init_value", init_value)
     t_max = _positive_int(fn, "T_max", T_max)
     eta = _real(fn, "eta_min", eta_min)
-    return _primitive(L.Kind.COSINE, [a, eta, t_max, 1.0, 1.0], _args(fn, init_value=a, T_max=t_max, eta_min=eta))
+    return _primitive(L.Kind.COSINE, [a, eta, t_max, 1.0, 1.0],
+                      _args(fn, init_value=a, T_max=t_max, eta_min=eta))
 
 
 def warm_restarts(init_value: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> Schedule:
@@ -285,7 +297,8 @@ def cyclic(base_lr: float, max_lr: float, step_size_up: int = 2000, step_size_do
             raise ValueError(f"{fn}: a custom scale_fn needs horizon (entries to bake), got None")
         m = L.CyclicMode.TABLE
         per_iteration = scale_mode == "iterations"
-        table = [float(scale_fn(float(i))) for i in range(n)]
+        first = 0 if per_iteration else 1  # torch counts cycles from 1, iterations from 0
+        table = [_real(fn, f"scale_fn({i + first})", scale_fn(float(i + first))) for i in range(n)]
         desc = _args(fn, base_lr=base, max_lr=peak, step_size_up=up, step_size_down=down, scale_fn=scale_fn,
                      scale_mode=scale_mode, horizon=n)
     params = [base, peak, total_size, step_ratio, int(m), g, 1.0 if per_iteration else 0.0, 0, len(table)]
@@ -313,9 +326,15 @@ def one_cycle(max_lr: float, total_steps: int, pct_start: float = 0.3, anneal_st
         raise ValueError(f"{fn}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
     div = _positive_real(fn, "div_factor", div_factor)
     final_div = _positive_real(fn, "final_div_factor", final_div_factor)
+    if not isinstance(three_phase, bool):
+        raise TypeError(f"{fn}: three_phase must be a bool, got {three_phase!r}")
     initial = peak / div
     minimum = initial / final_div
     ends = one_cycle_phase_ends(total, pct, three_phase)
+    if ends[0] == 0.0:
+        # The warmup would run from step 0 to step 0: torch divides by zero at construction.
+        raise ValueError(f"{fn}: pct_start * total_steps must not be 1 (an empty warmup phase), got "
+                         f"pct_start={pct_start!r}, total_steps={total}")
     values = [initial, peak, initial, minimum] if three_phase else [initial, peak, minimum]
     desc = _args(fn, max_lr=peak, total_steps=total, pct_start=pct, anneal_strategy=anneal_strategy,
                  div_factor=div, final_div_factor=final_div, three_phase=three_phase)
@@ -344,10 +363,11 @@ def one_cycle_phases(phase_ends: Sequence[float], phase_values: Sequence[float],
     return _primitive(L.Kind.ONE_CYCLE, [n, 1.0 if linear else 0.0, *ends, *values], description)
 
 
-def inverse_sqrt(init_value: float, timescale: int = 10_000, warmup_steps: int = 0) -> Schedule:
+def inverse_sqrt(init_value: float, timescale: int | None = None, warmup_steps: int = 0) -> Schedule:
     r"""Inverse square root decay (transformers' ``get_inverse_sqrt_schedule``): linear
     warmup from 0 over ``warmup_steps``, then :math:`\eta = a / \sqrt{(u + \tau)/\tau}` with
-    ``u`` the steps since warmup.
+    ``u`` the steps since warmup. ``timescale`` defaults as transformers' does: to
+    ``warmup_steps``, or 10,000 without warmup.
 
     >>> s = inverse_sqrt(1.0, timescale=1)
     >>> [s(t) for t in (0, 3, 8)]
@@ -355,8 +375,8 @@ def inverse_sqrt(init_value: float, timescale: int = 10_000, warmup_steps: int =
     """
     fn = "inverse_sqrt"
     a = _real(fn, "init_value", init_value)
-    tau = _positive_int(fn, "timescale", timescale)
     w = _nonneg_int(fn, "warmup_steps", warmup_steps)
+    tau = (w or 10_000) if timescale is None else _positive_int(fn, "timescale", timescale)
     s = _primitive(L.Kind.INVERSE_SQRT, [a, tau], _args(fn, init_value=a, timescale=tau, warmup_steps=w))
     if w == 0:
         return s
@@ -373,7 +393,8 @@ def sqrt_decay(init_value: float, end_value: float, decay_steps: int) -> Schedul
     fn = "sqrt_decay"
     a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
     steps = _positive_int(fn, "decay_steps", decay_steps)
-    return _primitive(L.Kind.SQRT_DECAY, [a, b, steps], _args(fn, init_value=a, end_value=b, decay_steps=steps))
+    return _primitive(L.Kind.SQRT_DECAY, [a, b, steps],
+                      _args(fn, init_value=a, end_value=b, decay_steps=steps))
 
 
 # -- composites ------------------------------------------------------------------------
@@ -425,7 +446,8 @@ _DECAY_TYPES = ("linear", "cosine", "1-sqrt")
 
 
 def warmup_stable_decay(peak_value: float, warmup_steps: int, stable_steps: int, decay_steps: int,
-                        init_value: float = 0.0, end_value: float = 0.0, decay_type: str = "linear") -> Schedule:
+                        init_value: float = 0.0, end_value: float = 0.0,
+                        decay_type: str = "linear") -> Schedule:
     r"""Warmup-stable-decay (WSD): linear warmup from ``init_value`` to ``peak_value``,
     ``stable_steps`` at the peak, then a ``decay_type`` cooldown (``linear``, ``cosine`` or
     ``1-sqrt``) to ``end_value`` over ``decay_steps``, held after.
@@ -473,11 +495,15 @@ def from_values(values: Sequence[float]) -> Schedule:
     >>> [s(t) for t in range(5)]
     [3.0, 2.0, 1.0, 1.0, 1.0]
     """
-    arr = np.asarray(values, dtype=np.float64)
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"from_values: values must be real numbers, got {values!r}") from exc
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"from_values: values must be a non-empty 1-d sequence, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError("from_values: values must be finite")
+        i = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ValueError(f"from_values: values must be finite, got values[{i}] = {float(arr[i])!r}")
     return _primitive(L.Kind.TABLE, [0, arr.size], f"from_values(<{arr.size} values>)", table=arr.tolist())
 
 
