@@ -86,6 +86,45 @@ void evaluate_at_trusted(const StrictArray& descriptors, const StrictArray& tabl
   for (std::int64_t g = 0; g < groups; ++g) o[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step);
 }
 
+// The float-LR fast path of a scheduler step: evaluate every group (trusted
+// descriptors) and store each value as a Python float in groups[g][key]. Returns the
+// list of values (the scheduler's _last_lr). One call instead of a Python loop.
+// With tuple_slot >= 0, groups[g][key] is a tuple (Adam's betas) whose element tuple_slot
+// is replaced by the value, the others kept.
+py::list assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
+                             const py::list& groups, const py::str& key, int tuple_slot) {
+  if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize || table.ndim() != 1) {
+    throw py::value_error("assign_group_values: shape mismatch");
+  }
+  const auto n = static_cast<std::int64_t>(py::len(groups));
+  if (n != descriptors.shape(0)) throw py::value_error("assign_group_values: one descriptor per group expected");
+  py::list values(n);
+  const double* d = descriptors.data();
+  for (std::int64_t g = 0; g < n; ++g) {
+    py::float_ v(lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step));
+    PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
+    if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
+    if (tuple_slot >= 0) {
+      PyObject* old = PyDict_GetItemWithError(group, key.ptr());
+      if (old == nullptr || !PyTuple_Check(old) || PyTuple_GET_SIZE(old) <= tuple_slot) {
+        if (PyErr_Occurred()) throw py::error_already_set();
+        throw py::type_error("assign_group_values: groups[g][key] must be a tuple long enough for tuple_slot");
+      }
+      py::tuple replaced(PyTuple_GET_SIZE(old));
+      for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(old); ++i) {
+        PyObject* item = i == tuple_slot ? v.ptr() : PyTuple_GET_ITEM(old, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(replaced.ptr(), i, item);
+      }
+      if (PyDict_SetItem(group, key.ptr(), replaced.ptr()) != 0) throw py::error_already_set();
+    } else if (PyDict_SetItem(group, key.ptr(), v.ptr()) != 0) {
+      throw py::error_already_set();
+    }
+    PyList_SET_ITEM(values.ptr(), g, v.release().ptr());
+  }
+  return values;
+}
+
 py::dict layout() {
   py::dict d;
   d["version"] = lrfast::kLayoutVersion;
@@ -137,6 +176,9 @@ PYBIND11_MODULE(_C, m) {
         "LR of every descriptor at one step.");
   m.def("evaluate_at_trusted", &evaluate_at_trusted, py::arg("descriptors"), py::arg("table"), py::arg("step"),
         py::arg("out"), "evaluate_at into out, for descriptors already validated (no content checks).");
+  m.def("assign_group_values", &assign_group_values, py::arg("descriptors"), py::arg("table"), py::arg("step"),
+        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1,
+        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors).");
   m.def(
       "validate",
       [](const DoubleArray& descriptors, std::int64_t table_size) {

@@ -257,10 +257,18 @@ class LRScheduler(_TorchLRScheduler):
         self._lrfast_t = t
         program = self._lrfast_program()
         groups = self.optimizer.param_groups
-        values = program.values_at(t)
-        program.lr_writer.write(groups, values, t)
+        if program.lr_writer.all_float:  # the common case, one call into the core
+            values = _C.assign_group_values(program.lr.descriptors, program.lr.table, t, groups, "lr")
+        else:
+            values = program.values_at(t)
+            program.lr_writer.write(groups, values, t)
         if program.momentum is not None:
-            program.momentum_writer.write(groups, program.momentum_at(t), t)
+            writer = program.momentum_writer
+            if writer.all_float:
+                _C.assign_group_values(program.momentum.descriptors, program.momentum.table, t, groups, writer.key,
+                                       -1 if writer.tuple_slot is None else writer.tuple_slot)
+            else:
+                writer.write(groups, program.momentum_at(t), t)
         self._last_lr = values
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
