@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._version import __version__
 from . import schedules
+from ._version import __version__
 
-__all__ = ["__version__", "schedules", "info", "get_include", "cuda_status", "numba_status"]
+__all__ = ["__version__", "schedules", "info", "get_include", "cuda_status", "numba_status", "plot"]
+
+
+def plot(*args, **kwargs):
+    """Draw LR curves of schedules or schedulers (see :func:`lrfast.plotting.plot`)."""
+    from .plotting import plot as _plot
+
+    return _plot(*args, **kwargs)
 
 
 def get_include() -> str:
