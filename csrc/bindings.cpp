@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <lrfast/fused_tables.h>
 #include <lrfast/schedule.h>
 
 #include <cstdint>
@@ -149,6 +150,12 @@ py::dict layout() {
   kinds["table"] = static_cast<int>(lrfast::kTable);
   kinds["piecewise"] = static_cast<int>(lrfast::kPiecewise);
   d["kinds"] = kinds;
+  py::dict fused_layout;
+  fused_layout["tensor_slots"] = lrfast::fused::kTensorSlots;
+  fused_layout["group_slots"] = lrfast::fused::kGroupSlots;
+  fused_layout["chunk_size"] = lrfast::fused::kChunkSize;
+  fused_layout["block_size"] = lrfast::fused::kBlockSize;
+  d["fused"] = fused_layout;
   return d;
 }
 
@@ -199,6 +206,12 @@ PYBIND11_MODULE(_C, m) {
         py::arg("table"), py::arg("n_groups"), py::arg("targets"), py::arg("dtypes"), py::arg("counter"),
         py::arg("increment"), py::arg("host_step"), py::arg("stream"), py::arg("device"),
         "Write each group's scheduled value into its scalar tensor, one launch (see cuda_api.h).");
+  m.def("cuda_fused_step", &lrfast::cuda::fused_step, py::arg("algorithm"), py::arg("dtype"), py::arg("tensors"),
+        py::arg("n_tensors"), py::arg("n_chunks"), py::arg("groups"), py::arg("lr_tensors"),
+        py::arg("lr_descriptors"), py::arg("lr_table"), py::arg("beta1_descriptors"), py::arg("beta1_table"),
+        py::arg("step_counter"), py::arg("host_step"), py::arg("grad_scale"), py::arg("found_inf"),
+        py::arg("ticket"), py::arg("stream"), py::arg("device"),
+        "One fused SGD/Adam/AdamW step for a bucket, one launch (see cuda_api.h, fused_tables.h).");
 #else
   m.def("cuda_device_count", [] {
     return py::make_tuple(0, std::string("lrfast was built without CUDA: ") + LRFAST_CUDA_REASON_STRING);

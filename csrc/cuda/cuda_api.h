@@ -31,5 +31,16 @@ void write_scheduled_values(std::uintptr_t descriptors, std::uintptr_t table, st
                             std::uintptr_t targets, std::uintptr_t dtypes, std::uintptr_t counter,
                             std::int64_t increment, double host_step, std::uintptr_t stream, int device);
 
+// One fused optimizer step for one bucket (see lrfast/fused_tables.h for the tables and
+// csrc/cuda/fused_optim.cu for the kernel). algorithm: fused::Algorithm; dtype: ScalarType
+// of params, grads and states. Every address is a device address or 0 where optional
+// (lr_tensors, descriptors, tables, step_counter, grad_scale, found_inf); ticket is a
+// zeroed uint32 on the device (Adam/AdamW). n_chunks: total chunks of the bucket.
+void fused_step(int algorithm, int dtype, std::uintptr_t tensors, std::int64_t n_tensors, std::int64_t n_chunks,
+                std::uintptr_t groups, std::uintptr_t lr_tensors, std::uintptr_t lr_descriptors,
+                std::uintptr_t lr_table, std::uintptr_t beta1_descriptors, std::uintptr_t beta1_table,
+                std::uintptr_t step_counter, double host_step, std::uintptr_t grad_scale,
+                std::uintptr_t found_inf, std::uintptr_t ticket, std::uintptr_t stream, int device);
+
 }  // namespace cuda
 }  // namespace lrfast

@@ -94,6 +94,15 @@ LRFAST_HD int64_t count_at_most(const double* table, int64_t count, double u) {
   return lo;
 }
 
+// clamp(floor(x), 0, count - 1), clamped as a double: casting a step past 2**63 to an
+// integer is undefined (x86 gives INT64_MIN, which would clamp to the first entry).
+LRFAST_HD int64_t clamped_index(double x, int64_t count) {
+  const double f = floor(x);
+  if (!(f > 0.0)) return 0;
+  if (f >= static_cast<double>(count - 1)) return count - 1;
+  return static_cast<int64_t>(f);
+}
+
 LRFAST_HD double cosine_between(double from, double to, double fraction) {
   return to + (from - to) * (1.0 + cos(kPi * fraction)) / 2.0;
 }
@@ -115,9 +124,7 @@ LRFAST_HD double cyclic(const double* p, const double* table, double u) {
     case kExpRange: scale = pow(gamma, scale_arg); break;
     case kCyclicTable: {
       // torch counts cycles from 1 and iterations from 0; the table starts at the first.
-      const int64_t count = static_cast<int64_t>(p[8]);
-      int64_t i = static_cast<int64_t>(scale_arg) - (per_iteration ? 0 : 1);
-      i = i < 0 ? 0 : (i >= count ? count - 1 : i);
+      const int64_t i = clamped_index(scale_arg - (per_iteration ? 0.0 : 1.0), static_cast<int64_t>(p[8]));
       scale = table[static_cast<int64_t>(p[7]) + i];
       break;
     }
@@ -219,12 +226,8 @@ LRFAST_HD double segment_value(const double* segment, const double* table, doubl
       const double v = u < p[2] ? u : p[2];
       return p[1] + (p[0] - p[1]) * (1.0 - sqrt(v / p[2]));
     }
-    case kTable: {
-      const int64_t count = static_cast<int64_t>(p[1]);
-      int64_t i = static_cast<int64_t>(floor(u));
-      i = i < 0 ? 0 : (i >= count ? count - 1 : i);
-      return table[static_cast<int64_t>(p[0]) + i];
-    }
+    case kTable:
+      return table[static_cast<int64_t>(p[0]) + detail::clamped_index(u, static_cast<int64_t>(p[1]))];
     case kPiecewise: {
       const double* boundaries = table + static_cast<int64_t>(p[0]);
       const int64_t count = static_cast<int64_t>(p[1]);
