@@ -63,7 +63,7 @@ def _steps(seed: int) -> np.ndarray:
     integers = rng.integers(0, 10_000_000, size=N_STEPS - 2_000).astype(np.float64)
     fractional = rng.uniform(0.0, 1e7, size=1_000)
     small = rng.uniform(0.0, 3000.0, size=1_000)
-    fixed = np.array([0.0, 1.0, 2.0**31 + 5, 2.0**40])
+    fixed = np.array([0.0, 1.0, 2.0**31 + 5, 2.0**40, 2.0**63, 1e300])  # integer casts must not wrap
     return np.concatenate([fixed, integers, fractional, small])[:N_STEPS]
 
 

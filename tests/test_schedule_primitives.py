@@ -534,6 +534,15 @@ def test_inverse_sqrt_default_timescale_is_transformers():
     assert S.inverse_sqrt(1.0)(30_000) == pytest.approx(0.5, rel=1e-15)
 
 
+def test_tables_hold_their_last_value_at_any_step():
+    # a step past 2**63 must not wrap around when it becomes a table index
+    s = S.from_values([3.0, 2.0, 1.0])
+    c = S.cyclic(0.0, 1.0, 2, scale_fn=lambda x: 1.0 / x, horizon=3)
+    for t in (3, BIG, 2.0**62, 2.0**63, 2.0**64, 1e300):
+        assert s(t) == 1.0, t
+    assert c(4 * 20 + 2) == pytest.approx(1.0 / 3.0, rel=1e-15)  # cycle 21 holds cycle 3's scale
+
+
 def test_join_boundary_is_exact_for_giant_steps():
     s = S.join([S.constant(1.0), S.linear(1.0, 0.0, 10)], [BIG])
     assert s(BIG - 1) == 1.0 and s(BIG) == 1.0 and s(BIG + 5) == 0.5 and s(BIG + 10) == 0.0

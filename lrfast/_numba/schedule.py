@@ -49,6 +49,17 @@ def _count_at_most(table, offset, count, u):
 
 
 @_jit
+def _clamped_index(x, count):
+    # clamped as a float: converting a step past 2**63 to an integer is undefined
+    f = np.floor(x)
+    if not (f > 0.0):
+        return 0
+    if f >= count - 1:
+        return count - 1
+    return int(f)
+
+
+@_jit
 def _cyclic(d, p, table, u):
     base = d[p]
     peak = d[p + 1]
@@ -72,9 +83,7 @@ def _cyclic(d, p, table, u):
         scale = math.pow(gamma, scale_arg)
     elif mode == M_TABLE:
         # torch counts cycles from 1 and iterations from 0; the table starts at the first.
-        count = int(d[p + 8])
-        i = int(scale_arg) - (0 if per_iteration else 1)
-        i = 0 if i < 0 else (count - 1 if i >= count else i)
+        i = _clamped_index(scale_arg - (0.0 if per_iteration else 1.0), int(d[p + 8]))
         scale = table[int(d[p + 7]) + i]
     else:
         return np.nan
@@ -170,10 +179,7 @@ def _segment_value(d, s, table, u):
         v = u if u < d[p + 2] else d[p + 2]
         return d[p + 1] + (d[p] - d[p + 1]) * (1.0 - math.sqrt(v / d[p + 2]))
     if kind == K_TABLE:
-        count = int(d[p + 1])
-        i = int(math.floor(u))
-        i = 0 if i < 0 else (count - 1 if i >= count else i)
-        return table[int(d[p]) + i]
+        return table[int(d[p]) + _clamped_index(u, int(d[p + 1]))]
     if kind == K_PIECEWISE:
         offset = int(d[p])
         count = int(d[p + 1])
