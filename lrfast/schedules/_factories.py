@@ -185,7 +185,7 @@ def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float =
 
 def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float] | None = None) -> Schedule:
     r"""Piecewise constant (optax's ``piecewise_constant_schedule``): starts at ``init_value``
-    and is multiplied by ``scale`` at each ``boundary`` (the scales accumulate).
+    and is multiplied by ``scale`` at each ``boundary`` (the scales, all >= 0, accumulate).
 
     >>> s = piecewise_constant(1.0, {2: 0.5, 4: 0.1})
     >>> [round(s(t), 12) for t in range(6)]
@@ -196,11 +196,15 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
     if boundaries_and_scales is not None and not isinstance(boundaries_and_scales, Mapping):
         raise TypeError(f"{fn}: boundaries_and_scales must be a dict {{step: scale}}, "
                         f"got {boundaries_and_scales!r}")
-    items = sorted((boundaries_and_scales or {}).items())
-    bounds = [_nonneg_int(fn, "boundaries_and_scales key", b) for b, _ in items]
+    items = sorted((_nonneg_int(fn, "boundaries_and_scales key", b),
+                    _real(fn, "boundaries_and_scales value", v))
+                   for b, v in (boundaries_and_scales or {}).items())
+    bounds = [b for b, _ in items]
     values = [a]
     for _, scale in items:
-        values.append(values[-1] * _real(fn, "boundaries_and_scales value", scale))
+        if scale < 0:  # optax refuses these too: a negative scale flips the sign of the LR
+            raise ValueError(f"{fn}: boundaries_and_scales value must be >= 0, got {scale!r}")
+        values.append(values[-1] * scale)
     return _primitive(L.Kind.PIECEWISE, [0, len(bounds)],
                       _args(fn, init_value=a, boundaries_and_scales=dict(items)), table=bounds + values)
 
