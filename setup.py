@@ -11,6 +11,7 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 
@@ -71,6 +72,18 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
 
 
+class BuildPyWithHeaders(build_py):
+    """Ship csrc/include/lrfast/*.h inside the package (lrfast.get_include()) for
+    out-of-tree C++/CUDA extensions; an editable install reads them from csrc/ instead."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "lrfast" / "include" / "lrfast"
+        target.mkdir(parents=True, exist_ok=True)
+        for header in (ROOT / "csrc" / "include" / "lrfast").glob("*.h"):
+            shutil.copy2(header, target / header.name)
+
+
 def _pip_ninja() -> str | None:
     try:
         import ninja
@@ -84,5 +97,5 @@ def _pip_ninja() -> str | None:
 setup(
     version=read_version(),
     ext_modules=[CMakeExtension("lrfast._C")],
-    cmdclass={"build_ext": CMakeBuild},
+    cmdclass={"build_ext": CMakeBuild, "build_py": BuildPyWithHeaders},
 )

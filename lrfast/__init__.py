@@ -16,7 +16,8 @@ from pathlib import Path
 from . import schedules
 from ._version import __version__
 
-__all__ = ["__version__", "schedules", "info", "get_include", "cuda_status", "numba_status", "plot"]
+__all__ = ["__version__", "schedules", "info", "get_include", "cuda_status", "numba_status", "plot",
+           "get_cmake_dir", "LAYOUT_VERSION"]
 
 
 def plot(*args, **kwargs):
@@ -33,6 +34,15 @@ def get_include() -> str:
         if (candidate / "lrfast" / "schedule.h").exists():
             return str(candidate)
     raise FileNotFoundError("lrfast: schedule.h is not installed beside the package")
+
+
+def get_cmake_dir() -> str:
+    """The directory holding ``lrfastConfig.cmake``: ``find_package(lrfast CONFIG)`` with
+    ``-Dlrfast_DIR=<this>`` gives the header-only target ``lrfast::headers``."""
+    return str(Path(__file__).resolve().parent / "cmake")
+
+
+LAYOUT_VERSION = 1  # the descriptor layout of schedule.h (NOTE [descriptor layout])
 
 
 def cuda_status() -> tuple[bool, str]:

@@ -20,6 +20,10 @@
 #define LRFAST_HD inline
 #endif
 
+// The descriptor layout this header reads. An out-of-tree kernel that stores descriptors
+// itself can pin it: static_assert(LRFAST_LAYOUT_VERSION == 1, "...") (docs/extending.md).
+#define LRFAST_LAYOUT_VERSION 1
+
 namespace lrfast {
 
 // NOTE [descriptor layout]
@@ -39,7 +43,7 @@ namespace lrfast {
 //
 // Segments are sorted by (track, start); the first segment of each track starts at 0.
 //   lr(t) = scale * prod_k  value(active segment of track k, t - its start)
-constexpr int kLayoutVersion = 1;
+constexpr int kLayoutVersion = LRFAST_LAYOUT_VERSION;
 constexpr int kHeaderSize = 4;
 constexpr int kMaxSegments = 8;
 constexpr int kSegmentParams = 13;
