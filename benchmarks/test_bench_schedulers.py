@@ -1,7 +1,8 @@
 """scheduler.step() host cost, torch vs lrfast, every class, 1/10/100/1000 groups,
 float and tensor LR (pytest-benchmark; compare the two `impl` rows of each case).
 
-    pytest benchmarks/test_bench_schedulers.py --benchmark-only --benchmark-group-by=param:name,param:groups,param:lr_kind
+    pytest benchmarks/test_bench_schedulers.py --benchmark-only \
+        --benchmark-group-by=param:name,param:groups,param:lr_kind
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import warnings
 
 import pytest
-
 from scheduler_cases import CASES, lrfast_module, make_scheduler, stepper, torch_module
 
 IMPLS = {"torch": torch_module, "lrfast": lrfast_module}

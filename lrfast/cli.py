@@ -126,7 +126,8 @@ def parse_schedule(spec: str):
 # -- entry point -----------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lrfast", description="lrfast: learning-rate schedules that cost nothing")
+    parser = argparse.ArgumentParser(prog="python -m lrfast",
+                                     description="lrfast: learning-rate schedules that cost nothing")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run the StepLR example, then compare scheduler.step() costs with torch")
     p_demo.add_argument("--groups", type=int, nargs="+", default=[1, 10, 100], help="param-group counts to time")
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_plot = sub.add_parser("plot", help="draw schedules to a PNG")
     p_plot.add_argument("specs", nargs="+", help='schedule factory calls, e.g. "cosine_decay(1.0, 1000)"')
     p_plot.add_argument("-o", "--output", required=True, help="output image path (.png)")
-    p_plot.add_argument("--steps", type=int, default=None, help="steps to draw (default: 1.1 x the longest schedule, or 1000)")
+    p_plot.add_argument("--steps", type=int, default=1000, help="steps to draw (default 1000)")
     p_plot.add_argument("--log", action="store_true", help="logarithmic LR axis")
     args = parser.parse_args(argv)
 
@@ -155,8 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, TypeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        steps = args.steps or 1000
-        plot(schedules, steps, args.output, labels=args.specs, log_y=args.log)
+        plot(schedules, args.steps, args.output, labels=args.specs, log_y=args.log)
         print(f"wrote {args.output}")
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands

@@ -56,7 +56,7 @@ def run(opt_factory, sched_module, device: str) -> list[list[torch.Tensor]]:
 def assert_same_trajectory(ours, reference) -> None:
     for step, (a, b) in enumerate(zip(ours, reference)):
         for x, y in zip(a, b):
-            torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-6, msg=lambda m: f"step {step}: {m}")
+            torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-6, msg=lambda m, step=step: f"step {step}: {m}")
 
 
 def test_numba_lion_matches_reference():

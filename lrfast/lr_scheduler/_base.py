@@ -84,7 +84,7 @@ class _Writer:
             else:
                 self.float_groups.append(i)
         self.all_float = len(self.float_groups) == len(groups)
-        for device, indices in cuda_by_device.items():
+        for indices in cuda_by_device.values():
             from .._backend.cuda import ScalarWriter
 
             sub = type(packed)(np.atleast_2d(packed.descriptors)[indices], packed.table)
@@ -180,6 +180,7 @@ class LRScheduler(_TorchLRScheduler):
         self._lrfast_program_cache: _Program | None = None
         self._lrfast_owner: Any = None  # a composite scheduler that writes for this one
         self._lrfast_t: float = 0.0  # the step whose values the groups hold now
+        self._get_lr_called_within_step = False  # torch's step() leaves it in __dict__ (and state_dict)
         _TorchLRScheduler.__init__(self, optimizer, last_epoch)
         bind_to_optimizer(self)
 
