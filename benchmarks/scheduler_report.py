@@ -16,7 +16,6 @@ import time
 import warnings
 
 import torch
-
 from scheduler_cases import CASES, lrfast_module, make_scheduler, stepper, torch_module
 
 

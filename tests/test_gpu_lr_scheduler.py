@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from gpu_support import require_cuda
 
 require_cuda()
