@@ -206,8 +206,16 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         self._lrfast_apply(t)
 
     def _lrfast_advance(self, t: float, counted: bool = True) -> None:
+        cached = getattr(self, "_lrfast_period", None)  # (step, T_cur, T_i) of the last integer step
+        if cached is not None and isinstance(t, int) and t == cached[0] + 1:
+            t_cur, t_i = cached[1] + 1, cached[2]  # torch's own recursion: no logarithm
+            if t_cur >= t_i:
+                t_cur, t_i = t_cur - t_i, t_i * self.T_mult
+        else:
+            t_cur, t_i = self._period_at(t)
+        self._lrfast_period = (t, t_cur, t_i) if isinstance(t, int) else None
+        self.T_cur, self.T_i = t_cur, t_i
         self.last_epoch = math.floor(t)
-        self.T_cur, self.T_i = self._period_at(t)
 
     def _period_at(self, t: float) -> tuple[float, int]:
         """(T_cur, T_i) at step t, as torch's attributes hold them."""
