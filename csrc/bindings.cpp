@@ -155,6 +155,21 @@ py::dict layout() {
   fused_layout["group_slots"] = lrfast::fused::kGroupSlots;
   fused_layout["chunk_size"] = lrfast::fused::kChunkSize;
   fused_layout["block_size"] = lrfast::fused::kBlockSize;
+  fused_layout["ilp"] = lrfast::fused::kILP;
+  namespace ts = lrfast::fused::tensor_slot;
+  namespace gs = lrfast::fused::group_slot;
+  fused_layout["tensor"] = py::dict(
+      py::arg("param") = ts::kParam, py::arg("grad") = ts::kGrad, py::arg("state0") = ts::kState0,
+      py::arg("state1") = ts::kState1, py::arg("state2") = ts::kState2, py::arg("step") = ts::kStep,
+      py::arg("numel") = ts::kNumel, py::arg("group") = ts::kGroup, py::arg("flags") = ts::kFlags,
+      py::arg("chunk_start") = ts::kChunkStart);
+  fused_layout["group"] = py::dict(
+      py::arg("lr") = gs::kLr, py::arg("beta1") = gs::kBeta1, py::arg("beta2") = gs::kBeta2, py::arg("eps") = gs::kEps,
+      py::arg("weight_decay") = gs::kWeightDecay, py::arg("dampening") = gs::kDampening,
+      py::arg("lr_source") = gs::kLrSource, py::arg("beta1_scheduled") = gs::kBeta1Scheduled,
+      py::arg("nesterov") = gs::kNesterov, py::arg("maximize") = gs::kMaximize, py::arg("amsgrad") = gs::kAmsgrad,
+      py::arg("lr_tensor_dtype") = gs::kLrTensorDtype, py::arg("schedule_step") = gs::kScheduleStep,
+      py::arg("decoupled") = gs::kDecoupled);
   d["fused"] = fused_layout;
   return d;
 }
@@ -209,7 +224,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_fused_step", &lrfast::cuda::fused_step, py::arg("algorithm"), py::arg("dtype"), py::arg("tensors"),
         py::arg("n_tensors"), py::arg("n_chunks"), py::arg("groups"), py::arg("lr_tensors"),
         py::arg("lr_descriptors"), py::arg("lr_table"), py::arg("beta1_descriptors"), py::arg("beta1_table"),
-        py::arg("step_counter"), py::arg("host_step"), py::arg("grad_scale"), py::arg("found_inf"),
+        py::arg("step_counter"), py::arg("counter_mode"), py::arg("counter_next"), py::arg("hold_counter_on_skip"),
+        py::arg("grad_scale"), py::arg("found_inf"),
         py::arg("ticket"), py::arg("stream"), py::arg("device"),
         "One fused SGD/Adam/AdamW step for a bucket, one launch (see cuda_api.h, fused_tables.h).");
 #else

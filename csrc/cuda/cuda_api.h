@@ -35,12 +35,16 @@ void write_scheduled_values(std::uintptr_t descriptors, std::uintptr_t table, st
 // csrc/cuda/fused_optim.cu for the kernel). algorithm: fused::Algorithm; dtype: ScalarType
 // of params, grads and states. Every address is a device address or 0 where optional
 // (lr_tensors, descriptors, tables, step_counter, grad_scale, found_inf); ticket is a
-// zeroed uint32 on the device (Adam/AdamW). n_chunks: total chunks of the bucket.
+// zeroed uint32 on the device (needed by Adam and by any counter mode). n_chunks: total
+// chunks of the bucket (at least 1 for Adam: the step counts advance even for empty
+// tensors). counter_mode, counter_next, hold_counter_on_skip: NOTE [schedule step
+// counter] in fused_tables.h.
 void fused_step(int algorithm, int dtype, std::uintptr_t tensors, std::int64_t n_tensors, std::int64_t n_chunks,
                 std::uintptr_t groups, std::uintptr_t lr_tensors, std::uintptr_t lr_descriptors,
                 std::uintptr_t lr_table, std::uintptr_t beta1_descriptors, std::uintptr_t beta1_table,
-                std::uintptr_t step_counter, double host_step, std::uintptr_t grad_scale,
-                std::uintptr_t found_inf, std::uintptr_t ticket, std::uintptr_t stream, int device);
+                std::uintptr_t step_counter, int counter_mode, std::int64_t counter_next,
+                bool hold_counter_on_skip, std::uintptr_t grad_scale, std::uintptr_t found_inf,
+                std::uintptr_t ticket, std::uintptr_t stream, int device);
 
 }  // namespace cuda
 }  // namespace lrfast

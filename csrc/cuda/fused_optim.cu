@@ -38,8 +38,10 @@ struct FusedArgs {
   const double* lr_table;
   const double* beta1_descriptors;
   const double* beta1_table;
-  const std::int64_t* step_counter;  // the schedule's step, on the device, or null
-  double host_step;                  // the schedule's step when step_counter is null
+  std::int64_t* step_counter;        // NOTE [schedule step counter], or null
+  int counter_mode;                  // fused::CounterMode
+  std::int64_t counter_next;         // kCounterEager: the value the counter holds after the launch
+  bool hold_counter_on_skip;         // kCounterGraph: do not advance the counter when found_inf is set
   const float* grad_scale;           // GradScaler: divide grads by *grad_scale, or null
   const float* found_inf;            // GradScaler: skip the step when *found_inf != 0, or null
   unsigned int* ticket;              // zero between launches
@@ -109,7 +111,8 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     const std::int64_t* row = a.tensors + t * fused::kTensorSlots;
     const std::int64_t g = row[ts::kGroup];
     const double* grp = a.groups + g * fused::kGroupSlots;
-    const double sched_step = a.step_counter ? static_cast<double>(*a.step_counter) : a.host_step;
+    const double sched_step = a.counter_mode == fused::kCounterGraph ? static_cast<double>(*a.step_counter)
+                                                                     : grp[gs::kScheduleStep];
     double lr;
     switch (static_cast<int>(grp[gs::kLrSource])) {
       case fused::kLrSchedule: lr = evaluate(a.lr_descriptors + g * kDescriptorSize, a.lr_table, sched_step); break;
@@ -138,7 +141,7 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       s_adam.weight_decay = static_cast<M>(grp[gs::kWeightDecay]);
       s_adam.step_size = static_cast<M>(lr / (1.0 - pow(beta1, step)));
       s_adam.bias_correction2_sqrt = static_cast<M>(sqrt(1.0 - pow(beta2, step)));
-      s_adam.decoupled = kAlgorithm == fused::kAdamW;
+      s_adam.decoupled = grp[gs::kDecoupled] != 0.0;
       s_adam.amsgrad = grp[gs::kAmsgrad] != 0.0;
       s_adam.maximize = grp[gs::kMaximize] != 0.0;
     }
@@ -212,9 +215,10 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     }
   }
 
-  if constexpr (kAlgorithm != fused::kSgd) {
-    // Ticket: the last block to finish advances every tensor's step (all blocks have
-    // read them by then), and resets the ticket for the next launch.
+  // Ticket: the last block to finish advances every tensor's step (all blocks have read
+  // them by then) and the schedule counter, and resets the ticket for the next launch.
+  const bool needs_ticket = kAlgorithm != fused::kSgd || a.counter_mode != fused::kCounterNone;
+  if (needs_ticket) {
     __syncthreads();
     if (threadIdx.x == 0) {
       __threadfence();
@@ -223,13 +227,17 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     }
     __syncthreads();
     if (s_last_block) {
-      if (!s_skip) {
+      if (kAlgorithm != fused::kSgd && !s_skip) {
         for (std::int64_t t = threadIdx.x; t < a.n_tensors; t += blockDim.x) {
           float* step = reinterpret_cast<float*>(a.tensors[t * fused::kTensorSlots + ts::kStep]);
           *step += 1.0f;
         }
       }
-      if (threadIdx.x == 0) *a.ticket = 0u;
+      if (threadIdx.x == 0) {
+        if (a.counter_mode == fused::kCounterEager) *a.step_counter = a.counter_next;
+        if (a.counter_mode == fused::kCounterGraph && !(s_skip && a.hold_counter_on_skip)) *a.step_counter += 1;
+        *a.ticket = 0u;
+      }
     }
   }
 }
@@ -240,7 +248,6 @@ void launch_for_dtype(int algorithm, const FusedArgs& args, std::int64_t n_chunk
   switch (algorithm) {
     case fused::kSgd: fused_step_kernel<T, fused::kSgd><<<grid, kBlockSize, 0, stream>>>(args); break;
     case fused::kAdam: fused_step_kernel<T, fused::kAdam><<<grid, kBlockSize, 0, stream>>>(args); break;
-    case fused::kAdamW: fused_step_kernel<T, fused::kAdamW><<<grid, kBlockSize, 0, stream>>>(args); break;
     default: throw std::invalid_argument("fused_step: unknown algorithm " + std::to_string(algorithm));
   }
 }
@@ -250,11 +257,20 @@ void launch_for_dtype(int algorithm, const FusedArgs& args, std::int64_t n_chunk
 void fused_step(int algorithm, int dtype, std::uintptr_t tensors, std::int64_t n_tensors, std::int64_t n_chunks,
                 std::uintptr_t groups, std::uintptr_t lr_tensors, std::uintptr_t lr_descriptors,
                 std::uintptr_t lr_table, std::uintptr_t beta1_descriptors, std::uintptr_t beta1_table,
-                std::uintptr_t step_counter, double host_step, std::uintptr_t grad_scale,
-                std::uintptr_t found_inf, std::uintptr_t ticket, std::uintptr_t stream, int device) {
+                std::uintptr_t step_counter, int counter_mode, std::int64_t counter_next,
+                bool hold_counter_on_skip, std::uintptr_t grad_scale, std::uintptr_t found_inf,
+                std::uintptr_t ticket, std::uintptr_t stream, int device) {
   if (n_tensors <= 0 || n_chunks <= 0) return;
   if (n_chunks > 0x7fffffff) throw std::invalid_argument("fused_step: too many chunks for one launch");
-  if (algorithm != fused::kSgd && ticket == 0) throw std::invalid_argument("fused_step: Adam needs a ticket");
+  if (counter_mode < fused::kCounterNone || counter_mode > fused::kCounterGraph) {
+    throw std::invalid_argument("fused_step: unknown counter mode " + std::to_string(counter_mode));
+  }
+  if (counter_mode != fused::kCounterNone && step_counter == 0) {
+    throw std::invalid_argument("fused_step: this counter mode needs a step counter");
+  }
+  if ((algorithm != fused::kSgd || counter_mode != fused::kCounterNone) && ticket == 0) {
+    throw std::invalid_argument("fused_step: this launch needs a ticket");
+  }
   FusedArgs args{};
   args.tensors = reinterpret_cast<const std::int64_t*>(tensors);
   args.n_tensors = n_tensors;
@@ -264,8 +280,10 @@ void fused_step(int algorithm, int dtype, std::uintptr_t tensors, std::int64_t n
   args.lr_table = reinterpret_cast<const double*>(lr_table);
   args.beta1_descriptors = reinterpret_cast<const double*>(beta1_descriptors);
   args.beta1_table = reinterpret_cast<const double*>(beta1_table);
-  args.step_counter = reinterpret_cast<const std::int64_t*>(step_counter);
-  args.host_step = host_step;
+  args.step_counter = reinterpret_cast<std::int64_t*>(step_counter);
+  args.counter_mode = counter_mode;
+  args.counter_next = counter_next;
+  args.hold_counter_on_skip = hold_counter_on_skip;
   args.grad_scale = reinterpret_cast<const float*>(grad_scale);
   args.found_inf = reinterpret_cast<const float*>(found_inf);
   args.ticket = reinterpret_cast<unsigned int*>(ticket);

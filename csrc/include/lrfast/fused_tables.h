@@ -42,12 +42,23 @@ constexpr int kBeta1Scheduled = 7;  // 1: beta1 / momentum from the momentum des
 constexpr int kNesterov = 8;
 constexpr int kMaximize = 9;
 constexpr int kAmsgrad = 10;
-constexpr int kLrTensorDtype = 11;  // ScalarType code of the LR tensor (kLrSource == kFromTensor)
+constexpr int kLrTensorDtype = 11;  // ScalarType code of the LR tensor (kLrSource == kLrTensor)
+constexpr int kScheduleStep = 12;   // the step the group's schedules are evaluated at (eager launches)
+constexpr int kDecoupled = 13;      // Adam: 1 for AdamW's decoupled weight decay
 }  // namespace group_slot
-constexpr int kGroupSlots = 12;
+constexpr int kGroupSlots = 14;
 
 enum LrSource : int { kLrValue = 0, kLrSchedule = 1, kLrTensor = 2 };
-enum Algorithm : int { kSgd = 0, kAdam = 1, kAdamW = 2 };
+enum Algorithm : int { kSgd = 0, kAdam = 1 };  // Adam covers AdamW (per group: kDecoupled)
+
+// NOTE [schedule step counter] How a launch finds the step its schedules are evaluated at.
+// kCounterNone: from the group table (kScheduleStep), nothing else.
+// kCounterEager: the same, and the last block stores `counter_next` into *step_counter, so
+//   the device counter always holds the step the *next* launch will use.
+// kCounterGraph: from *step_counter for every scheduled group, and the last block adds 1
+//   (unless the step was skipped on overflow and the launch says so): a launch captured
+//   in a CUDA graph then advances its schedule at every replay.
+enum CounterMode : int { kCounterNone = 0, kCounterEager = 1, kCounterGraph = 2 };
 
 // Elements per chunk (one block walks one chunk) and threads per block.
 constexpr std::int64_t kChunkSize = 65536;

@@ -1,0 +1,237 @@
+"""CUDA backend of lrfast.optim: one fused launch per bucket (NOTE [bucket contract]).
+
+``step_bucket(bucket)`` keeps, in ``bucket.backend_cache``, the bucket's device tables
+(NOTE [persistent pointer table] in csrc/include/lrfast/fused_tables.h): the tensor
+table is rebuilt when the bucket's structure changes and patched when only its grads
+were reallocated; the group table (hyperparameters and each group's schedule step) is
+refreshed from pinned memory with a non-blocking copy when its values change; the
+packed schedules are uploaded when the scheduler rebuilt them. Nothing here waits for
+the device.
+
+Inside a CUDA graph capture the launch reads its schedule step from a device counter
+and advances it (NOTE [schedule step counter]), so every replay moves the schedule on;
+eager launches keep that counter equal to the next step, so a capture may start at any
+time after the first eager step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import _C
+from ..optim import _layout as L
+from .cuda import DTYPE_CODES, require_cuda_kernels
+
+__all__ = ["step_bucket", "FUSED"]
+
+FUSED = _C.layout()["fused"] if _C.has_cuda() else {}
+# slots of csrc/include/lrfast/fused_tables.h (checked against the compiled module in tests)
+T_PARAM, T_GRAD, T_STATE0, T_STATE1, T_STATE2, T_STEP, T_NUMEL, T_GROUP, T_FLAGS, T_CHUNK_START = range(10)
+TENSOR_SLOTS = 10
+(G_LR, G_BETA1, G_BETA2, G_EPS, G_WEIGHT_DECAY, G_DAMPENING, G_LR_SOURCE, G_BETA1_SCHEDULED, G_NESTEROV,
+ G_MAXIMIZE, G_AMSGRAD, G_LR_TENSOR_DTYPE, G_SCHEDULE_STEP, G_DECOUPLED) = range(14)
+GROUP_SLOTS = 14
+LR_VALUE, LR_SCHEDULE, LR_TENSOR = 0, 1, 2
+ALGORITHMS = {"sgd": 0, "adam": 1}
+COUNTER_NONE, COUNTER_EAGER, COUNTER_GRAPH = 0, 1, 2
+FIRST_STEP_FLAG = 1
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A device copy through pinned memory, without a host sync (the caching host
+    allocator keeps the pinned block until the copy has run)."""
+    host = torch.from_numpy(np.ascontiguousarray(array)).pin_memory()
+    return host.to(device, non_blocking=True)
+
+
+def _refresh(target: torch.Tensor, array: np.ndarray) -> None:
+    target.copy_(torch.from_numpy(np.ascontiguousarray(array)).pin_memory(), non_blocking=True)
+
+
+class _DeviceTables:
+    """The device-side state of one bucket."""
+
+    def __init__(self, bucket) -> None:
+        require_cuda_kernels("lrfast.optim")
+        if bucket.dtype not in DTYPE_CODES:
+            raise TypeError(f"lrfast.optim: CUDA parameters of dtype {bucket.dtype} are not supported")
+        self.device = bucket.device
+        self.structure_version = -1
+        self.grads_version = -1
+        self.tensors_host = np.zeros((0, TENSOR_SLOTS), dtype=np.int64)
+        self.tensors: torch.Tensor | None = None
+        self.n_chunks = 0
+        self.groups_host: np.ndarray | None = None
+        self.groups: torch.Tensor | None = None
+        self.groups_key: tuple | None = None
+        self.static_groups = np.zeros((0, GROUP_SLOTS))
+        self.lr_tensor_addresses: np.ndarray | None = None
+        self.lr_tensors: torch.Tensor | None = None
+        self.counter_next: int | None = None  # what the device counter holds after the last launch
+        self.schedules: dict[str, tuple[int, torch.Tensor, torch.Tensor]] = {}
+        self.ticket = torch.zeros(1, dtype=torch.int32, device=self.device)
+        self.counter = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.placeholder = torch.zeros(1, dtype=torch.float64, device=self.device)
+
+    # -- the tensor table ----------------------------------------------------------------
+    def sync_tensors(self, bucket) -> None:
+        chunk = FUSED["chunk_size"]
+        if bucket.structure_version != self.structure_version:
+            T = len(bucket.params)
+            table = np.zeros((T, TENSOR_SLOTS), dtype=np.int64)
+            table[:, T_PARAM] = bucket.pointers[L.ROW_PARAM]
+            table[:, T_GRAD] = bucket.pointers[L.ROW_GRAD]
+            table[:, T_STATE0] = bucket.pointers[L.ROW_EXP_AVG]
+            table[:, T_STATE1] = bucket.pointers[L.ROW_EXP_AVG_SQ]
+            table[:, T_STATE2] = bucket.pointers[L.ROW_MAX_EXP_AVG_SQ]
+            table[:, T_STEP] = bucket.pointers[L.ROW_STEP]
+            table[:, T_NUMEL] = bucket.numels
+            table[:, T_GROUP] = bucket.tensor_group
+            chunks = (bucket.numels + chunk - 1) // chunk
+            table[:, T_CHUNK_START] = np.concatenate([[0], np.cumsum(chunks)[:-1]]) if T else []
+            self.n_chunks = int(chunks.sum())
+            self.tensors_host = table
+            self.structure_version = bucket.structure_version
+            self.grads_version = -1
+            self.tensors = None
+        dirty = self.tensors is None
+        if bucket.grads_version != self.grads_version:
+            self.tensors_host[:, T_GRAD] = bucket.pointers[L.ROW_GRAD]
+            self.grads_version = bucket.grads_version
+            dirty = True
+        if bucket.kind == "sgd":
+            flags = np.where(bucket.momentum_fresh != 0, FIRST_STEP_FLAG, 0).astype(np.int64)
+            if not np.array_equal(flags, self.tensors_host[:, T_FLAGS]):
+                self.tensors_host[:, T_FLAGS] = flags
+                dirty = True
+        if dirty:
+            if self.tensors is None or self.tensors.shape[0] != self.tensors_host.shape[0]:
+                self.tensors = _to_device(self.tensors_host, self.device)
+            else:
+                _refresh(self.tensors, self.tensors_host)
+
+    # -- the group table ----------------------------------------------------------------
+    def sync_groups(self, bucket, schedule_column: np.ndarray | None) -> None:
+        """Upload the group table when its values changed. ``schedule_column``: the
+        per-group schedule steps to store, or None to keep the stored ones (the launch
+        then reads the device counter)."""
+        hyper = bucket.group_hyper
+        key = (id(hyper), id(bucket.lr_tensors))
+        if key != self.groups_key:
+            self.static_groups, self.lr_tensor_addresses = self._static_groups(bucket)
+            self.groups_key = key
+            self.lr_tensors = _to_device(self.lr_tensor_addresses, self.device)
+        table = self.static_groups
+        if schedule_column is not None:
+            table = table.copy()
+            table[:, G_SCHEDULE_STEP] = schedule_column
+        elif self.groups_host is not None and self.groups_host.shape == table.shape:
+            table = table.copy()
+            table[:, G_SCHEDULE_STEP] = self.groups_host[:, G_SCHEDULE_STEP]
+        if self.groups_host is None or not np.array_equal(table, self.groups_host):
+            if self.groups is None or self.groups.shape != table.shape:
+                self.groups = _to_device(table, self.device)
+            else:
+                _refresh(self.groups, table)
+            self.groups_host = table
+
+    def _static_groups(self, bucket) -> tuple[np.ndarray, np.ndarray]:
+        hyper = bucket.group_hyper
+        G = hyper.shape[0]
+        table = np.zeros((G, GROUP_SLOTS), dtype=np.float64)
+        table[:, G_LR] = np.nan_to_num(hyper[:, L.GROUP_LR], nan=0.0)
+        table[:, G_BETA1] = hyper[:, L.GROUP_MOMENTUM]
+        table[:, G_BETA2] = hyper[:, L.GROUP_BETA2]
+        table[:, G_EPS] = hyper[:, L.GROUP_EPS]
+        table[:, G_WEIGHT_DECAY] = hyper[:, L.GROUP_WEIGHT_DECAY]
+        table[:, G_DAMPENING] = hyper[:, L.GROUP_DAMPENING]
+        table[:, G_NESTEROV] = hyper[:, L.GROUP_NESTEROV]
+        table[:, G_MAXIMIZE] = hyper[:, L.GROUP_MAXIMIZE]
+        table[:, G_AMSGRAD] = hyper[:, L.GROUP_AMSGRAD]
+        table[:, G_DECOUPLED] = hyper[:, L.GROUP_DECOUPLED]
+        table[:, G_BETA1_SCHEDULED] = hyper[:, L.GROUP_MOMENTUM_SCHEDULED]
+        addresses = np.zeros(G, dtype=np.int64)
+        for g in range(G):
+            lr_tensor = bucket.lr_tensors[g] if g < len(bucket.lr_tensors) else None
+            if hyper[g, L.GROUP_LR_SCHEDULED] != 0:
+                table[g, G_LR_SOURCE] = LR_SCHEDULE
+            elif lr_tensor is not None and lr_tensor.device.type == "cuda":
+                if lr_tensor.device != self.device:
+                    raise ValueError(f"lrfast.optim: group {g}'s lr tensor is on {lr_tensor.device}, its "
+                                     f"parameters on {self.device}")
+                if lr_tensor.dtype not in DTYPE_CODES or lr_tensor.numel() != 1:
+                    raise TypeError(f"lrfast.optim: group {g}'s lr tensor must be a 1-element float tensor, got "
+                                    f"{lr_tensor.dtype} with {lr_tensor.numel()} elements")
+                table[g, G_LR_SOURCE] = LR_TENSOR
+                table[g, G_LR_TENSOR_DTYPE] = DTYPE_CODES[lr_tensor.dtype]
+                addresses[g] = lr_tensor.data_ptr()
+            elif np.isnan(hyper[g, L.GROUP_LR]):
+                raise ValueError(f"lrfast.optim: group {g} has no usable lr for parameters on {self.device}")
+        return table, addresses
+
+    def schedule(self, name: str, packed) -> tuple[int, int]:
+        """Device addresses of (descriptors, table) of a packed schedule, uploaded on change."""
+        if packed is None or np.atleast_2d(packed.descriptors).shape[0] == 0:
+            return 0, 0
+        key = id(packed.descriptors)
+        cached = self.schedules.get(name)
+        if cached is None or cached[0] != key:
+            descriptors = _to_device(np.atleast_2d(packed.descriptors), self.device)
+            table = _to_device(packed.table if packed.table.size else np.zeros(1), self.device)
+            # keep the host arrays alive with the key so that id() cannot be reused
+            cached = self.schedules[name] = (key, descriptors, table, packed)
+        return cached[1].data_ptr(), cached[2].data_ptr()
+
+
+def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray | None]:
+    """(counter mode, counter_next, schedule column to upload or None): NOTE [schedule
+    step counter]. When the scheduled groups share one integer step and the device
+    counter already holds it (the usual opt.step(); sched.step() loop), the launch reads
+    the counter and nothing is uploaded; otherwise the steps go up with the group table."""
+    hyper = bucket.group_hyper
+    scheduled = (hyper[:, L.GROUP_LR_SCHEDULED] != 0) | (hyper[:, L.GROUP_MOMENTUM_SCHEDULED] != 0)
+    if not scheduled.any():
+        return COUNTER_NONE, 0, None
+    hold = bool(getattr(bucket, "hold_schedule_on_skip", False))
+    if torch.cuda.is_current_stream_capturing():
+        tables.counter_next = None  # unknown to the host from now on
+        return COUNTER_GRAPH, 0, None
+    steps = bucket.schedule_t[scheduled]
+    t = float(steps[0])
+    uniform = bool(np.all(steps == t)) and t == int(t)
+    if uniform and not hold and tables.counter_next == int(t):
+        tables.counter_next = int(t) + 1
+        return COUNTER_GRAPH, 0, None
+    column = np.where(scheduled, bucket.schedule_t, 0.0)
+    tables.counter_next = int(t) + 1 if uniform else None
+    return COUNTER_EAGER, (int(t) + 1 if uniform else 0), column
+
+
+def step_bucket(bucket) -> None:
+    """One fused step of ``bucket`` (NOTE [bucket contract] in lrfast/optim/_dispatch.py)."""
+    tables = bucket.backend_cache
+    if not isinstance(tables, _DeviceTables):
+        tables = bucket.backend_cache = _DeviceTables(bucket)
+    n_tensors = len(bucket.params)
+    if n_tensors == 0:
+        return
+    tables.sync_tensors(bucket)
+    mode, counter_next, column = _counter_plan(tables, bucket)
+    tables.sync_groups(bucket, column)
+    lr_desc, lr_table = tables.schedule("lr", bucket.lr_schedule)
+    beta1_desc, beta1_table = tables.schedule("momentum", bucket.momentum_schedule)
+    algorithm = ALGORITHMS[bucket.kind]
+    n_chunks = tables.n_chunks if algorithm == ALGORITHMS["sgd"] else max(tables.n_chunks, 1)
+    if n_chunks == 0 and mode == COUNTER_NONE:
+        return
+    device_index = bucket.device.index if bucket.device.index is not None else torch.cuda.current_device()
+    _C.cuda_fused_step(
+        algorithm, DTYPE_CODES[bucket.dtype], tables.tensors.data_ptr(), n_tensors, max(n_chunks, 1),
+        tables.groups.data_ptr(), tables.lr_tensors.data_ptr(), lr_desc, lr_table, beta1_desc, beta1_table,
+        tables.counter.data_ptr(), mode, counter_next, bool(getattr(bucket, "hold_schedule_on_skip", False)),
+        0 if bucket.grad_scale is None else bucket.grad_scale.data_ptr(),
+        0 if bucket.found_inf is None else bucket.found_inf.data_ptr(),
+        tables.ticket.data_ptr(), torch.cuda.current_stream(bucket.device).cuda_stream, device_index)
+    if bucket.kind == "sgd":
+        bucket.momentum_fresh[:] = 0  # the launch wrote buffer = grad where the flag was set
