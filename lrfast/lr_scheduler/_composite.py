@@ -48,6 +48,18 @@ def _detach(schedulers) -> None:
         s._lrfast_owner = True
 
 
+# NOTE [composite momentum] torch's cycling children (CyclicLR, OneCycleLR) write momentum /
+# beta1 whenever they step; a composite that owns the writing must write it for them.
+def _momentum_key(optimizer: torch.optim.Optimizer) -> tuple[str, int | None]:
+    return ("betas", 0) if "betas" in optimizer.defaults else ("momentum", None)
+
+
+def _group_momentum(group: dict, key: tuple[str, int | None]):
+    name, slot = key
+    value = group.get(name)
+    return value[slot] if slot is not None and value is not None else value
+
+
 class SequentialLR(LRScheduler, torch.optim.lr_scheduler.SequentialLR):
     """Runs ``schedulers[i]`` from ``milestones[i - 1]`` on, each counting from its own
     milestone (torch's ``SequentialLR``), compiled to one :func:`lrfast.schedules.join`
@@ -85,6 +97,7 @@ class SequentialLR(LRScheduler, torch.optim.lr_scheduler.SequentialLR):
         self._milestones = milestones
         self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
+        self._lrfast_momentum0 = [_group_momentum(g, _momentum_key(optimizer)) for g in optimizer.param_groups]
         _detach(schedulers)
         for group in optimizer.param_groups:
             if isinstance(group["lr"], torch.Tensor):
@@ -96,7 +109,7 @@ class SequentialLR(LRScheduler, torch.optim.lr_scheduler.SequentialLR):
         child = self._schedulers[idx]
         child._step_count = 0
         child._lrfast_advance(child.last_epoch + 1)
-        self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
+        self._lrfast_base_lrs = [g["initial_lr"] for g in optimizer.param_groups]  # torch keeps no base_lrs
         self._lrfast_t = 0.0
         self._lrfast_apply(self.last_epoch)
         child._last_lr = list(self._last_lr)
@@ -128,6 +141,37 @@ class SequentialLR(LRScheduler, torch.optim.lr_scheduler.SequentialLR):
                 parts.append(part)
             out.append(S.join(parts, bounds) if len(parts) > 1 else parts[0])
         return out
+
+    def _lrfast_momentum_schedules(self) -> list[Schedule] | None:
+        # NOTE [composite momentum]: a cycling child's segment cycles it; elsewhere it holds
+        # the value it had (at construction, or at the end of the segment before).
+        child_momentum = [s._lrfast_momentum_schedules() for s in self._schedulers]
+        if all(m is None for m in child_momentum):
+            return None
+        starts = [0, *self._milestones]
+        out = []
+        for g in range(len(self.optimizer.param_groups)):
+            parts: list[Schedule] = []
+            bounds: list[int] = []
+            for j in range(len(self._schedulers)):
+                end = starts[j + 1] if j + 1 < len(starts) else None
+                if end is not None and end <= starts[j]:
+                    continue
+                if child_momentum[j] is not None:
+                    part = child_momentum[j][g]
+                elif parts:
+                    so_far = S.join(parts, bounds) if len(parts) > 1 else parts[0]
+                    part = S.constant(so_far(starts[j] - 1))
+                else:
+                    part = S.constant(as_float(self._lrfast_momentum0[g]))
+                if parts:
+                    bounds.append(starts[j])
+                parts.append(part)
+            out.append(S.join(parts, bounds) if len(parts) > 1 else parts[0])
+        return out
+
+    def _lrfast_momentum_key(self) -> tuple[str, int | None]:
+        return _momentum_key(self.optimizer)
 
     def _lrfast_check_step(self, t: float) -> None:
         idx = bisect_right(self._milestones, t)
@@ -214,7 +258,7 @@ class ChainedScheduler(LRScheduler, torch.optim.lr_scheduler.ChainedScheduler):
         self.optimizer = optimizer
         _detach(schedulers)
         self._lrfast_first = max(last_absolute, 0)
-        self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
+        self._lrfast_base_lrs = [g["initial_lr"] for g in optimizer.param_groups]  # torch keeps no base_lrs
         self._lrfast_t = 0.0
         self._lrfast_apply(schedulers[0].last_epoch)
         bind_to_optimizer(self)
@@ -232,7 +276,7 @@ class ChainedScheduler(LRScheduler, torch.optim.lr_scheduler.ChainedScheduler):
         used = self._schedulers[first:]
         per_child = [s._lrfast_lr_schedules() for s in used]
         out = []
-        for g, base in enumerate(self.base_lrs):
+        for g, base in enumerate(self._lrfast_base_lrs):
             base = as_float(base)
             if base == 0.0 and first == 0:
                 out.append(S.constant(0.0))
@@ -240,6 +284,17 @@ class ChainedScheduler(LRScheduler, torch.optim.lr_scheduler.ChainedScheduler):
             factors = [per_child[0][g]] + [c[g] * (1.0 / base) for c in per_child[1:]]
             out.append(S.chain(*factors) if len(factors) > 1 else factors[0])
         return out
+
+    def _lrfast_momentum_schedules(self) -> list[Schedule] | None:
+        # NOTE [composite momentum]: every cycling child writes it; the last one's value stays.
+        for s in reversed(self._schedulers):
+            momentum = s._lrfast_momentum_schedules()
+            if momentum is not None:
+                return momentum
+        return None
+
+    def _lrfast_momentum_key(self) -> tuple[str, int | None]:
+        return _momentum_key(self.optimizer)
 
     def _lrfast_check_step(self, t: float) -> None:
         if any(getattr(s, "_lrfast_baked", t + 2) - 1 <= t for s in self._schedulers):
