@@ -26,10 +26,12 @@ from ._classes import (
     StepLR,
 )
 from ._composite import ChainedScheduler, SequentialLR
+from ._functional import FunctionalLR
 from ._plateau import ReduceLROnPlateau
 
 __all__ = [
     "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
     "ExponentialLR", "SequentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler",
     "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts", "SWALR",
+    "FunctionalLR",
 ]

@@ -19,10 +19,11 @@ than the whole float path; :meth:`LRScheduler.refresh` rebuilds on demand.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import setitem
 from typing import Any
@@ -162,6 +163,29 @@ class _Program:
         return self.momentum_out.tolist()
 
 
+def restore_groups_on_error(init: Callable) -> Callable:
+    """NOTE [errors before state changes] A scheduler constructor that raises leaves the
+    optimizer's param groups as it found them: entries added (``initial_lr``, ``swa_lr``,
+    ``max_lr``, ...) are removed, values (tensor LRs filled in place included) put back.
+    torch's constructors check some arguments only after writing into the groups."""
+    @functools.wraps(init)
+    def wrapper(self, optimizer, *args, **kwargs):
+        groups = getattr(optimizer, "param_groups", None)
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            return init(self, optimizer, *args, **kwargs)
+        saved = [(g, dict(g), {k: v.clone() for k, v in g.items() if isinstance(v, torch.Tensor)}) for g in groups]
+        try:
+            return init(self, optimizer, *args, **kwargs)
+        except BaseException:
+            for group, items, tensors in saved:
+                group.clear()
+                group.update(items)
+                for key, value in tensors.items():
+                    items[key].copy_(value)
+            raise
+    return wrapper
+
+
 class LRScheduler(_TorchLRScheduler):
     """Base of lrfast's drop-in schedulers (a subclass of torch's ``LRScheduler``).
 
@@ -176,6 +200,7 @@ class LRScheduler(_TorchLRScheduler):
     # LR from the base (LambdaLR, CyclicLR, ...). ChainedScheduler composes by it.
     _lrfast_chain_kind = "ratio"
 
+    @restore_groups_on_error
     def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> None:
         self._lrfast_program_cache: _Program | None = None
         self._lrfast_owner: Any = None  # a composite scheduler that writes for this one

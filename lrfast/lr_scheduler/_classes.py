@@ -16,7 +16,7 @@ import torch
 
 from .. import schedules as S
 from ..schedules import Schedule
-from ._base import LRScheduler, as_float, format_param
+from ._base import LRScheduler, as_float, format_param, restore_groups_on_error
 
 __all__ = [
     "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
@@ -343,6 +343,7 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
 
     _lrfast_chain_kind = "absolute"
 
+    @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float | list[float], max_lr: float | list[float],
                  step_size_up: int = 2000, step_size_down: int | None = None,
                  mode: Literal["triangular", "triangular2", "exp_range"] = "triangular", gamma: float = 1.0,
@@ -446,6 +447,7 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
 
     _lrfast_chain_kind = "absolute"
 
+    @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, max_lr: float | list[float], total_steps: int | None = None,
                  epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
                  anneal_strategy: Literal["cos", "linear"] = "cos", cycle_momentum: bool = True,
@@ -538,6 +540,7 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
 
     _lrfast_chain_kind = "absolute"
 
+    @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, swa_lr: float, anneal_epochs: int = 10,
                  anneal_strategy: Literal["cos", "linear"] = "cos", last_epoch: int = -1) -> None:
         swa_lrs = format_param("SWALR", "swa_lr", optimizer, swa_lr)
