@@ -66,7 +66,9 @@ class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
-        return S.multistep_decay(as_float(base_lr), sorted(self.milestones.elements()), self.gamma)
+        # a negative milestone is never reached by torch's step-by-step form
+        milestones = sorted(m for m in self.milestones.elements() if m >= 0)
+        return S.multistep_decay(as_float(base_lr), milestones, self.gamma)
 
 
 class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
@@ -128,6 +130,8 @@ class ExponentialLR(LRScheduler, torch.optim.lr_scheduler.ExponentialLR):
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        if self.gamma == 0:  # torch: 0 from the first step on
+            return S.join([S.constant(as_float(base_lr)), S.constant(0.0)], [1])
         return S.exponential_decay(as_float(base_lr), 1, self.gamma)
 
 
@@ -143,6 +147,8 @@ class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        if self.total_iters <= 0:  # torch's recursion never changes the LR
+            return S.constant(as_float(base_lr))
         return S.polynomial(as_float(base_lr), 0.0, self.power, int(self.total_iters))
 
 
@@ -364,7 +370,8 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
             base_momentums = format_param("CyclicLR", "base_momentum", optimizer, base_momentum)
             max_momentums = format_param("CyclicLR", "max_momentum", optimizer, max_momentum)
         self._lrfast_horizon = _check_horizon("CyclicLR", horizon)
-        self._lrfast_baked = 0
+        # steps baked ahead: only a custom scale_fn is baked (composites re-bake below this)
+        self._lrfast_baked = 0 if scale_fn is not None else math.inf
         # Checks done: now change state, in torch's order.
         self.optimizer = optimizer
         if last_epoch == -1:
