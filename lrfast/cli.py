@@ -2,6 +2,7 @@
 
     python -m lrfast demo                      # the StepLR example, then step() costs vs torch
     python -m lrfast info                      # what was built and what is usable here
+    python -m lrfast bench --quick --json b.json --plot b.png   # lrfast vs torch on this machine
     python -m lrfast plot "cosine_decay(1.0, 1000)" "warmup_constant(0.0, 1.0, 100)" -o lr.png
 """
 
@@ -132,6 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="run the StepLR example, then compare scheduler.step() costs with torch")
     p_demo.add_argument("--groups", type=int, nargs="+", default=[1, 10, 100], help="param-group counts to time")
     sub.add_parser("info", help="print what was built and what is usable here")
+    p_bench = sub.add_parser("bench", help="compare lrfast with torch on this machine (side by side, one run)")
+    p_bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (under a minute on 2 cores)")
+    p_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p_bench.add_argument("--json", default=None, help="write results, machine, versions and command as JSON")
+    p_bench.add_argument("--markdown", default=None, help="write the tables as markdown")
+    p_bench.add_argument("--plot", default=None, help="write time per step vs size as a PNG")
+    p_bench.add_argument("--cache-mib", type=int, default=64, help="rotate working sets smaller than this")
+    p_bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     p_plot = sub.add_parser("plot", help="draw schedules to a PNG")
     p_plot.add_argument("specs", nargs="+", help='schedule factory calls, e.g. "cosine_decay(1.0, 1000)"')
     p_plot.add_argument("-o", "--output", required=True, help="output image path (.png)")
@@ -143,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo_training()
         demo_costs(args.groups)
         return 0
+    if args.command == "bench":
+        from .bench import main as bench_main
+
+        return bench_main(args)
     if args.command == "info":
         from . import info
 
