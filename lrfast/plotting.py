@@ -1,38 +1,59 @@
-"""Plots of learning-rate curves (matplotlib, imported only when plotting)."""
+"""Plots of learning-rate curves (matplotlib, imported only when plotting).
+
+Every curve is evaluated in closed form from the schedule over ``0 .. steps - 1``; nothing
+is stepped. A scheduler draws one LR curve per param group and, when it cycles momentum /
+beta1 (OneCycleLR, CyclicLR), a dashed momentum curve per group, in the same colour, on a
+second y axis.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .schedules import Schedule
 
-__all__ = ["plot"]
+__all__ = ["plot", "Curve", "curves"]
 
 
-def _curves(item, steps: int, label: str) -> list[tuple[str, np.ndarray]]:
+class Curve(NamedTuple):
+    """One group's LR over the steps, and its momentum / beta1 when the scheduler cycles it."""
+
+    label: str
+    lr: np.ndarray
+    momentum: np.ndarray | None = None
+
+
+def curves(item, steps: int, label: str) -> list[Curve]:
+    """The curves :func:`plot` draws for one schedule or lrfast scheduler."""
     if isinstance(item, Schedule):
-        return [(label, item.values(steps))]
+        return [Curve(label, item.values(steps))]
     schedules = getattr(item, "schedules", None)  # an lrfast scheduler: one curve per group
     if schedules is None:
         raise TypeError(f"plot: expected lrfast Schedule objects or lrfast schedulers, got {item!r}")
-    curves = [(f"{label} group {i}" if len(schedules) > 1 else label, s.values(steps))
-              for i, s in enumerate(schedules)]
     momentum = item.packed_momentum() if hasattr(item, "packed_momentum") else None
+    momentum_values = [None] * len(schedules)
     if momentum is not None:
         from . import _C
 
-        values = _C.evaluate(momentum.descriptors, momentum.table, np.arange(steps, dtype=np.float64))
-        curves += [(f"{label} momentum{f' group {i}' if len(values) > 1 else ''}", v) for i, v in enumerate(values)]
-    return curves
+        momentum_values = list(_C.evaluate(momentum.descriptors, momentum.table, np.arange(steps, dtype=np.float64)))
+    return [Curve(f"{label} group {i}" if len(schedules) > 1 else label, s.values(steps), m)
+            for i, (s, m) in enumerate(zip(schedules, momentum_values))]
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 70 else name[:67] + "..."
 
 
 def plot(items, steps: int, path: str | Path | None = None, labels: Sequence[str] | None = None,
          title: str | None = None, log_y: bool = False):
     """Draw the LR (and momentum, for cycling schedulers) of each schedule or scheduler
-    over ``steps`` steps on one figure; save it to ``path`` when given.
+    over ``steps`` steps on one figure; save it to ``path`` when given (and close it).
+    Returns the figure: ``fig.axes[0]`` holds the LR lines (one per group), ``fig.axes[1]``,
+    when present, the momentum lines.
 
     >>> from lrfast import schedules as S, plot
     >>> fig = plot([S.cosine_decay(1.0, 100), S.warmup_constant(0.0, 1.0, 10)], 120)  # doctest: +SKIP
@@ -51,28 +72,30 @@ def plot(items, steps: int, path: str | Path | None = None, labels: Sequence[str
                                                       for i in items]
     if len(labels) != len(items):
         raise ValueError(f"plot: labels must have one entry per schedule ({len(items)}), got {len(labels)}")
-    fig, ax = plt.subplots(figsize=(9, 4.8))
-    lr_ax, mom_ax = ax, None
-    for item, label in zip(items, labels):
-        for name, values in _curves(item, steps, label):
-            if " momentum" in name:
-                mom_ax = mom_ax or ax.twinx()
-                mom_ax.plot(np.arange(steps), values, linestyle="--", label=name)
-            else:
-                short = name if len(name) <= 70 else name[:67] + "..."
-                lr_ax.plot(np.arange(steps), values, label=short)
+    drawn = [c for item, label in zip(items, labels) for c in curves(item, steps, label)]  # errors before drawing
+    fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
+    mom_ax = None
+    x = np.arange(steps)
+    for curve in drawn:
+        (line,) = ax.plot(x, curve.lr, label=_short(curve.label))
+        if curve.momentum is not None:
+            mom_ax = mom_ax or ax.twinx()
+            mom_ax.plot(x, curve.momentum, linestyle="--", color=line.get_color(),
+                        label=f"{_short(curve.label)} momentum")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     if log_y:
         ax.set_yscale("log")
+    handles = list(ax.lines)
     if mom_ax is not None:
-        mom_ax.set_ylabel("momentum / beta1")
-        mom_ax.legend(loc="lower right", fontsize="small")
-    ax.legend(loc="upper right", fontsize="small")
+        mom_ax.set_ylabel("momentum / beta1 (dashed)")
+        handles += mom_ax.lines
+    # One legend for both axes, under the plot: inside, it would cover the curves.
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncol=2 if len(handles) > 4 else 1, fontsize="small", frameon=False)
     ax.grid(alpha=0.3)
     ax.set_title(title or "lrfast schedules")
-    fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
     return fig
