@@ -232,7 +232,7 @@ def _optimizer_rows(device: str, quick: bool, cache_mib: int, progress) -> list[
                 def rotating(sets=sets, turn=turn):
                     sets[turn[0] % len(sets)]()
                     turn[0] += 1
-                seconds = _time(rotating, device, repeats * len(sets))
+                seconds = _time(rotating, device, repeats * len(sets), warmup=3 * len(sets))
                 rows.append(Result(algo, case.name, contender, seconds, case.numel, len(case.shapes),
                                    {"GBs": BYTES_PER_ELEMENT[algo] * case.numel / seconds / 1e9,
                                     "copies": copies}))
