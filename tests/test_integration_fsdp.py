@@ -24,6 +24,7 @@ import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.checkpoint.stateful import Stateful
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 from torch.optim import AdamW  # switch to lrfast.optim.AdamW once lrfast.optim lands (issue 8)
@@ -94,10 +95,11 @@ class AppState(Stateful):
 
 def _sharded(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer, object]:
     model = _model(seed)
+    mesh = init_device_mesh("cpu", (WORLD,))  # fully_shard's default mesh is CUDA wherever a GPU is
     for layer in model:
         if isinstance(layer, torch.nn.Linear):
-            fully_shard(layer)
-    fully_shard(model)
+            fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     optimizer = _optimizer(model)
     return model, optimizer, _scheduler(lrfast.lr_scheduler, optimizer)
 
