@@ -149,7 +149,13 @@ py::dict layout() {
   kinds["sqrt_decay"] = static_cast<int>(lrfast::kSqrtDecay);
   kinds["table"] = static_cast<int>(lrfast::kTable);
   kinds["piecewise"] = static_cast<int>(lrfast::kPiecewise);
+  kinds["plateau"] = static_cast<int>(lrfast::kPlateau);
   d["kinds"] = kinds;
+  namespace sl = lrfast::slot;
+  d["header"] = py::dict(py::arg("version") = sl::kVersion, py::arg("num_segments") = sl::kNumSegments,
+                         py::arg("scale") = sl::kScale, py::arg("floor") = sl::kFloor);
+  d["segment"] = py::dict(py::arg("kind") = sl::kKind, py::arg("track") = sl::kTrack, py::arg("start") = sl::kStart,
+                          py::arg("params") = sl::kParams);
   py::dict fused_layout;
   fused_layout["tensor_slots"] = lrfast::fused::kTensorSlots;
   fused_layout["group_slots"] = lrfast::fused::kGroupSlots;

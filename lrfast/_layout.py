@@ -21,8 +21,8 @@ SEGMENT_PARAMS = 13
 SEGMENT_SIZE = 3 + SEGMENT_PARAMS
 DESCRIPTOR_SIZE = HEADER_SIZE + MAX_SEGMENTS * SEGMENT_SIZE
 
-# header slots
-SLOT_VERSION, SLOT_NUM_SEGMENTS, SLOT_SCALE = 0, 1, 2
+# header slots (SLOT_FLOOR: lr = max(floor, ...), 0 = no floor)
+SLOT_VERSION, SLOT_NUM_SEGMENTS, SLOT_SCALE, SLOT_FLOOR = 0, 1, 2, 3
 # segment slots
 SLOT_KIND, SLOT_TRACK, SLOT_START, SLOT_PARAMS = 0, 1, 2, 3
 
@@ -42,6 +42,7 @@ class Kind(enum.IntEnum):
     SQRT_DECAY = 11
     TABLE = 12
     PIECEWISE = 13
+    PLATEAU = 14  # a live table entry (ReduceLROnPlateau's LR or factor, rewritten as it decides)
 
 
 class CyclicMode(enum.IntEnum):
@@ -52,4 +53,4 @@ class CyclicMode(enum.IntEnum):
 
 
 # For each kind that reads the shared table: the param index of its offset.
-TABLE_OFFSET_PARAM = {Kind.MULTISTEP: 2, Kind.TABLE: 0, Kind.PIECEWISE: 0, Kind.CYCLIC: 7}
+TABLE_OFFSET_PARAM = {Kind.MULTISTEP: 2, Kind.TABLE: 0, Kind.PIECEWISE: 0, Kind.CYCLIC: 7, Kind.PLATEAU: 0}

@@ -9,6 +9,7 @@ import pytest
 
 from lrfast import _C
 from lrfast import schedules as S
+from lrfast._layout import Kind
 from lrfast._numba import schedule as numba_schedule
 
 N_STEPS = 10_000
@@ -52,6 +53,9 @@ def _schedules() -> dict[str, S.Schedule]:
         "join_of_chains": S.join([S.chain(S.linear(0.1, 1.0, 50), S.exponential_decay(1.0, 7, 0.999)),
                                   S.chain(S.from_values([2.0, 1.0, 0.5]), S.cosine_annealing(1.0, 977))],
                                  [4321]) * 0.01,
+        "floored": S.cosine_decay(1.0, 7_000_000).with_floor(0.05),
+        "plateau_chain": S.chain(S.warmup_cosine_decay(0.0, 1.0, 1000, 9_000_000),
+                                 S.Schedule([S.Segment(Kind.PLATEAU, 0, 0, (0.0,), (0.25,))])).with_floor(1e-3),
     }
 
 

@@ -15,11 +15,12 @@ import numpy as np
 
 from .. import _layout as L
 
-__all__ = ["evaluate", "evaluate_many"]
+__all__ = ["evaluate", "evaluate_many", "evaluate_product", "apply_floor"]
 
 _HEADER = L.HEADER_SIZE
 _SEG = L.SEGMENT_SIZE
 _P = L.SLOT_PARAMS
+_FLOOR = L.SLOT_FLOOR
 _MAX_SEGMENTS = L.MAX_SEGMENTS
 _VERSION = L.LAYOUT_VERSION
 _PI = 3.14159265358979323846
@@ -27,6 +28,7 @@ _PI = 3.14159265358979323846
 K_CONSTANT, K_STEP, K_MULTISTEP, K_EXPONENTIAL = 0, 1, 2, 3
 K_LINEAR, K_POLYNOMIAL, K_COSINE, K_WARM_RESTARTS = 4, 5, 6, 7
 K_CYCLIC, K_ONE_CYCLE, K_INVERSE_SQRT, K_SQRT_DECAY, K_TABLE, K_PIECEWISE = 8, 9, 10, 11, 12, 13
+K_PLATEAU = 14
 M_TRIANGULAR, M_TRIANGULAR2, M_EXP_RANGE, M_TABLE = 0, 1, 2, 3
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
@@ -184,12 +186,22 @@ def _segment_value(d, s, table, u):
         offset = int(d[p])
         count = int(d[p + 1])
         return table[offset + count + _count_at_most(table, offset, count, u)]
+    if kind == K_PLATEAU:
+        return table[int(d[p])]
     return np.nan
 
 
 @_jit
-def evaluate(descriptor, table, t):
-    """LR of one packed descriptor (1-d float64 array) at step ``t`` (float)."""
+def apply_floor(floor, value):
+    """max(floor, value), where a floor of 0 means none; NaN stays NaN."""
+    if floor != 0.0 and value < floor:
+        return floor
+    return value
+
+
+@_jit
+def evaluate_product(descriptor, table, t):
+    """scale * prod of the tracks at step ``t``, before the floor."""
     if int(descriptor[0]) != _VERSION:
         return np.nan
     n = int(descriptor[1])
@@ -203,6 +215,12 @@ def evaluate(descriptor, table, t):
         if t >= descriptor[o + 2] and not superseded:
             result *= _segment_value(descriptor, o, table, t - descriptor[o + 2])
     return result
+
+
+@_jit
+def evaluate(descriptor, table, t):
+    """LR of one packed descriptor (1-d float64 array) at step ``t`` (float)."""
+    return apply_floor(descriptor[_FLOOR], evaluate_product(descriptor, table, t))
 
 
 @_jit

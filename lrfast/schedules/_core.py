@@ -72,9 +72,10 @@ class Schedule:
     (0.5, 1.0, 0.5, 0.0)
     """
 
-    __slots__ = ("_segments", "_scale", "_description", "_packed")
+    __slots__ = ("_segments", "_scale", "_description", "_packed", "_floor")
 
-    def __init__(self, segments: Sequence[Segment], scale: float = 1.0, description: str = "Schedule()"):
+    def __init__(self, segments: Sequence[Segment], scale: float = 1.0, description: str = "Schedule()",
+                 floor: float = 0.0):
         segments = tuple(sorted(segments, key=lambda s: (s.track, s.start)))
         if len(segments) > L.MAX_SEGMENTS:
             raise ValueError(
@@ -84,6 +85,7 @@ class Schedule:
         self._segments = segments
         self._scale = float(scale)
         self._description = description
+        self._floor = float(floor)
         self._packed: Packed | None = None
 
     # -- structure -------------------------------------------------------------------
@@ -96,15 +98,39 @@ class Schedule:
         return self._scale
 
     @property
+    def floor(self) -> float:
+        """The lower bound of the schedule's values (0.0: none). See :meth:`with_floor`."""
+        return self._floor
+
+    @property
     def num_tracks(self) -> int:
         return 1 + max((s.track for s in self._segments), default=-1)
 
     def __repr__(self) -> str:
-        return self._description if self._scale == 1.0 else f"{self._scale!r} * {self._description}"
+        text = self._description if self._scale == 1.0 else f"{self._scale!r} * {self._description}"
+        return text if self._floor == 0.0 else f"({text}).with_floor({self._floor!r})"
 
     def __mul__(self, factor: float) -> Schedule:
         factor = _real("Schedule.__mul__", "factor", factor)
-        return Schedule(self._segments, self._scale * factor, self._description)
+        if self._floor != 0.0 and factor < 0:
+            raise ValueError(f"Schedule.__mul__: a schedule with a floor ({self._floor!r}) cannot be scaled by a "
+                             f"negative factor, got {factor!r}")
+        return Schedule(self._segments, self._scale * factor, self._description, self._floor * factor)
+
+    def with_floor(self, min_value: float) -> Schedule:
+        """This schedule bounded below: ``max(min_value, self(t))`` at every step.
+
+        ``min_value == 0`` means no floor (values below 0 are not clamped). A floor bounds
+        a whole schedule, so it is applied last: :func:`join` and :func:`chain` refuse
+        schedules that have one.
+
+        >>> from lrfast import schedules as S
+        >>> s = S.exponential_decay(1.0, transition_steps=1, decay_rate=0.5).with_floor(0.1)
+        >>> s(1), s(3), s(10)
+        (0.5, 0.125, 0.1)
+        """
+        value = _real("Schedule.with_floor", "min_value", min_value)
+        return Schedule(self._segments, self._scale, self._description, value)
 
     __rmul__ = __mul__
 
@@ -157,6 +183,7 @@ def _pack_into(schedule: Schedule, table: list[float], table_base: int) -> tuple
     d[L.SLOT_VERSION] = L.LAYOUT_VERSION
     d[L.SLOT_NUM_SEGMENTS] = len(schedule.segments)
     d[L.SLOT_SCALE] = schedule.scale
+    d[L.SLOT_FLOOR] = schedule.floor
     for i, seg in enumerate(schedule.segments):
         o = L.HEADER_SIZE + i * L.SEGMENT_SIZE
         d[o + L.SLOT_KIND] = int(seg.kind)
@@ -219,6 +246,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     for s in schedules:
         if not isinstance(s, Schedule):
             raise TypeError(f"{fn}: schedules must hold Schedule objects, got {s!r}")
+    _refuse_floors(fn, schedules)
     if not isinstance(boundaries, Sequence) or len(boundaries) != len(schedules) - 1:
         raise ValueError(
             f"{fn}: boundaries must be a sequence of len(schedules) - 1 = {len(schedules) - 1} "
@@ -262,6 +290,7 @@ def chain(*schedules: Schedule) -> Schedule:
     for s in schedules:
         if not isinstance(s, Schedule):
             raise TypeError(f"chain: arguments must be Schedule objects, got {s!r}")
+    _refuse_floors("chain", schedules)
     segments: list[Segment] = []
     offset = 0
     scale = 1.0
@@ -271,6 +300,13 @@ def chain(*schedules: Schedule) -> Schedule:
         scale *= s.scale
     description = f"chain({', '.join(map(repr, schedules))})"
     return Schedule(_drop_unit_tracks(segments), scale, description)
+
+
+def _refuse_floors(fn: str, schedules: Sequence[Schedule]) -> None:
+    for i, s in enumerate(schedules):
+        if s.floor != 0.0:
+            raise ValueError(f"{fn}: schedule {i} has a floor ({s.floor!r}); a floor bounds a whole schedule, "
+                             "so apply with_floor() to the composed result")
 
 
 # -- argument checks shared by the factories -------------------------------------------

@@ -33,7 +33,8 @@ namespace lrfast {
 //   header  [0] layout version (== kLayoutVersion)
 //           [1] number of segments n (0 <= n <= kMaxSegments)
 //           [2] scale: the result is multiplied by it (a param group's base LR, say)
-//           [3] reserved, 0
+//           [3] floor: a lower bound, lr = max(floor, ...); 0 means none (a schedule that goes
+//               negative is not clamped at 0). ReduceLROnPlateau's min_lr in a composition.
 //   segment s at kHeaderSize + s * kSegmentSize:
 //           [0] kind (enum Kind)
 //           [1] track: segments of one track form a join; tracks multiply (chain)
@@ -42,7 +43,13 @@ namespace lrfast {
 //           [3 .. 3 + kSegmentParams) kind-specific parameters, listed at each kind
 //
 // Segments are sorted by (track, start); the first segment of each track starts at 0.
-//   lr(t) = scale * prod_k  value(active segment of track k, t - its start)
+//   lr(t) = max(floor, scale * prod_k  value(active segment of track k, t - its start))
+// (the max only when floor != 0). Additions within version 1, which leave every older
+// descriptor's value unchanged: the floor in [3] (formerly reserved, 0) and kind kPlateau.
+//
+// A kPlateau segment reads a *live* table entry: ReduceLROnPlateau's kernel rewrites it on
+// the device as it decides (NOTE [plateau state] in plateau.h). A consumer that evaluates
+// such a descriptor must read the table the scheduler updates, not a copy taken earlier.
 constexpr int kLayoutVersion = LRFAST_LAYOUT_VERSION;
 constexpr int kHeaderSize = 4;
 constexpr int kMaxSegments = 8;
@@ -51,7 +58,7 @@ constexpr int kSegmentSize = 3 + kSegmentParams;
 constexpr int kDescriptorSize = kHeaderSize + kMaxSegments * kSegmentSize;
 
 namespace slot {
-constexpr int kVersion = 0, kNumSegments = 1, kScale = 2;
+constexpr int kVersion = 0, kNumSegments = 1, kScale = 2, kFloor = 3;
 constexpr int kKind = 0, kTrack = 1, kStart = 2, kParams = 3;
 }  // namespace slot
 
@@ -77,7 +84,9 @@ enum Kind : int {
   kTable = 12,        // p: table offset, count                    -> table[offset + clamp(floor(u), 0, count - 1)]
   kPiecewise = 13,    // p: table offset, count                    -> table[offset + count + #(table[offset, offset + count) <= u)]
                       //                                              (count sorted boundaries, then count + 1 values)
-  kNumKinds = 14,
+  kPlateau = 14,      // p: table offset                           -> table[offset], a value written at run time
+                      //                                              (ReduceLROnPlateau's LR or factor: NOTE [plateau state])
+  kNumKinds = 15,
 };
 
 enum CyclicMode : int { kTriangular = 0, kTriangular2 = 1, kExpRange = 2, kCyclicTable = 3 };
@@ -237,14 +246,21 @@ LRFAST_HD double segment_value(const double* segment, const double* table, doubl
       const int64_t count = static_cast<int64_t>(p[1]);
       return boundaries[count + detail::count_at_most(boundaries, count, u)];
     }
+    case kPlateau:
+      return table[static_cast<int64_t>(p[0])];
     default:
       return detail::quiet_nan();
   }
 }
 
-// The learning rate of a packed descriptor at step t (t >= 0; fractional t is allowed
-// and meaningful for the continuous kinds, e.g. warm restarts stepped by epoch + i/n).
-LRFAST_HD double evaluate(const double* descriptor, const double* table, double t) {
+// max(floor, value), where a floor of 0 means none; NaN stays NaN.
+LRFAST_HD double apply_floor(double floor, double value) {
+  return (floor != 0.0 && value < floor) ? floor : value;
+}
+
+// scale * prod_k value(track k) at step t, before the floor (ReduceLROnPlateau compares the
+// value before and after a reduction: plateau.h).
+LRFAST_HD double evaluate_product(const double* descriptor, const double* table, double t) {
   if (static_cast<int>(descriptor[slot::kVersion]) != kLayoutVersion) return detail::quiet_nan();
   const int n = static_cast<int>(descriptor[slot::kNumSegments]);
   if (n < 0 || n > kMaxSegments) return detail::quiet_nan();
@@ -262,6 +278,12 @@ LRFAST_HD double evaluate(const double* descriptor, const double* table, double 
   return result;
 }
 
+// The learning rate of a packed descriptor at step t (t >= 0; fractional t is allowed
+// and meaningful for the continuous kinds, e.g. warm restarts stepped by epoch + i/n).
+LRFAST_HD double evaluate(const double* descriptor, const double* table, double t) {
+  return apply_floor(descriptor[slot::kFloor], evaluate_product(descriptor, table, t));
+}
+
 // Host-side check of a descriptor against a table of table_size doubles. Returns
 // nullptr when the descriptor is well formed, else a static message.
 inline const char* validate_descriptor(const double* d, int64_t table_size) {
@@ -269,6 +291,7 @@ inline const char* validate_descriptor(const double* d, int64_t table_size) {
   const double n_raw = d[slot::kNumSegments];
   if (!(n_raw >= 0.0 && n_raw <= kMaxSegments) || n_raw != floor(n_raw)) return "bad segment count";
   const int n = static_cast<int>(n_raw);
+  if (!std::isfinite(d[slot::kFloor])) return "the floor must be finite";
   double prev_track = -1.0, prev_start = 0.0;
   for (int s = 0; s < n; ++s) {
     const double* seg = d + kHeaderSize + s * kSegmentSize;
@@ -296,6 +319,7 @@ inline const char* validate_descriptor(const double* d, int64_t table_size) {
     if (k == kMultiStep) { offset = p[2]; count = p[3]; entries = count; }
     if (k == kTable) { offset = p[0]; count = p[1]; entries = count; }
     if (k == kPiecewise) { offset = p[0]; count = p[1]; entries = 2.0 * count + 1.0; }
+    if (k == kPlateau) { offset = p[0]; entries = 1.0; }
     if (cyclic_table) { offset = p[7]; count = p[8]; entries = count; }
     if ((k == kTable || cyclic_table) && !(count >= 1.0)) return "a table segment needs at least one value";
     if (!(offset >= 0.0 && count >= 0.0 && offset + entries <= static_cast<double>(table_size)) ||
