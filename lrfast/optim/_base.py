@@ -1,0 +1,280 @@
+"""What lrfast's fused optimizers share: the step, schedules as LRs, scheduler binding.
+
+A fused optimizer is ``class X(FusedOptimizer, torch.optim.X)``: torch's class gives
+the constructor (same arguments, defaults and validation errors), ``state_dict``,
+hooks and the state layout; this mixin replaces ``step`` with one backend call per
+(device, dtype) bucket (``_dispatch.py``) and adds:
+
+- NOTE [schedule as lr] ``lr`` may be an :class:`lrfast.schedules.Schedule`. The
+  group then holds ``"lr_schedule"`` (the Schedule) and ``"lr_step"`` (the optimizer
+  steps this group has taken, an int in the param group, so it travels with
+  ``state_dict()``); ``group["lr"]`` shows the float the next step will use,
+  ``schedule(lr_step)``. A step skipped by GradScaler (``found_inf``) does not count.
+  ``state_dict()`` leaves the Schedule object out (checkpoints stay plain data, and
+  torch optimizers can load them); ``load_state_dict`` keeps this optimizer's.
+- NOTE [scheduler binding] (``lrfast/lr_scheduler/_base.py``): an lrfast scheduler
+  built on this optimizer registers itself; the kernels then evaluate its packed
+  schedules at ``scheduler.current_step`` instead of reading each group's float.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..schedules import Schedule, constant, pack_many
+from ._dispatch import Planner, backend_for
+
+__all__ = ["FusedOptimizer"]
+
+_MISSING = object()
+
+
+def host_float(value: Any) -> float:
+    """A Python float from a number or a CPU tensor (NaN for a device tensor: no sync)."""
+    if isinstance(value, torch.Tensor):
+        if value.device.type != "cpu":
+            return float("nan")
+        return value.item()
+    return float(value)
+
+
+class FusedOptimizer:
+    """Mixin: put it before a ``torch.optim`` class (see the module docstring)."""
+
+    _lrfast_kind = ""
+    _step_supports_amp_scaling = True
+    # class-level defaults: torch's __init__ calls add_param_group before ours has run,
+    # and unpickling skips __init__ altogether
+    _lrfast_planner: Planner | None = None
+    _lrfast_scheduler_ref: weakref.ref | None = None
+    _lrfast_state_version = 0
+    _lrfast_default_schedule: Schedule | None = None
+    _lrfast_lr_written: dict[int, float] | None = None
+    _lrfast_packed_schedules: tuple | None = None
+
+    # -- construction -------------------------------------------------------------------
+    @property
+    def _lrfast_name(self) -> str:
+        return f"lrfast.optim.{type(self).__name__}"
+
+    def _lrfast_begin_init(self, lr: Any) -> Any:
+        """Before torch's ``__init__``: a Schedule ``lr`` becomes the default of new groups."""
+        self._lrfast_lr_written = {}
+        if isinstance(lr, Schedule):
+            self._lrfast_default_schedule = lr
+            return lr(0)
+        return lr
+
+    def _lrfast_end_init(self, differentiable: bool) -> None:
+        if differentiable:
+            raise RuntimeError(
+                f"{self._lrfast_name}: differentiable=True is not supported (the update runs in a fused kernel, "
+                f"outside autograd); use torch.optim.{type(self).__name__}"
+            )
+        self._step_supports_amp_scaling = True
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group``; ``param_group["lr"]`` may also be a Schedule."""
+        if not isinstance(param_group, dict) or isinstance(param_group.get("params"), set) \
+                or "params" not in param_group:
+            super().add_param_group(param_group)  # torch's own errors
+            return
+        params = param_group["params"]
+        if not isinstance(params, torch.Tensor):
+            params = param_group["params"] = list(params)
+        tensors = [params] if isinstance(params, torch.Tensor) else \
+            [p[1] if isinstance(p, tuple) else p for p in params]
+        for p in tensors:
+            if isinstance(p, torch.Tensor) and p.is_complex():
+                raise TypeError(f"{self._lrfast_name}: complex parameters are not supported; optimize "
+                                "torch.view_as_real(param) or use torch.optim")
+        if len({id(p) for p in tensors}) != len(tensors):
+            raise ValueError(f"{self._lrfast_name}: a parameter group holds the same tensor twice")
+        lr = param_group.get("lr", _MISSING)
+        schedule = lr if isinstance(lr, Schedule) else (self._lrfast_default_schedule if lr is _MISSING else None)
+        if schedule is not None:
+            if self._lrfast_bound_scheduler() is not None:
+                raise ValueError(f"{self._lrfast_name}: an lrfast scheduler drives this optimizer's LRs; "
+                                 "a new group cannot have a Schedule as its lr")
+            param_group["lr"] = schedule(0)
+        super().add_param_group(param_group)
+        if schedule is not None:
+            param_group["lr_schedule"] = schedule
+            param_group["lr_step"] = 0
+            self._lrfast_write_lr(param_group, schedule(0))
+
+    def _lrfast_write_lr(self, group: dict, value: float) -> None:
+        if self._lrfast_lr_written is None:
+            self._lrfast_lr_written = {}
+        group["lr"] = value
+        self._lrfast_lr_written[id(group)] = value
+
+    # -- scheduler binding (NOTE [scheduler binding]) ------------------------------------
+    def _lrfast_bind_scheduler(self, scheduler: Any) -> None:
+        for i, group in enumerate(self.param_groups):
+            if "lr_schedule" in group:
+                raise ValueError(f"{self._lrfast_name}: param group {i} has a Schedule as its lr; a scheduler "
+                                 "cannot drive it as well (pass a float lr to use a scheduler)")
+        self._lrfast_scheduler_ref = weakref.ref(scheduler)
+
+    def _lrfast_bound_scheduler(self) -> Any:
+        ref = self._lrfast_scheduler_ref
+        return ref() if ref is not None else None
+
+    # -- state ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rebuild the cached buckets at the next step (after editing state tensors by hand)."""
+        self._lrfast_state_version += 1
+        if self._lrfast_planner is not None:
+            self._lrfast_planner.forget()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.refresh()
+
+    def state_dict(self) -> dict[str, Any]:
+        state_dict = super().state_dict()
+        for group in state_dict["param_groups"]:
+            group.pop("lr_schedule", None)
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        schedules = [g.get("lr_schedule") for g in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, schedule in zip(self.param_groups, schedules, strict=True):
+            if schedule is not None:
+                group["lr_schedule"] = schedule
+                step = int(group.get("lr_step", 0))
+                group["lr_step"] = step
+                self._lrfast_write_lr(group, schedule(step))
+            else:
+                group.pop("lr_step", None)
+        self.refresh()
+
+    # -- what subclasses provide ----------------------------------------------------------
+    def _lrfast_group_row(self, group: dict, lr: float, momentum: float) -> tuple[tuple, Any]:
+        """(columns GROUP_LR .. GROUP_DECOUPLED of the group's row, structure key);
+        ``lr`` and ``momentum`` are already read (0.0 where a schedule provides them)."""
+        raise NotImplementedError
+
+    def _lrfast_needed_state(self, group: dict) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _lrfast_momentum_of(self, group: dict) -> Any:
+        raise NotImplementedError
+
+    def _lrfast_sparse_message(self) -> str:
+        raise NotImplementedError
+
+    # -- the step ---------------------------------------------------------------------------
+    def step(self, closure=None, *, grad_scale: torch.Tensor | None = None,
+             found_inf: torch.Tensor | None = None):
+        """One optimization step: one backend call per (device, dtype) bucket.
+
+        ``grad_scale`` / ``found_inf`` (or the optimizer attributes of the same names,
+        which ``torch.amp.GradScaler`` sets): unscale the gradients in the kernel, and
+        skip the whole update where ``found_inf`` is nonzero.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if grad_scale is None:
+            grad_scale = getattr(self, "grad_scale", None)
+        if found_inf is None:
+            found_inf = getattr(self, "found_inf", None)
+        planner = self._lrfast_planner
+        if planner is None:
+            planner = self._lrfast_planner = Planner(self, self._lrfast_kind)
+        groups = self.param_groups
+        lr_schedule, momentum_schedule, schedule_t, owned = self._lrfast_schedules(groups)
+        all_lr_scheduled = lr_schedule is not None and owned is None
+        momentum_scheduled = momentum_schedule is not None
+        momentum_flag = 1.0 if momentum_scheduled else 0.0
+        rows = []
+        signature = []
+        lr_tensors = None
+        for i, group in enumerate(groups):
+            lr = group["lr"]
+            if isinstance(lr, torch.Tensor):
+                if lr_tensors is None:
+                    lr_tensors = [None] * len(groups)
+                lr_tensors[i] = lr
+            lr_scheduled = all_lr_scheduled or "lr_schedule" in group
+            row, key = self._lrfast_group_row(
+                group,
+                0.0 if lr_scheduled else host_float(lr),
+                0.0 if momentum_scheduled else host_float(self._lrfast_momentum_of(group)),
+            )
+            rows.append((*row, 1.0 if lr_scheduled else 0.0, momentum_flag))
+            signature.append((id(group), id(group["params"]), len(group["params"]), key))
+        buckets = planner.prepare(rows, signature)
+        hyper = planner.group_hyper
+        lr_tensors = planner.lr_tensor_list(lr_tensors or [None] * len(groups))
+        for bucket in buckets:
+            bucket.group_hyper = hyper
+            bucket.lr_tensors = lr_tensors
+            bucket.lr_schedule = lr_schedule
+            bucket.momentum_schedule = momentum_schedule
+            bucket.schedule_t = schedule_t
+            bucket.grad_scale = grad_scale
+            bucket.found_inf = found_inf
+            bucket.hold_schedule_on_skip = owned is not None
+            backend_for(bucket.device)(bucket)
+        stepped = True
+        if found_inf is not None and (owned is not None or planner.fresh_ids
+                                      or any(b.grad_copies for b in buckets)):
+            stepped = not bool(found_inf.detach().reshape(-1)[0])  # a device sync for device tensors
+        planner.after_step(buckets, stepped)
+        if owned is not None and stepped:
+            for group in groups:
+                schedule = group.get("lr_schedule")
+                if schedule is not None:
+                    group["lr_step"] += 1
+                    self._lrfast_write_lr(group, schedule(group["lr_step"]))
+        return loss
+
+    def _lrfast_schedules(self, groups: list[dict]):
+        """(lr Packed, momentum Packed, schedule_t, owned mask) for this step.
+
+        A bound lrfast scheduler drives every group at its ``current_step``; else the
+        groups whose lr is a Schedule (``owned``: 1.0 for them) at their ``lr_step``.
+        """
+        n = len(groups)
+        scheduler = self._lrfast_bound_scheduler()
+        if scheduler is not None:
+            try:
+                lr_packed = scheduler.packed_lr()
+                momentum_packed = scheduler.packed_momentum()
+            except ValueError:  # groups added after the scheduler: it no longer describes them
+                lr_packed = None
+            if lr_packed is not None and np.ndim(lr_packed.descriptors) == 2 and len(lr_packed.descriptors) == n:
+                if momentum_packed is not None and len(momentum_packed.descriptors) != n:
+                    momentum_packed = None
+                return lr_packed, momentum_packed, np.full(n, float(scheduler.current_step)), None
+        owned_groups = [g for g in groups if "lr_schedule" in g]
+        if not owned_groups:
+            return None, None, np.zeros(n), None
+        written = self._lrfast_lr_written or {}
+        for i, group in enumerate(groups):
+            if "lr_schedule" in group and group["lr"] is not written.get(id(group)):
+                raise RuntimeError(
+                    f"{self._lrfast_name}: param group {i}'s lr is an lrfast Schedule, but group['lr'] was "
+                    "changed from outside (by a torch scheduler?); pass a float lr to drive it with a scheduler"
+                )
+        key = tuple(id(g.get("lr_schedule")) for g in groups)
+        cached = self._lrfast_packed_schedules
+        if cached is None or cached[0] != key:
+            unit = constant(1.0)
+            packed = pack_many([g.get("lr_schedule", unit) for g in groups])
+            packed.descriptors.setflags(write=False)
+            packed.table.setflags(write=False)
+            owned = np.array([1.0 if "lr_schedule" in g else 0.0 for g in groups])
+            # keep the schedules alive with the key made of their ids
+            cached = self._lrfast_packed_schedules = (key, packed, owned, [g.get("lr_schedule") for g in groups])
+        schedule_t = np.array([float(g.get("lr_step", 0)) for g in groups])
+        return cached[1], None, schedule_t, cached[2]

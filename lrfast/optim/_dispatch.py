@@ -1,0 +1,440 @@
+"""The seam between lrfast's optimizers and their backends: buckets of tensors.
+
+An optimizer step gathers its tensors into one :class:`Bucket` per (device, dtype)
+and calls, once per bucket, the backend of the bucket's device::
+
+    step_bucket(bucket: Bucket) -> None
+
+- ``cpu``:  ``lrfast._backend.cpu.step_bucket`` (the Numba kernels), or, when Numba is
+  not installed, ``lrfast.optim._fallback.step_bucket`` (torch's own functional code);
+- ``cuda``: ``lrfast._backend.cuda_optim.step_bucket``, imported on first use; a build
+  without that module raises a ``RuntimeError`` saying so.
+
+What a backend must do with a bucket (NOTE [bucket contract]):
+
+1. If ``found_inf`` is given and nonzero, change nothing at all (no parameter, state,
+   ``step`` or ``momentum_fresh`` flag) and return.
+2. Adam: add 1 to every ``steps[t]`` and use the new value for the bias corrections
+   (torch's order). SGD has no step.
+3. If ``grad_scale`` is given, divide every gradient by it and write the unscaled
+   gradient back into the grad tensor (as torch's fused kernels do for GradScaler).
+4. Per group ``g``: the LR is ``group_hyper[g, GROUP_LR]``, or where
+   ``group_hyper[g, GROUP_LR_SCHEDULED]`` is 1, the packed schedule
+   ``lr_schedule`` (row ``g``) evaluated at ``schedule_t[g]``; momentum / beta1 the same
+   with ``GROUP_MOMENTUM`` / ``GROUP_MOMENTUM_SCHEDULED`` / ``momentum_schedule``.
+   Evaluate once per group per step, not per element.
+5. SGD: where ``momentum_fresh[t]`` is 1 the momentum buffer holds no history yet:
+   write ``buffer = grad`` (torch's first step) and set the flag to 0.
+6. Update every parameter and state tensor in place with torch's math (float32 math for
+   bfloat16 / float16 parameters, one rounding per stored value).
+
+Bucket fields. Identity fields change together, and ``structure_version`` changes
+with them; a backend may keep derived tables (device copies of pointer tables, a chunk
+map) in ``backend_cache`` and rebuild them when the version differs:
+
+=================  =====================================================================
+``kind``           ``"adam"`` (Adam and AdamW) or ``"sgd"``
+``device``         ``torch.device`` of every tensor of the bucket
+``dtype``          the parameters' dtype: float32, float64, bfloat16 or float16
+``params``         list of the T parameters (each dense: contiguous in memory, any order)
+``grads``          list of T gradients, same shape, dtype and strides as their parameter
+``state``          dict kind -> list of T tensors (or None): ``"exp_avg"``,
+                   ``"exp_avg_sq"``, ``"max_exp_avg_sq"`` (None where the group has no
+                   amsgrad); SGD: ``"momentum_buffer"`` (None where momentum is 0)
+``steps``          Adam: T float32 0-d ``step`` tensors on the parameters' device
+``tensor_group``   int32 (T,): index of each tensor's group in ``optimizer.param_groups``
+``numels``         int64 (T,)
+``pointers``       int64 (POINTER_ROWS, T): data pointers, ``ROW_*`` rows of
+                   ``lrfast/optim/_layout.py``, 0 where a tensor is absent
+=================  =====================================================================
+
+``grads`` may be replaced without a new structure (``zero_grad(set_to_none=True)``
+reallocates them every step); ``grads_version`` then changes and ``pointers[ROW_GRAD]``
+holds the new addresses. Per-step fields, set before every call:
+
+=====================  =================================================================
+``group_hyper``        float64 (G, GROUP_COLUMNS) for all G groups of the optimizer
+                       (``GROUP_*`` columns); NaN for an LR held in a CUDA tensor
+``lr_tensors``         list of G: the group's ``lr`` tensor, or None (device LRs)
+``lr_schedule``        ``lrfast.schedules.Packed`` with G descriptor rows, or None
+``momentum_schedule``  the same for momentum / beta1, or None
+``schedule_t``         float64 (G,): the step each group's schedules are evaluated at
+``momentum_fresh``     uint8 (T,), SGD (see 5.)
+``grad_scale``         None or a 1-element float32 tensor (GradScaler's scale)
+``found_inf``          None or a 1-element float32 tensor (nonzero: skip, see 1.)
+``hold_schedule_on_skip``  True when the optimizer owns the schedule count (groups whose lr
+                       is a Schedule): a step skipped by ``found_inf`` must not advance a
+                       device-side schedule counter; False when a scheduler drives it
+=====================  =================================================================
+
+Per-step arrays are replaced, never edited in place, when their values change
+(``group_hyper``, ``lr_tensors``), and the previous object stays alive until the next
+replacement, so a backend may key its caches on their ``id()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import _layout as descriptor_layout
+from . import _layout as L
+
+__all__ = ["Bucket", "SUPPORTED_DTYPES", "STATE_KEYS", "backend_for", "Planner"]
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+STATE_KEYS = {"adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), "sgd": ("momentum_buffer",)}
+_STATE_ROWS = {"exp_avg": L.ROW_EXP_AVG, "exp_avg_sq": L.ROW_EXP_AVG_SQ,
+               "max_exp_avg_sq": L.ROW_MAX_EXP_AVG_SQ, "momentum_buffer": L.ROW_MOMENTUM_BUFFER}
+
+_grad_of = operator.attrgetter("grad")
+_data_ptr = torch.Tensor.data_ptr
+_is_contiguous = torch.Tensor.is_contiguous
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
+# One type for "no schedule" so that a backend compiled once serves both cases.
+NO_DESCRIPTORS = _readonly(np.zeros((0, descriptor_layout.DESCRIPTOR_SIZE)))
+NO_TABLE = _readonly(np.zeros(0))
+
+
+class Bucket:
+    """Every tensor of one (device, dtype) that one optimizer step updates.
+
+    The fields and what a backend must do with them: this module's docstring.
+    """
+
+    __slots__ = (
+        "kind", "device", "dtype", "params", "grads", "state", "steps", "tensor_group", "numels", "pointers",
+        "structure_version", "grads_version", "group_hyper", "lr_tensors", "lr_schedule", "momentum_schedule",
+        "schedule_t", "momentum_fresh", "grad_scale", "found_inf", "hold_schedule_on_skip", "backend_cache",
+        # the planner's bookkeeping
+        "flat_index", "grad_getter", "grad_copies", "contiguous_params",
+    )
+
+    def __init__(self, kind: str, device: torch.device, dtype: torch.dtype) -> None:
+        self.kind = kind
+        self.device = device
+        self.dtype = dtype
+        self.params: list[torch.Tensor] = []
+        self.grads: list[torch.Tensor] = []
+        self.state: dict[str, list[torch.Tensor | None]] = {k: [] for k in STATE_KEYS[kind]}
+        self.steps: list[torch.Tensor] = []
+        self.tensor_group = np.zeros(0, dtype=np.int32)
+        self.numels = np.zeros(0, dtype=np.int64)
+        self.pointers = np.zeros((L.POINTER_ROWS, 0), dtype=np.int64)
+        self.structure_version = 0
+        self.grads_version = 0
+        self.group_hyper = np.zeros((0, L.GROUP_COLUMNS))
+        self.lr_tensors: list[torch.Tensor | None] = []
+        self.lr_schedule = None
+        self.momentum_schedule = None
+        self.schedule_t = np.zeros(0)
+        self.momentum_fresh = np.zeros(0, dtype=np.uint8)
+        self.grad_scale: torch.Tensor | None = None
+        self.found_inf: torch.Tensor | None = None
+        self.hold_schedule_on_skip = False
+        self.backend_cache: Any = None
+        self.flat_index: list[int] = []
+        self.grad_getter: Callable | None = None
+        self.grad_copies: list[tuple[int, torch.Tensor]] = []  # (t, user grad) where grads[t] is a staged copy
+        self.contiguous_params = True
+
+    def __repr__(self) -> str:
+        return (f"Bucket({self.kind}, {self.device}, {self.dtype}, {len(self.params)} tensors, "
+                f"{int(self.numels.sum())} elements)")
+
+
+# -- backends -------------------------------------------------------------------------------
+
+_warned_no_numba = False
+
+
+def _cpu_backend() -> Callable[[Bucket], None]:
+    global _warned_no_numba
+    try:
+        from .._backend import cpu
+    except ImportError as exc:
+        if not _warned_no_numba:
+            _warned_no_numba = True
+            warnings.warn(f"lrfast.optim: Numba is unavailable ({exc}); CPU parameters fall back to torch's "
+                          "optimizer code (pip install numba for the fused kernels)", RuntimeWarning, stacklevel=4)
+        from . import _fallback
+        return _fallback.step_bucket
+    return cpu.step_bucket
+
+
+def _cuda_backend() -> Callable[[Bucket], None]:
+    try:
+        module = importlib.import_module("lrfast._backend.cuda_optim")
+        return module.step_bucket
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeError(
+            "lrfast.optim: CUDA parameters need the fused CUDA optimizer path "
+            f"(lrfast._backend.cuda_optim.step_bucket), which is not available in this build ({exc}); "
+            "use torch.optim with fused=True for CUDA parameters"
+        ) from None
+
+
+_BACKEND_LOADERS = {"cpu": _cpu_backend, "cuda": _cuda_backend}
+_backends: dict[str, Callable[[Bucket], None]] = {}
+
+
+def backend_for(device: torch.device) -> Callable[[Bucket], None]:
+    """The ``step_bucket`` function of ``device``'s backend (loaded once)."""
+    backend = _backends.get(device.type)
+    if backend is None:
+        loader = _BACKEND_LOADERS.get(device.type)
+        if loader is None:
+            raise RuntimeError(f"lrfast.optim: parameters on {device.type} devices are not supported (cpu, cuda)")
+        backend = _backends[device.type] = loader()
+    return backend
+
+
+def reset_backends() -> None:
+    """Forget the loaded backends (tests that hide Numba use this)."""
+    global _warned_no_numba
+    _backends.clear()
+    _warned_no_numba = False
+
+
+# -- layout helpers -------------------------------------------------------------------------
+
+def _is_dense(t: torch.Tensor) -> bool:
+    """Whether ``t``'s elements fill its memory exactly once (contiguous in some order)."""
+    if t.is_contiguous():
+        return True
+    expected = 1
+    for size, stride in sorted(zip(t.shape, t.stride(), strict=True), key=lambda x: x[1]):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _same_layout(t: torch.Tensor, like: torch.Tensor) -> bool:
+    return t.stride() == like.stride() or t.numel() <= 1
+
+
+def _as_layout_of(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A copy of ``t`` with ``like``'s dtype, device and strides."""
+    out = torch.empty_like(like)
+    with torch.no_grad():
+        out.copy_(t)
+    return out
+
+
+class Planner:
+    """Turns an optimizer's param groups and state into buckets, once; then checks
+    cheaply on every step whether they still hold (NOTE [persistent buckets]).
+
+    NOTE [persistent buckets] Built at the first step and rebuilt only when something
+    changed: the param groups (added, or their ``params`` lists edited), a parameter's
+    storage (``p.data = ...``), which parameters have a gradient, the state (loaded, or
+    ``optimizer.refresh()`` after editing it by hand), a group option that changes which
+    state exists (``amsgrad``, ``momentum`` to or from 0). Gradients replaced by new
+    tensors (``zero_grad(set_to_none=True)``, torch's default) only refresh the gradient
+    pointers. Per step this costs one ``data_ptr()`` per parameter and one ``.grad`` read
+    per parameter (plus a ``data_ptr()`` and a contiguity check per new gradient).
+    """
+
+    def __init__(self, optimizer: Any, kind: str) -> None:
+        self.opt = optimizer
+        self.kind = kind
+        self.state_keys = STATE_KEYS[kind]
+        self.version = 0
+        self.buckets: list[Bucket] = []
+        self.group_signature: list = []
+        self.params: list[torch.Tensor] = []
+        self.param_ptrs: list[int] = []
+        self.grads: list[torch.Tensor | None] = []
+        self.state_token: tuple = ()
+        self.group_hyper = np.zeros((0, L.GROUP_COLUMNS))
+        self.hyper_rows: list = []
+        self.previous_hyper = self.group_hyper
+        self.lr_tensors: list = []
+        self.previous_lr_tensors: list = []
+        self.fresh_ids: set[int] = set()  # SGD: params whose momentum buffer holds no history yet
+
+    # -- per step ---------------------------------------------------------------------
+    def prepare(self, rows: list[tuple], signature: list) -> list[Bucket]:
+        """The buckets for this step. ``rows``: the per-group hyperparameter rows;
+        ``signature``: what, per group, decides the bucket structure."""
+        opt = self.opt
+        if rows != self.hyper_rows:
+            # the old array stays referenced: backends key caches on id(group_hyper)
+            self.previous_hyper = self.group_hyper
+            self.group_hyper = np.array(rows, dtype=np.float64).reshape(len(rows), L.GROUP_COLUMNS)
+            self.hyper_rows = rows
+        params = self.params
+        state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version)
+        if (signature != self.group_signature or state_token != self.state_token
+                or list(map(_data_ptr, params)) != self.param_ptrs):
+            self._rebuild(signature)
+            return self.buckets
+        grads = list(map(_grad_of, params))
+        if not all(map(operator.is_, grads, self.grads)):
+            if [g is None for g in grads] != [g is None for g in self.grads]:
+                self._rebuild(signature)
+                return self.buckets
+            self.grads = grads
+            for bucket in self.buckets:
+                self._set_grads(bucket, _pick(bucket, grads))
+        return self.buckets
+
+    def lr_tensor_list(self, lr_tensors: list) -> list:
+        """``lr_tensors``, or the equal list of the last step (same object, NOTE above)."""
+        old = self.lr_tensors
+        if len(old) == len(lr_tensors) and all(map(operator.is_, old, lr_tensors)):
+            return old
+        self.previous_lr_tensors = old
+        self.lr_tensors = lr_tensors
+        return lr_tensors
+
+    def _set_grads(self, bucket: Bucket, grads: list[torch.Tensor]) -> None:
+        """Point ``bucket`` at new gradient tensors (staging copies of odd layouts)."""
+        try:
+            pointers = np.fromiter(map(_data_ptr, grads), np.int64, len(grads))
+            ok = bucket.contiguous_params and all(map(_is_contiguous, grads))
+        except RuntimeError:
+            for g in grads:
+                if g.is_sparse:
+                    raise RuntimeError(self.opt._lrfast_sparse_message()) from None
+            raise
+        bucket.grad_copies = []
+        if not ok:
+            for t, (g, p) in enumerate(zip(grads, bucket.params, strict=True)):
+                if not _same_layout(g, p):
+                    staged = _as_layout_of(g, p)
+                    bucket.grad_copies.append((t, g))
+                    grads[t] = staged
+                    pointers[t] = staged.data_ptr()
+        bucket.grads = grads
+        bucket.pointers[L.ROW_GRAD] = pointers
+        bucket.grads_version += 1
+
+    def after_step(self, buckets: list[Bucket], stepped: bool) -> None:
+        """Write staged gradients back; forget SGD buffers the kernel has now written."""
+        for bucket in buckets:
+            if bucket.grad_copies and bucket.grad_scale is not None and stepped:
+                with torch.no_grad():
+                    for t, user_grad in bucket.grad_copies:
+                        user_grad.copy_(bucket.grads[t])
+        if self.fresh_ids:
+            for bucket in buckets:
+                if bucket.kind == "sgd":
+                    for p, fresh in zip(bucket.params, bucket.momentum_fresh.tolist(), strict=True):
+                        if not fresh:
+                            self.fresh_ids.discard(id(p))
+
+    def forget(self) -> None:
+        """Drop the buckets (and the SGD first-step marks: loaded buffers hold history)."""
+        self.group_signature = []
+        self.fresh_ids.clear()
+
+    # -- building -------------------------------------------------------------------------
+    def _rebuild(self, signature: list) -> None:
+        opt = self.opt
+        params: list[torch.Tensor] = []
+        for group in opt.param_groups:
+            params.extend(group["params"])
+        grads = list(map(_grad_of, params))
+        # first check everything that can raise, then change the state
+        for p, g in zip(params, grads, strict=True):
+            if g is None:
+                continue
+            if p.dtype not in SUPPORTED_DTYPES:
+                raise TypeError(f"{opt._lrfast_name}: parameters of dtype {p.dtype} are not supported "
+                                "(float32, float64, bfloat16, float16)")
+            if g.is_sparse:
+                raise RuntimeError(opt._lrfast_sparse_message())
+            if not _is_dense(p):
+                raise ValueError(f"{opt._lrfast_name}: parameters must be dense tensors (no gaps or overlaps "
+                                 f"in memory), got one of shape {tuple(p.shape)} and strides {p.stride()}")
+        members: dict[tuple[torch.device, torch.dtype], list[tuple[int, int]]] = {}
+        flat = 0
+        for gi, group in enumerate(opt.param_groups):
+            for p in group["params"]:
+                if grads[flat] is not None:
+                    members.setdefault((p.device, p.dtype), []).append((flat, gi))
+                flat += 1
+        self.version += 1
+        self.buckets = [self._build(device, dtype, entries, params, grads)
+                        for (device, dtype), entries in members.items()]
+        self.params = params
+        self.param_ptrs = list(map(_data_ptr, params))
+        self.grads = grads
+        self.group_signature = signature
+        self.state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version)
+
+    def _build(self, device: torch.device, dtype: torch.dtype, entries: list[tuple[int, int]],
+               params: list[torch.Tensor], grads: list) -> Bucket:
+        opt = self.opt
+        bucket = Bucket(self.kind, device, dtype)
+        needs_by_group: dict[int, tuple[str, ...]] = {}
+        for flat, gi in entries:
+            p = params[flat]
+            needs = needs_by_group.get(gi)
+            if needs is None:
+                needs = needs_by_group[gi] = opt._lrfast_needed_state(opt.param_groups[gi])
+            state = opt.state[p]
+            if self.kind == "adam":
+                bucket.steps.append(self._step_tensor(state, p))
+            for key in self.state_keys:
+                bucket.state[key].append(self._state_tensor(state, key, p) if key in needs else None)
+            bucket.params.append(p)
+        T = len(entries)
+        bucket.flat_index = [flat for flat, _ in entries]
+        bucket.tensor_group = np.array([gi for _, gi in entries], dtype=np.int32)
+        bucket.numels = np.array([p.numel() for p in bucket.params], dtype=np.int64)
+        bucket.contiguous_params = all(p.is_contiguous() for p in bucket.params)
+        bucket.pointers = np.zeros((L.POINTER_ROWS, T), dtype=np.int64)
+        bucket.pointers[L.ROW_PARAM] = [p.data_ptr() for p in bucket.params]
+        for key, tensors in bucket.state.items():
+            bucket.pointers[_STATE_ROWS[key]] = [0 if s is None else s.data_ptr() for s in tensors]
+        if bucket.steps:
+            bucket.pointers[L.ROW_STEP] = [s.data_ptr() for s in bucket.steps]
+        bucket.grad_getter = operator.itemgetter(*bucket.flat_index)
+        bucket.momentum_fresh = np.array([id(p) in self.fresh_ids for p in bucket.params], dtype=np.uint8)
+        self._set_grads(bucket, _pick(bucket, grads))
+        bucket.structure_version = self.version
+        return bucket
+
+    @staticmethod
+    def _step_tensor(state: dict, p: torch.Tensor) -> torch.Tensor:
+        """``state["step"]`` as a float32 0-d tensor on ``p``'s device (torch's fused layout)."""
+        step = state.get("step")
+        if not (isinstance(step, torch.Tensor) and step.dtype == torch.float32 and step.device == p.device
+                and step.dim() == 0):
+            value = float(step) if step is not None else 0.0
+            step = state["step"] = torch.tensor(value, dtype=torch.float32, device=p.device)
+        return step
+
+    def _state_tensor(self, state: dict, key: str, p: torch.Tensor) -> torch.Tensor:
+        tensor = state.get(key)
+        if tensor is None:
+            if key == "momentum_buffer":
+                self.fresh_ids.add(id(p))
+            tensor = state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        elif (tensor.dtype != p.dtype or tensor.device != p.device or tensor.shape != p.shape
+              or not _same_layout(tensor, p)):
+            tensor = state[key] = _as_layout_of(tensor, p)
+        return tensor
+
+
+def _pick(bucket: Bucket, grads: list) -> list[torch.Tensor]:
+    picked = bucket.grad_getter(grads)
+    return [picked] if len(bucket.flat_index) == 1 else list(picked)
