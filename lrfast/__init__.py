@@ -17,7 +17,7 @@ from . import schedules
 from ._version import __version__
 
 __all__ = ["__version__", "schedules", "info", "get_include", "cuda_status", "numba_status", "plot",
-           "get_cmake_dir", "LAYOUT_VERSION"]
+           "get_cmake_dir", "LAYOUT_VERSION", "warmup"]
 
 
 def plot(*args, **kwargs):
@@ -25,6 +25,28 @@ def plot(*args, **kwargs):
     from .plotting import plot as _plot
 
     return _plot(*args, **kwargs)
+
+
+def warmup(optimizers=("sgd", "adam", "adamw"), dtypes=None) -> bool:
+    """Compile (or load from Numba's on-disk cache) the fused CPU optimizer kernels now,
+    so that the first ``optimizer.step()`` does not pay for it. ``optimizers``: names
+    among ``"sgd"``, ``"adam"``, ``"adamw"``; ``dtypes``: parameter dtypes (default:
+    float32, float64, bfloat16, float16). Returns False when Numba is unavailable.
+    """
+    try:
+        from ._backend import cpu
+    except ImportError:
+        return False
+    kinds = {"sgd": "sgd", "adam": "adam", "adamw": "adam"}
+    for name in optimizers:
+        if str(name).lower() not in kinds:
+            raise ValueError(f"warmup: optimizers must be among {sorted(kinds)}, got {name!r}")
+    selected = dict.fromkeys(kinds[str(name).lower()] for name in optimizers)
+    if dtypes is None:
+        cpu.warmup(selected)
+    else:
+        cpu.warmup(selected, dtypes)
+    return True
 
 
 def get_include() -> str:

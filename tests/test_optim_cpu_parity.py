@@ -204,8 +204,10 @@ def test_adam_matches_torch_single_tensor_code():
 
 
 def test_state_matches_torch_fused_bit_for_bit():
-    """The element math follows torch's fused kernel operation for operation (float64:
-    equal to the last bit or two; the compilers contract different float64 products)."""
+    """The element math follows torch's vectorised fused kernel operation for operation.
+    (Its scalar tail -- the last numel % 16 elements -- and its float64 build contract
+    products differently, so those agree to the last bit or two; the sizes here have
+    tails of one element.)"""
     sizes = (1, 65537, 33)
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         ours_p = [torch.nn.Parameter(p) for p in initial_params(dtype, sizes)]

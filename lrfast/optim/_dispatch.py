@@ -181,9 +181,8 @@ def _cuda_backend() -> Callable[[Bucket], None]:
         return module.step_bucket
     except (ImportError, AttributeError) as exc:
         raise RuntimeError(
-            "lrfast.optim: CUDA parameters need the fused CUDA optimizer path "
-            f"(lrfast._backend.cuda_optim.step_bucket), which is not available in this build ({exc}); "
-            "use torch.optim with fused=True for CUDA parameters"
+            "lrfast.optim: the CUDA fused path (lrfast._backend.cuda_optim.step_bucket) is not available "
+            f"in this build ({exc}); use torch.optim with fused=True for CUDA parameters"
         ) from None
 
 
