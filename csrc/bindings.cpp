@@ -4,9 +4,11 @@
 #include <pybind11/pybind11.h>
 
 #include <lrfast/fused_tables.h>
+#include <lrfast/plateau.h>
 #include <lrfast/schedule.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "build_info.h"
@@ -126,6 +128,56 @@ py::list assign_group_values(const StrictArray& descriptors, const StrictArray& 
   return values;
 }
 
+// ReduceLROnPlateau's rule from the scheduler's attributes (codes: plateau.h).
+lrfast::plateau::Rule plateau_rule(double factor, double threshold, double eps, double patience, double cooldown,
+                                   int mode, int threshold_mode, bool composed) {
+  if (mode != lrfast::plateau::kMin && mode != lrfast::plateau::kMax) throw py::value_error("plateau: bad mode code");
+  if (threshold_mode != lrfast::plateau::kRel && threshold_mode != lrfast::plateau::kAbs) {
+    throw py::value_error("plateau: bad threshold_mode code");
+  }
+  return lrfast::plateau::Rule{factor, threshold, eps, patience, cooldown, mode, threshold_mode, composed ? 1 : 0};
+}
+
+// Checks what the plateau kernel trusts: valid descriptors, each with its own kPlateau slot.
+void check_plateau_program(const StrictArray& descriptors, std::int64_t table_size, std::int64_t n_min_lrs) {
+  if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize) {
+    throw py::value_error("plateau: descriptors must have shape (G, " + std::to_string(lrfast::kDescriptorSize) + ")");
+  }
+  const std::int64_t groups = checked_descriptor_count(descriptors, table_size);
+  if (n_min_lrs != groups) throw py::value_error("plateau: one min_lr per descriptor expected");
+  std::set<std::int64_t> slots;
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const std::int64_t slot = lrfast::plateau::slot_of(descriptors.data() + g * lrfast::kDescriptorSize);
+    if (slot < 0) throw py::value_error("plateau: descriptor " + std::to_string(g) + " has no plateau slot");
+    if (!slots.insert(slot).second) throw py::value_error("plateau: two descriptors share a plateau slot");
+  }
+}
+
+// The host twin of the plateau kernel: the same functions of plateau.h, on NumPy arrays
+// updated in place (state: kStateSize, table: the program's table with the slots). lrs[g]
+// receives group g's LR. Returns whether this step reduced.
+bool plateau_step_host(StrictArray& state, StrictArray& table, const StrictArray& descriptors,
+                       const StrictArray& min_lrs, py::object metric, double step, double factor, double threshold,
+                       double eps, double patience, double cooldown, int mode, int threshold_mode, bool composed,
+                       StrictArray& lrs) {
+  const auto rule = plateau_rule(factor, threshold, eps, patience, cooldown, mode, threshold_mode, composed);
+  if (state.ndim() != 1 || state.shape(0) != lrfast::plateau::kStateSize || table.ndim() != 1 ||
+      min_lrs.ndim() != 1 || lrs.ndim() != 1) {
+    throw py::value_error("plateau_step_host: state must have shape (" + std::to_string(lrfast::plateau::kStateSize) +
+                          ",); table, min_lrs and lrs must be one-dimensional");
+  }
+  if (!state.writeable() || !table.writeable() || !lrs.writeable()) {
+    throw py::value_error("plateau_step_host: state, table and lrs must be writeable");
+  }
+  check_plateau_program(descriptors, table.shape(0), min_lrs.shape(0));
+  if (lrs.shape(0) != descriptors.shape(0)) throw py::value_error("plateau_step_host: one lr per descriptor expected");
+  const bool has_metric = !metric.is_none();
+  const double value = has_metric ? metric.cast<double>() : 0.0;
+  return lrfast::plateau::step_host(rule, state.mutable_data(), table.mutable_data(), descriptors.data(),
+                                    min_lrs.data(), descriptors.shape(0), has_metric, value, step,
+                                    lrs.mutable_data());
+}
+
 py::dict layout() {
   py::dict d;
   d["version"] = lrfast::kLayoutVersion;
@@ -177,6 +229,14 @@ py::dict layout() {
       py::arg("lr_tensor_dtype") = gs::kLrTensorDtype, py::arg("schedule_step") = gs::kScheduleStep,
       py::arg("decoupled") = gs::kDecoupled);
   d["fused"] = fused_layout;
+  namespace ps = lrfast::plateau::state_slot;
+  d["plateau"] = py::dict(py::arg("state_size") = lrfast::plateau::kStateSize, py::arg("best") = ps::kBest,
+                          py::arg("num_bad_epochs") = ps::kNumBadEpochs,
+                          py::arg("cooldown_counter") = ps::kCooldownCounter,
+                          py::arg("min") = static_cast<int>(lrfast::plateau::kMin),
+                          py::arg("max") = static_cast<int>(lrfast::plateau::kMax),
+                          py::arg("rel") = static_cast<int>(lrfast::plateau::kRel),
+                          py::arg("abs") = static_cast<int>(lrfast::plateau::kAbs));
   return d;
 }
 
@@ -213,6 +273,18 @@ PYBIND11_MODULE(_C, m) {
         checked_descriptor_count(descriptors, table_size);
       },
       py::arg("descriptors"), py::arg("table_size"), "Raise ValueError if a descriptor is malformed.");
+  m.def(
+      "validate_plateau",
+      [](const StrictArray& descriptors, std::int64_t table_size, std::int64_t n_min_lrs) {
+        check_plateau_program(descriptors, table_size, n_min_lrs);
+      },
+      py::arg("descriptors"), py::arg("table_size"), py::arg("n_min_lrs"),
+      "Raise ValueError unless every descriptor is valid and has its own plateau slot.");
+  m.def("plateau_step_host", &plateau_step_host, py::arg("state"), py::arg("table"), py::arg("descriptors"),
+        py::arg("min_lrs"), py::arg("metric"), py::arg("step"), py::arg("factor"), py::arg("threshold"),
+        py::arg("eps"), py::arg("patience"), py::arg("cooldown"), py::arg("mode"), py::arg("threshold_mode"),
+        py::arg("composed"), py::arg("lrs"),
+        "One ReduceLROnPlateau step with plateau.h on host arrays (the kernel's twin); metric None: no decision.");
 #ifdef LRFAST_WITH_CUDA
   m.def("cuda_device_count", [] {
     std::string why;
@@ -224,9 +296,24 @@ PYBIND11_MODULE(_C, m) {
         py::arg("stream"), py::arg("device"),
         "Launch the schedule evaluation kernel on raw device pointers (see cuda_api.h).");
   m.def("cuda_write_scheduled_values", &lrfast::cuda::write_scheduled_values, py::arg("descriptors"),
-        py::arg("table"), py::arg("n_groups"), py::arg("targets"), py::arg("dtypes"), py::arg("counter"),
-        py::arg("increment"), py::arg("host_step"), py::arg("stream"), py::arg("device"),
-        "Write each group's scheduled value into its scalar tensor, one launch (see cuda_api.h).");
+        py::arg("table"), py::arg("n_groups"), py::arg("targets"), py::arg("dtypes"), py::arg("out"),
+        py::arg("counter"), py::arg("increment"), py::arg("host_step"), py::arg("stream"), py::arg("device"),
+        "Write each group's scheduled value into its scalar tensor and an out buffer, one launch (see cuda_api.h).");
+  m.def(
+      "cuda_plateau_step",
+      [](std::uintptr_t metric, int metric_dtype, std::uintptr_t state, std::uintptr_t descriptors,
+         std::uintptr_t table, std::uintptr_t min_lrs, std::int64_t n_groups, double step, std::uintptr_t targets,
+         std::uintptr_t dtypes, std::uintptr_t out, double factor, double threshold, double eps, double patience,
+         double cooldown, int mode, int threshold_mode, bool composed, std::uintptr_t stream, int device) {
+        const auto rule = plateau_rule(factor, threshold, eps, patience, cooldown, mode, threshold_mode, composed);
+        lrfast::cuda::plateau_step(rule, metric, metric_dtype, state, descriptors, table, min_lrs, n_groups, step,
+                                   targets, dtypes, out, stream, device);
+      },
+      py::arg("metric"), py::arg("metric_dtype"), py::arg("state"), py::arg("descriptors"), py::arg("table"),
+      py::arg("min_lrs"), py::arg("n_groups"), py::arg("step"), py::arg("targets"), py::arg("dtypes"), py::arg("out"),
+      py::arg("factor"), py::arg("threshold"), py::arg("eps"), py::arg("patience"), py::arg("cooldown"),
+      py::arg("mode"), py::arg("threshold_mode"), py::arg("composed"), py::arg("stream"), py::arg("device"),
+      "Launch one ReduceLROnPlateau step on device pointers (trusted: see validate_plateau and cuda_api.h).");
   m.def("cuda_fused_step", &lrfast::cuda::fused_step, py::arg("algorithm"), py::arg("dtype"), py::arg("tensors"),
         py::arg("n_tensors"), py::arg("n_chunks"), py::arg("groups"), py::arg("lr_tensors"),
         py::arg("lr_descriptors"), py::arg("lr_table"), py::arg("beta1_descriptors"), py::arg("beta1_table"),

@@ -3,6 +3,8 @@
 // and streams travel as integers, exactly as the Python side holds them.
 #pragma once
 
+#include <lrfast/plateau.h>
+
 #include <cstdint>
 #include <string>
 
@@ -23,13 +25,28 @@ void evaluate_schedules(std::uintptr_t descriptors, std::int64_t n_descriptors,
 // Scalar dtypes a written target may have (codes shared with lrfast/_backend/cuda.py).
 enum ScalarType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
 
-// For each group g < n_groups: *targets[g] (of dtype dtypes[g]) = evaluate(descriptor g, step),
-// with step = *counter + increment (then *counter += increment) when counter is non-zero,
-// else host_step. One single-block launch on `stream` of `device`. targets: uint64 device
-// addresses; dtypes: int32 ScalarType codes; counter: an int64 device scalar or 0.
+// For each group g < n_groups: v = evaluate(descriptor g, step); *targets[g] (of dtype
+// dtypes[g]) = v where targets[g] != 0, and out[g] = v when out != 0; step = *counter +
+// increment (then *counter += increment) when counter is non-zero, else host_step. One
+// single-block launch on `stream` of `device`. targets: uint64 device addresses (or 0 for
+// none at all); dtypes: int32 ScalarType codes; out: float64 device buffer of n_groups or 0;
+// counter: an int64 device scalar or 0.
 void write_scheduled_values(std::uintptr_t descriptors, std::uintptr_t table, std::int64_t n_groups,
-                            std::uintptr_t targets, std::uintptr_t dtypes, std::uintptr_t counter,
-                            std::int64_t increment, double host_step, std::uintptr_t stream, int device);
+                            std::uintptr_t targets, std::uintptr_t dtypes, std::uintptr_t out,
+                            std::uintptr_t counter, std::int64_t increment, double host_step, std::uintptr_t stream,
+                            int device);
+
+// One ReduceLROnPlateau step (NOTE [plateau state] in lrfast/plateau.h) as one single-block
+// launch on `stream` of `device`: when metric != 0, thread 0 reads the metric (a device
+// scalar of ScalarType metric_dtype) and updates state (kStateSize float64); then every
+// group g < n_groups updates its slot in `table` (float64, device, read-write) and gets its
+// LR at schedule step `step`, stored into *targets[g] (dtype dtypes[g]) where targets[g] != 0
+// (plain rule: only when it changed, as torch) and into out[g] when out != 0. min_lrs:
+// float64 per group. Every descriptor must hold a kPlateau segment, with distinct slots.
+void plateau_step(const plateau::Rule& rule, std::uintptr_t metric, int metric_dtype, std::uintptr_t state,
+                  std::uintptr_t descriptors, std::uintptr_t table, std::uintptr_t min_lrs, std::int64_t n_groups,
+                  double step, std::uintptr_t targets, std::uintptr_t dtypes, std::uintptr_t out,
+                  std::uintptr_t stream, int device);
 
 // One fused optimizer step for one bucket (see lrfast/fused_tables.h for the tables and
 // csrc/cuda/fused_optim.cu for the kernel). algorithm: fused::Algorithm; dtype: ScalarType

@@ -43,42 +43,59 @@ def require_cuda_kernels(what: str) -> None:
 class ScalarWriter:
     """Writes scheduled values into one scalar CUDA tensor per group, one launch per step.
 
-    ``targets[g]`` receives ``schedule_g(step)`` where the schedules are ``packed``. All
-    targets must live on one device and be 1-element tensors of a floating dtype.
+    ``targets[g]`` receives ``schedule_g(step)`` where the schedules are ``packed``; a
+    ``None`` target is a group with no tensor of its own. ``out``, a float64 (G,) CUDA
+    tensor, receives every group's value in the same launch (a scheduler's ``lr_tensor``).
+    Targets and ``out`` must live on one device; targets are 1-element float tensors.
     """
 
-    def __init__(self, targets: Sequence[torch.Tensor], packed: Packed) -> None:
+    def __init__(self, targets: Sequence[torch.Tensor | None], packed: Packed,
+                 out: torch.Tensor | None = None) -> None:
         require_cuda_kernels("lrfast")
-        if not targets:
-            raise ValueError("ScalarWriter: needs at least one target tensor")
-        device = targets[0].device
-        for t in targets:
+        present = [t for t in targets if t is not None]
+        if not present and out is None:
+            raise ValueError("ScalarWriter: needs at least one target tensor or an out buffer")
+        device = out.device if out is not None else present[0].device
+        for t in present:
             if t.device != device:
                 raise ValueError(f"ScalarWriter: all tensors must be on {device}, got one on {t.device}")
             if t.numel() != 1 or t.dtype not in DTYPE_CODES:
                 raise TypeError(
                     f"ScalarWriter: targets must be 1-element float tensors, got {t.dtype} with {t.numel()} elements"
                 )
+        descriptors = np.atleast_2d(packed.descriptors)
+        if descriptors.shape[0] != len(targets):
+            raise ValueError(f"ScalarWriter: {descriptors.shape[0]} descriptors for {len(targets)} targets")
+        if out is not None and (device.type != "cuda" or out.dtype != torch.float64 or not out.is_contiguous()
+                                or tuple(out.shape) != (len(targets),)):
+            raise ValueError(f"ScalarWriter: out must be a contiguous float64 CUDA tensor of shape ({len(targets)},), "
+                             f"got {out.dtype} {tuple(out.shape)} on {out.device}")
         self.device = device
         self.targets = list(targets)
+        self.out = out
         self._keep: list = []
-        descriptors = np.atleast_2d(packed.descriptors)
         self.n_groups = descriptors.shape[0]
         self.descriptors = upload(descriptors, device, self._keep)
         self.table = upload(packed.table, device, self._keep)
-        self.addresses = upload(np.array([t.data_ptr() for t in targets], dtype=np.uint64).view(np.int64),
-                                device, self._keep)
-        self.dtypes = upload(np.array([DTYPE_CODES[t.dtype] for t in targets], dtype=np.int32), device, self._keep)
+        self.addresses = self.dtypes = None
+        if present:
+            self.addresses = upload(np.array([0 if t is None else t.data_ptr() for t in targets],
+                                             dtype=np.uint64).view(np.int64), device, self._keep)
+            self.dtypes = upload(np.array([DTYPE_CODES[t.dtype] if t is not None else DTYPE_CODES[torch.float64]
+                                           for t in targets], dtype=np.int32), device, self._keep)
 
-    def still_targets(self, tensors: Sequence[torch.Tensor]) -> bool:
+    def still_targets(self, tensors: Sequence[torch.Tensor | None]) -> bool:
         """Whether ``tensors`` are the very tensors (same storage) this writer was built for."""
         return len(tensors) == len(self.targets) and all(
-            a is b and a.data_ptr() == b.data_ptr() for a, b in zip(tensors, self.targets))
+            a is b and (a is None or a.data_ptr() == b.data_ptr()) for a, b in zip(tensors, self.targets))
 
     def write(self, step: float, counter: torch.Tensor | None = None, increment: int = 0) -> None:
-        """Launch: targets[g] = schedule_g(step) (or of the device counter, advanced)."""
+        """Launch: targets[g] = out[g] = schedule_g(step) (or of the device counter, advanced)."""
         stream = torch.cuda.current_stream(self.device)
         _C.cuda_write_scheduled_values(
-            self.descriptors.data_ptr(), self.table.data_ptr(), self.n_groups, self.addresses.data_ptr(),
-            self.dtypes.data_ptr(), 0 if counter is None else counter.data_ptr(), increment, float(step),
+            self.descriptors.data_ptr(), self.table.data_ptr(), self.n_groups,
+            0 if self.addresses is None else self.addresses.data_ptr(),
+            0 if self.dtypes is None else self.dtypes.data_ptr(),
+            0 if self.out is None else self.out.data_ptr(),
+            0 if counter is None else counter.data_ptr(), increment, float(step),
             stream.cuda_stream, self.device.index if self.device.index is not None else torch.cuda.current_device())

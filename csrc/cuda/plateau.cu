@@ -1,0 +1,102 @@
+// ReduceLROnPlateau on a device metric: one single-block launch makes torch's decision
+// (lrfast/plateau.h, NOTE [plateau state]) and writes every group's LR -- into the
+// group's own scalar tensor where it has one, and into a (G,) float64 buffer (the
+// scheduler's lr_tensor) -- with the state and the per-group slots in device memory,
+// so the host never waits for the device.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <lrfast/plateau.h>
+
+#include <stdexcept>
+
+#include "check.cuh"
+#include "cuda_api.h"
+
+namespace lrfast {
+namespace cuda {
+namespace {
+
+constexpr int kPlateauThreads = 256;
+
+__device__ __forceinline__ double load_scalar(std::uintptr_t address, int dtype) {
+  switch (dtype) {
+    case kFloat32: return static_cast<double>(*reinterpret_cast<const float*>(address));
+    case kFloat64: return *reinterpret_cast<const double*>(address);
+    case kFloat16: return static_cast<double>(__half2float(*reinterpret_cast<const __half*>(address)));
+    case kBFloat16: return static_cast<double>(__bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(address)));
+    default: return static_cast<double>(NAN);  // rejected on the host before launch
+  }
+}
+
+// As torch's fill_(double) stores into a tensor of that dtype: a half or bfloat16 value
+// goes through float first (c10::Half and c10::BFloat16 are built from a float).
+__device__ __forceinline__ void store_scalar(std::uintptr_t address, int dtype, double value) {
+  switch (dtype) {
+    case kFloat32: *reinterpret_cast<float*>(address) = static_cast<float>(value); break;
+    case kFloat64: *reinterpret_cast<double*>(address) = value; break;
+    case kFloat16: *reinterpret_cast<__half*>(address) = __float2half_rn(static_cast<float>(value)); break;
+    case kBFloat16:
+      *reinterpret_cast<__nv_bfloat16*>(address) = __float2bfloat16_rn(static_cast<float>(value));
+      break;
+    default: break;
+  }
+}
+
+__global__ void plateau_step_kernel(plateau::Rule rule, std::uintptr_t metric, int metric_dtype,
+                                    double* __restrict__ state, const double* __restrict__ descriptors,
+                                    double* table, const double* __restrict__ min_lrs, std::int64_t n_groups,
+                                    double t, const std::uint64_t* __restrict__ targets,
+                                    const std::int32_t* __restrict__ dtypes, double* __restrict__ out) {
+  __shared__ bool reduce;
+  // Thread 0 alone reads and updates the decision state; the barrier publishes its verdict.
+  if (threadIdx.x == 0) reduce = metric != 0 && plateau::observe(rule, state, load_scalar(metric, metric_dtype));
+  __syncthreads();
+  // Each group touches only its own slot (the host checks the slots are distinct), and
+  // reads the rest of the table, which nothing writes.
+  for (std::int64_t g = threadIdx.x; g < n_groups; g += blockDim.x) {
+    const double* descriptor = descriptors + g * kDescriptorSize;
+    const std::int64_t slot = plateau::slot_of(descriptor);
+    if (slot < 0) {  // rejected on the host: every group has a slot
+      if (out) out[g] = static_cast<double>(NAN);
+      continue;
+    }
+    const std::uintptr_t target = targets ? static_cast<std::uintptr_t>(targets[g]) : 0;
+    const int dtype = target ? dtypes[g] : kFloat64;
+    // Plain: torch reduces the LR the group's tensor holds (float(group["lr"])), rounding included.
+    if (!rule.composed && target) table[slot] = load_scalar(target, dtype);
+    const double before = table[slot];
+    double lr = plateau::step_group(rule, reduce, descriptor, table, min_lrs[g], t);
+    if (target && (rule.composed || !(table[slot] == before))) {
+      store_scalar(target, dtype, lr);
+      if (!rule.composed) table[slot] = lr = load_scalar(target, dtype);  // the LR as stored
+    }
+    if (out) out[g] = lr;
+  }
+}
+
+}  // namespace
+
+void plateau_step(const plateau::Rule& rule, std::uintptr_t metric, int metric_dtype, std::uintptr_t state,
+                  std::uintptr_t descriptors, std::uintptr_t table, std::uintptr_t min_lrs, std::int64_t n_groups,
+                  double step, std::uintptr_t targets, std::uintptr_t dtypes, std::uintptr_t out,
+                  std::uintptr_t stream, int device) {
+  if (n_groups < 0) throw std::invalid_argument("plateau_step: negative group count");
+  if (metric != 0 && (metric_dtype < kFloat32 || metric_dtype > kBFloat16)) {
+    throw std::invalid_argument("plateau_step: unsupported metric dtype code");
+  }
+  if (state == 0 || (n_groups > 0 && (descriptors == 0 || table == 0 || min_lrs == 0))) {
+    throw std::invalid_argument("plateau_step: null state, descriptors, table or min_lrs");
+  }
+  if (targets != 0 && dtypes == 0) throw std::invalid_argument("plateau_step: targets without dtypes");
+  DeviceGuard guard(device);
+  plateau_step_kernel<<<1, kPlateauThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+      rule, metric, metric_dtype, reinterpret_cast<double*>(state), reinterpret_cast<const double*>(descriptors),
+      reinterpret_cast<double*>(table), reinterpret_cast<const double*>(min_lrs), n_groups, step,
+      reinterpret_cast<const std::uint64_t*>(targets), reinterpret_cast<const std::int32_t*>(dtypes),
+      reinterpret_cast<double*>(out));
+  LRFAST_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace cuda
+}  // namespace lrfast
