@@ -15,6 +15,14 @@ NOTE [group kinds] Whether a group's ``lr`` is a float or a tensor is read when 
 program is built (construction, ``load_state_dict``, a change in the number of param
 groups or in the identity of a tensor lr). Reading it on every step would cost more
 than the whole float path; :meth:`LRScheduler.refresh` rebuilds on demand.
+
+NOTE [lr tensor] ``scheduler.lr_tensor`` is every group's current LR as one float64 (G,)
+tensor on the optimizer's device (its parameters' CUDA device, else the CPU), made on
+first access and then written by every ``step()``: on CUDA by the same single launch that
+writes the groups' tensor LRs (the writer's ``out`` buffer; with float LRs, that launch
+is the one extra cost), on the CPU through a NumPy view. It is the same tensor from step
+to step (a program rebuild keeps it), so it can be captured once; only a change in the
+number of param groups replaces it.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .. import _C
+from .._compile import attach, compile_aware_scheduler_step
 from ..schedules import Schedule, pack_many
 
 __all__ = ["LRScheduler"]
@@ -64,10 +73,14 @@ _EPOCH_WARNING = (
 
 
 class _Writer:
-    """Writes one array of per-group values into the groups' ``key`` entries."""
+    """Writes one array of per-group values into the groups' ``key`` entries and, when
+    given, into ``out`` (NOTE [lr tensor])."""
 
-    def __init__(self, groups: list[dict], key: str, packed, tuple_slot: int | None = None) -> None:
+    def __init__(self, groups: list[dict], key: str, packed, tuple_slot: int | None = None,
+                 out: torch.Tensor | None = None) -> None:
         self.key = key
+        self.out = out
+        self.out_view = out.numpy() if out is not None and out.device.type == "cpu" else None
         self.tuple_slot = tuple_slot  # betas: write element 0 of the tuple
         self.float_groups: list[int] = []
         self.cpu_tensors: list[tuple[int, np.ndarray]] = []
@@ -85,12 +98,23 @@ class _Writer:
             else:
                 self.float_groups.append(i)
         self.all_float = len(self.float_groups) == len(groups)
-        for indices in cuda_by_device.values():
+        if out is not None and out.device.type == "cuda":
+            cuda_by_device.setdefault(out.device, [])
+        for device, indices in cuda_by_device.items():
             from .._backend.cuda import ScalarWriter
 
+            if out is not None and device == out.device:
+                # one launch writes this device's tensors and every group's value into out
+                chosen = set(indices)
+                targets = [self._value(g) if i in chosen else None for i, g in enumerate(groups)]
+                self.cuda_writers.append((ScalarWriter(targets, packed, out), targets))
+                continue
             sub = type(packed)(np.atleast_2d(packed.descriptors)[indices], packed.table)
-            targets = [groups[i][key][tuple_slot] if tuple_slot is not None else groups[i][key] for i in indices]
+            targets = [self._value(groups[i]) for i in indices]
             self.cuda_writers.append((ScalarWriter(targets, sub), targets))
+
+    def _value(self, group: dict):
+        return group[self.key][self.tuple_slot] if self.tuple_slot is not None else group[self.key]
 
     def still_valid(self, groups: list[dict]) -> bool:
         if not self.tensors:
@@ -115,8 +139,19 @@ class _Writer:
                 groups[i][key] = values[i]
         for i, view in self.cpu_tensors:
             view[0] = values[i]
+        if self.out_view is not None:
+            self.out_view[:] = values
         for writer, _ in self.cuda_writers:
             writer.write(step)
+
+    def write_out(self, values: list[float], step: float) -> None:
+        """Only ``out`` (NOTE [lr tensor]), for groups already written by the caller; on CUDA
+        the launch also rewrites that device's tensor groups, with the values they hold."""
+        if self.out_view is not None:
+            self.out_view[:] = values
+        for writer, _ in self.cuda_writers:
+            if writer.out is not None:
+                writer.write(step)
 
 
 class _Program:
@@ -134,7 +169,10 @@ class _Program:
             )
         self.lr = self._pack(lr_schedules)
         self.lr_out = np.empty(self.n_groups)
-        self.lr_writer = _Writer(groups, "lr", self.lr)
+        out = scheduler._lrfast_lr_buffer
+        if out is not None and out.shape[0] != self.n_groups:
+            out = scheduler._lrfast_lr_buffer = None  # groups added or removed: lr_tensor is made anew
+        self.lr_writer = _Writer(groups, "lr", self.lr, out=out)
         self.momentum = None
         if momentum is not None:
             self.momentum = self._pack(momentum)
@@ -200,6 +238,18 @@ class LRScheduler(_TorchLRScheduler):
     # LR from the base (LambdaLR, CyclicLR, ...). ChainedScheduler composes by it.
     _lrfast_chain_kind = "ratio"
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        # NOTE [compiled steps] (lrfast/_compile.py): every step() becomes one custom op
+        # under torch.compile, so the LR changing does not recompile the caller.
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:
+            cls.step = compile_aware_scheduler_step(cls.__dict__["step"])
+
+    def _lrfast_eager_step(self) -> None:
+        """The step the compiled op runs (NOTE [compiled steps])."""
+        self.step()
+    _lrfast_lr_buffer: torch.Tensor | None = None  # lr_tensor, once asked for (NOTE [lr tensor])
+
     @restore_groups_on_error
     def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> None:
         self._lrfast_program_cache: _Program | None = None
@@ -239,6 +289,21 @@ class LRScheduler(_TorchLRScheduler):
     def schedules(self) -> list[Schedule]:
         """The LR schedule of each param group, as functional :class:`Schedule` objects."""
         return self._lrfast_lr_schedules()
+
+    @property
+    def lr_tensor(self) -> torch.Tensor:
+        """Every group's current LR as a float64 (G,) tensor on the optimizer's device
+        (its parameters' CUDA device, else the CPU), kept current by every ``step()``
+        without a host sync (NOTE [lr tensor]): log it, or feed it to device code."""
+        buffer = self._lrfast_lr_buffer
+        n = len(self.optimizer.param_groups)
+        if buffer is None or buffer.shape[0] != n:
+            buffer = torch.empty(n, dtype=torch.float64, device=optimizer_device(self.optimizer))
+            self._lrfast_lr_buffer = buffer
+            self.refresh()
+            program = self._lrfast_program()
+            program.lr_writer.write_out(program.values_at(self._lrfast_t), self._lrfast_t)
+        return buffer
 
     # -- torch's API --------------------------------------------------------------------
     def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
@@ -285,6 +350,8 @@ class LRScheduler(_TorchLRScheduler):
         groups = self.optimizer.param_groups
         if program.lr_writer.all_float:  # the common case, one call into the core
             values = _C.assign_group_values(program.lr.descriptors, program.lr.table, t, groups, "lr")
+            if program.lr_writer.out is not None:
+                program.lr_writer.write_out(values, t)
         else:
             values = program.values_at(t)
             program.lr_writer.write(groups, values, t)
@@ -357,11 +424,26 @@ class LRScheduler(_TorchLRScheduler):
         return self._lrfast_program().momentum
 
 
+LRScheduler.step = compile_aware_scheduler_step(LRScheduler.step)
+
+
 def bind_to_optimizer(scheduler: LRScheduler) -> None:
-    """NOTE [scheduler binding]: let an lrfast optimizer run this scheduler in its kernels."""
+    """NOTE [scheduler binding]: let an lrfast optimizer run this scheduler in its kernels.
+    Also gives the scheduler its handle for compiled steps (NOTE [compiled steps])."""
+    attach(scheduler)
     bind = getattr(scheduler.optimizer, "_lrfast_bind_scheduler", None)
     if bind is not None:
         bind(scheduler)
+
+
+def optimizer_device(optimizer: torch.optim.Optimizer) -> torch.device:
+    """Where an optimizer's LR tensor lives (NOTE [lr tensor]): the CUDA device of its first
+    parameter, else the CPU."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if isinstance(p, torch.Tensor):
+                return p.device if p.device.type == "cuda" else torch.device("cpu")
+    return torch.device("cpu")
 
 
 def format_param(cls: str, name: str, optimizer: torch.optim.Optimizer, value) -> list:
