@@ -2,8 +2,10 @@
 
 Both ranks must hold the same parameters after every step, and those must match a
 single-process run over the whole batches (DDP averages the ranks' gradients, and the
-mean loss over a whole batch is the average of the two halves' mean losses). The
-workers run on a free port of 127.0.0.1; a watchdog kills them past the deadline.
+mean loss over a whole batch is the average of the two halves' mean losses). The same
+workers then train the model sharded with FSDP2 (``fully_shard``: DTensor parameters,
+whose local shards the kernel updates). The workers run on a free port of 127.0.0.1;
+a watchdog kills them past the deadline.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
 import lrfast.optim
@@ -67,6 +71,16 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         model = DistributedDataParallel(_model())
         history = _train(model, model.parameters(), rank)
         torch.save(history, Path(out_dir) / f"rank{rank}.pt")
+        sharded = _model()
+        mesh = init_device_mesh("cpu", (WORLD,))
+        for layer in sharded:
+            if isinstance(layer, torch.nn.Linear):
+                fully_shard(layer, mesh=mesh)
+        fully_shard(sharded, mesh=mesh)
+        _train(sharded, sharded.parameters(), rank)
+        full = [p.full_tensor().detach().clone() for p in sharded.parameters()]  # a collective: every rank
+        torch.save({"full": full, "local_rows": sharded[0].weight.to_local().shape[0]},
+                   Path(out_dir) / f"fsdp{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -92,11 +106,12 @@ def ddp_histories(tmp_path_factory) -> list:
             if process.is_alive():
                 process.kill()
                 process.join(5)
-    return [torch.load(out_dir / f"rank{r}.pt") for r in range(WORLD)]
+    return [torch.load(out_dir / f"rank{r}.pt") for r in range(WORLD)] + \
+        [torch.load(out_dir / f"fsdp{r}.pt") for r in range(WORLD)]
 
 
 def test_ranks_agree_at_every_step(ddp_histories) -> None:
-    first, second = ddp_histories
+    first, second = ddp_histories[:2]
     assert len(first) == len(second) == STEPS
     for step, (a, b) in enumerate(zip(first, second)):
         for p, q in zip(a, b):
@@ -110,6 +125,16 @@ def test_ddp_matches_a_single_process_run(ddp_histories) -> None:
         for p, q in zip(got, want):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=lambda m, step=step: f"step {step}: {m}")
     assert not torch.equal(reference[0][0], reference[-1][0])  # it trained
+
+
+def test_fsdp2_sharded_parameters_match_a_single_process_run(ddp_histories) -> None:
+    fsdp = ddp_histories[2:]
+    assert [r["local_rows"] for r in fsdp] == [17, 16]  # 33 rows over two ranks
+    model = _model()
+    reference = _train(model, model.parameters(), None)[-1]
+    for rank in fsdp:
+        for p, q in zip(rank["full"], reference):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
 def test_no_worker_left_behind(ddp_histories) -> None:

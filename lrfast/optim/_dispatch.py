@@ -36,9 +36,11 @@ map) in ``backend_cache`` and rebuild them when the version differs:
 ``kind``           ``"adam"`` (Adam and AdamW) or ``"sgd"``
 ``device``         ``torch.device`` of every tensor of the bucket
 ``dtype``          the parameters' dtype: float32, float64, bfloat16 or float16
-``params``         list of the T parameters (each dense: contiguous in memory, any order)
+``params``         list of the T tensors to update: the parameters, or the local shards of
+                   DTensor parameters (FSDP2); each dense (contiguous memory, any order)
 ``grads``          list of T gradients, same shape, dtype and strides as their parameter
-``state``          dict kind -> list of T tensors (or None): ``"exp_avg"``,
+``state``          dict kind -> list of T tensors (or None; local shards as for params):
+                   ``"exp_avg"``,
                    ``"exp_avg_sq"``, ``"max_exp_avg_sq"`` (None where the group has no
                    amsgrad); SGD: ``"momentum_buffer"`` (None where momentum is 0)
 ``steps``          Adam: T float32 0-d ``step`` tensors on the parameters' device
@@ -98,6 +100,12 @@ _data_ptr = torch.Tensor.data_ptr
 _is_contiguous = torch.Tensor.is_contiguous
 
 
+def _local(t):
+    """The tensor a kernel updates: a DTensor's local shard, else ``t`` itself."""
+    local = getattr(t, "_local_tensor", None)
+    return t if local is None else local
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.setflags(write=False)
@@ -120,7 +128,7 @@ class Bucket:
         "structure_version", "grads_version", "group_hyper", "lr_tensors", "lr_schedule", "momentum_schedule",
         "schedule_t", "momentum_fresh", "grad_scale", "found_inf", "hold_schedule_on_skip", "backend_cache",
         # the planner's bookkeeping
-        "flat_index", "grad_getter", "grad_copies", "contiguous_params",
+        "flat_index", "grad_getter", "grad_copies", "contiguous_params", "distributed",
     )
 
     def __init__(self, kind: str, device: torch.device, dtype: torch.dtype) -> None:
@@ -150,6 +158,7 @@ class Bucket:
         self.grad_getter: Callable | None = None
         self.grad_copies: list[tuple[int, torch.Tensor]] = []  # (t, user grad) where grads[t] is a staged copy
         self.contiguous_params = True
+        self.distributed = False  # DTensor parameters: grads are unwrapped to their local shards
 
     def __repr__(self) -> str:
         return (f"Bucket({self.kind}, {self.device}, {self.dtype}, {len(self.params)} tensors, "
@@ -258,6 +267,7 @@ class Planner:
         self.buckets: list[Bucket] = []
         self.group_signature: list = []
         self.params: list[torch.Tensor] = []
+        self.has_dtensor = False  # then the local shards are looked up again every step
         self.param_ptrs: list[int] = []
         self.grads: list[torch.Tensor | None] = []
         self.state_token: tuple = ()
@@ -280,8 +290,9 @@ class Planner:
             self.hyper_rows = rows
         params = self.params
         state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version)
+        current = list(map(_local, params)) if self.has_dtensor else params
         if (signature != self.group_signature or state_token != self.state_token
-                or list(map(_data_ptr, params)) != self.param_ptrs):
+                or list(map(_data_ptr, current)) != self.param_ptrs):
             self._rebuild(signature)
             return self.buckets
         grads = list(map(_grad_of, params))
@@ -305,6 +316,8 @@ class Planner:
 
     def _set_grads(self, bucket: Bucket, grads: list[torch.Tensor]) -> None:
         """Point ``bucket`` at new gradient tensors (staging copies of odd layouts)."""
+        if bucket.distributed:
+            grads = [_local(g) for g in grads]
         try:
             pointers = np.fromiter(map(_data_ptr, grads), np.int64, len(grads))
             ok = bucket.contiguous_params and all(map(_is_contiguous, grads))
@@ -352,7 +365,8 @@ class Planner:
             params.extend(group["params"])
         grads = list(map(_grad_of, params))
         # first check everything that can raise, then change the state
-        for p, g in zip(params, grads, strict=True):
+        local_params = [_local(p) for p in params]
+        for p, g in zip(local_params, grads, strict=True):
             if g is None:
                 continue
             if p.dtype not in SUPPORTED_DTYPES:
@@ -374,7 +388,8 @@ class Planner:
         self.buckets = [self._build(device, dtype, entries, params, grads)
                         for (device, dtype), entries in members.items()]
         self.params = params
-        self.param_ptrs = list(map(_data_ptr, params))
+        self.has_dtensor = any(p is not q for p, q in zip(params, local_params))
+        self.param_ptrs = list(map(_data_ptr, local_params))
         self.grads = grads
         self.group_signature = signature
         self.state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version)
@@ -394,7 +409,9 @@ class Planner:
                 bucket.steps.append(self._step_tensor(state, p))
             for key in self.state_keys:
                 bucket.state[key].append(self._state_tensor(state, key, p) if key in needs else None)
-            bucket.params.append(p)
+            local = _local(p)
+            bucket.distributed |= local is not p
+            bucket.params.append(local)
         T = len(entries)
         bucket.flat_index = [flat for flat, _ in entries]
         bucket.tensor_group = np.array([gi for _, gi in entries], dtype=np.int32)
@@ -423,15 +440,23 @@ class Planner:
         return step
 
     def _state_tensor(self, state: dict, key: str, p: torch.Tensor) -> torch.Tensor:
+        """``state[key]`` (created as torch does: zeros like ``p``, a DTensor for a DTensor)
+        with ``p``'s dtype, device and layout; returns the tensor the kernel updates."""
         tensor = state.get(key)
         if tensor is None:
             if key == "momentum_buffer":
                 self.fresh_ids.add(id(p))
             tensor = state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        elif (tensor.dtype != p.dtype or tensor.device != p.device or tensor.shape != p.shape
-              or not _same_layout(tensor, p)):
+        local, local_p = _local(tensor), _local(p)
+        if (local.dtype != local_p.dtype or local.device != local_p.device or local.shape != local_p.shape
+                or not _same_layout(local, local_p)):
+            if local is not tensor or local_p is not p:
+                raise ValueError(f"{self.opt._lrfast_name}: state {key!r} of a DTensor parameter does not match "
+                                 f"its local shard ({tuple(local.shape)} {local.dtype} vs {tuple(local_p.shape)} "
+                                 f"{local_p.dtype})")
             tensor = state[key] = _as_layout_of(tensor, p)
-        return tensor
+            local = tensor
+        return local
 
 
 def _pick(bucket: Bucket, grads: list) -> list[torch.Tensor]:
