@@ -498,3 +498,23 @@ def test_with_torch_grad_scaler_on_cpu():
     theirs, their_opt = train(torch.optim.AdamW, fused=True)
     assert_params_equal(ours, theirs)
     assert [our_opt.state[p]["step"].item() for p in ours] == [10.0] * 4
+
+
+def test_step_hooks_and_profiler_range_still_work():
+    """The step skips torch's record_function only while nothing listens."""
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = lrfast.optim.SGD([p], lr=0.5)
+    seen = []
+    pre = opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
+    post = opt.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))
+    p.grad = torch.ones(3)
+    opt.step()
+    assert seen == ["pre", "post"]
+    pre.remove()
+    post.remove()
+    opt.step()
+    assert seen == ["pre", "post"]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert any(e.name == "Optimizer.step#SGD.step" for e in prof.events())
+    assert torch.equal(p.detach(), torch.full((3,), -0.5))

@@ -54,7 +54,8 @@ def chunk_map(numels: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarr
 class _Tables:
     """What the kernel needs beyond the bucket, derived once per bucket structure."""
 
-    __slots__ = ("version", "chunk_size", "kernel", "proto", "scalars", "flags", "chunk_tensor", "chunk_start")
+    __slots__ = ("version", "chunk_size", "kernel", "proto", "scalars", "flags", "chunk_tensor", "chunk_start",
+                 "schedules")
 
     def __init__(self, bucket) -> None:
         _check_bucket(bucket)
@@ -66,6 +67,15 @@ class _Tables:
         self.scalars = np.zeros((T, L.SCALAR_COLUMNS), dtype=_MATH[bucket.dtype])
         self.flags = np.zeros((T, L.FLAG_COLUMNS), dtype=np.int32)
         self.chunk_tensor, self.chunk_start = chunk_map(bucket.numels, self.chunk_size)
+        self.schedules: dict[str, tuple] = {}  # what -> (Packed, n_groups, (descriptors, table)), checked once
+
+    def packed(self, packed, n_groups: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+        cached = self.schedules.get(what)
+        if cached is not None and cached[0] is packed and cached[1] == n_groups:
+            return cached[2]
+        arrays = _packed(packed, n_groups, what)
+        self.schedules[what] = (packed, n_groups, arrays)  # holds the Packed: its identity stays unique
+        return arrays
 
 
 def _check_bucket(bucket) -> None:
@@ -129,8 +139,8 @@ def step_bucket(bucket) -> None:
             or bucket.schedule_t.shape != (n_groups,):
         raise ValueError("lrfast._backend.cpu.step_bucket: group_hyper must be float64 (G, GROUP_COLUMNS) "
                          "and schedule_t float64 (G,)")
-    lr_desc, lr_table = _packed(bucket.lr_schedule, n_groups, "lr_schedule")
-    mom_desc, mom_table = _packed(bucket.momentum_schedule, n_groups, "momentum_schedule")
+    lr_desc, lr_table = tables.packed(bucket.lr_schedule, n_groups, "lr_schedule")
+    mom_desc, mom_table = tables.packed(bucket.momentum_schedule, n_groups, "momentum_schedule")
     args = (tables.proto, tables.scalars, tables.flags, bucket.pointers, bucket.numels, bucket.tensor_group,
             tables.chunk_tensor, tables.chunk_start, tables.chunk_size, hyper, lr_desc, lr_table, mom_desc,
             mom_table, bucket.schedule_t, _scalar(bucket.grad_scale), _scalar(bucket.found_inf))

@@ -19,6 +19,7 @@ hooks and the state layout; this mixin replaces ``step`` with one backend call p
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
@@ -31,6 +32,12 @@ from ._dispatch import Planner, backend_for
 __all__ = ["FusedOptimizer"]
 
 _MISSING = object()
+
+
+try:  # torch's hook registries, to skip its per-step record_function when nothing listens
+    from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+except ImportError:  # pragma: no cover - a torch without them: always take torch's wrapper
+    _global_optimizer_pre_hooks = _global_optimizer_post_hooks = None
 
 
 def host_float(value: Any) -> float:
@@ -55,8 +62,31 @@ class FusedOptimizer:
     _lrfast_default_schedule: Schedule | None = None
     _lrfast_lr_written: dict[int, float] | None = None
     _lrfast_packed_schedules: tuple | None = None
+    _lrfast_schedule_t: np.ndarray | None = None
 
     # -- construction -------------------------------------------------------------------
+    @staticmethod
+    def profile_hook_step(func):
+        """torch's step wrapper (profiler range, step hooks), skipped while no profiler
+        runs and no hook is registered: its ``record_function`` alone costs several µs,
+        as much as the rest of a small step."""
+        hooked = torch.optim.Optimizer.profile_hook_step(func)
+        if _global_optimizer_pre_hooks is None:
+            return hooked
+        profiler_enabled = torch._C._autograd._profiler_enabled
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            self = args[0]
+            if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _global_optimizer_pre_hooks
+                    or _global_optimizer_post_hooks or profiler_enabled()):
+                return hooked(*args, **kwargs)
+            out = func(*args, **kwargs)
+            self._optimizer_step_code()
+            return out
+
+        return wrapper
+
     @property
     def _lrfast_name(self) -> str:
         return f"lrfast.optim.{type(self).__name__}"
@@ -255,7 +285,11 @@ class FusedOptimizer:
             if lr_packed is not None and np.ndim(lr_packed.descriptors) == 2 and len(lr_packed.descriptors) == n:
                 if momentum_packed is not None and len(momentum_packed.descriptors) != n:
                     momentum_packed = None
-                return lr_packed, momentum_packed, np.full(n, float(scheduler.current_step)), None
+                schedule_t = self._lrfast_schedule_t
+                if schedule_t is None or schedule_t.shape[0] != n:
+                    schedule_t = self._lrfast_schedule_t = np.empty(n)
+                schedule_t.fill(float(scheduler.current_step))
+                return lr_packed, momentum_packed, schedule_t, None
         owned_groups = [g for g in groups if "lr_schedule" in g]
         if not owned_groups:
             return None, None, np.zeros(n), None
