@@ -42,14 +42,20 @@ def _lookup(handle: int) -> Any:
     return obj
 
 
-@torch.library.custom_op("lrfast::optimizer_step", mutates_args=("params",))
-def optimizer_step(params: list[torch.Tensor], grads: list[torch.Tensor], handle: int) -> None:
-    """Run the eager step of the lrfast optimizer registered as ``handle``."""
+@torch.library.custom_op("lrfast::optimizer_step", mutates_args=("count",))
+def optimizer_step(count: torch.Tensor, params: list[torch.Tensor], grads: list[torch.Tensor], handle: int) -> None:
+    """Run the eager step of the lrfast optimizer registered as ``handle``; count += 1.
+
+    The parameters are updated in place by the optimizer itself, behind
+    functionalization's back: declaring them mutated would make AOTAutograd run the op
+    on copies and copy those back over the update. ``count`` carries the op's side
+    effect (it is never elided), ``params`` and ``grads`` order it after backward."""
     _lookup(handle)._lrfast_eager_step()
+    count.add_(1)
 
 
 @optimizer_step.register_fake
-def _(params, grads, handle) -> None:
+def _(count, params, grads, handle) -> None:
     return None
 
 

@@ -26,10 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._compile import attach
 from ..schedules import Schedule, constant, pack_many
 from ._dispatch import Planner, backend_for
 
 __all__ = ["FusedOptimizer"]
+
+
+@torch.compiler.disable
+def _eager_step(optimizer, closure, **kwargs):
+    """A step with a closure or GradScaler tensors under compilation: run eagerly (a graph break)."""
+    return type(optimizer).step(optimizer, closure, **kwargs)
 
 _MISSING = object()
 
@@ -106,6 +113,7 @@ class FusedOptimizer:
                 f"outside autograd); use torch.optim.{type(self).__name__}"
             )
         self._step_supports_amp_scaling = True
+        attach(self)  # NOTE [compiled steps]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group``; ``param_group["lr"]`` may also be a Schedule."""
@@ -132,6 +140,8 @@ class FusedOptimizer:
                                  "a new group cannot have a Schedule as its lr")
             param_group["lr"] = schedule(0)
         super().add_param_group(param_group)
+        # the parameters as one tuple, for the compiled step (NOTE [compiled steps])
+        self._lrfast_all_params = tuple(p for g in self.param_groups for p in g["params"])
         if schedule is not None:
             param_group["lr_schedule"] = schedule
             param_group["lr_step"] = 0
@@ -209,6 +219,8 @@ class FusedOptimizer:
         which ``torch.amp.GradScaler`` sets): unscale the gradients in the kernel, and
         skip the whole update where ``found_inf`` is nonzero.
         """
+        if torch.compiler.is_compiling():  # NOTE [compiled steps] in lrfast/_compile.py
+            return self._lrfast_compiled_step(closure, grad_scale, found_inf)
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -267,6 +279,22 @@ class FusedOptimizer:
                     group["lr_step"] += 1
                     self._lrfast_write_lr(group, schedule(group["lr_step"]))
         return loss
+
+    def _lrfast_compiled_step(self, closure, grad_scale, found_inf):
+        """Under torch.compile: the whole step as one ``lrfast::optimizer_step`` op that
+        mutates the parameters, so Dynamo reads no learning rate (no recompiles)."""
+        if closure is not None or grad_scale is not None or found_inf is not None:
+            return _eager_step(self, closure, grad_scale=grad_scale, found_inf=found_inf)
+        if "_lrfast_handle" not in self.__dict__:  # made outside compilation, in __init__
+            return _eager_step(self, closure)
+        # Not param_groups: Dynamo would guard on every group's (changing) "lr" value.
+        params = [p for p in self._lrfast_all_params if p.grad is not None]
+        torch.ops.lrfast.optimizer_step(self._lrfast_count, params, [p.grad for p in params], self._lrfast_handle)
+        return None
+
+    def _lrfast_eager_step(self) -> None:
+        """The step the compiled op runs (NOTE [compiled steps])."""
+        self.step()
 
     def _lrfast_schedules(self, groups: list[dict]):
         """(lr Packed, momentum Packed, schedule_t, owned mask) for this step.
