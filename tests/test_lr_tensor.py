@@ -97,3 +97,31 @@ def test_lr_tensor_stays_out_of_the_state_dict():
     sched = FL.StepLR(opt, step_size=2)
     sched.lr_tensor  # noqa: B018 - made on access
     assert not any("lrfast" in k for k in sched.state_dict())
+
+
+@pytest.mark.parametrize("tensor_lr", [None, torch.float64])
+def test_plateau_lr_tensor_follows_host_steps(tensor_lr):
+    opt = make_optimizer("sgd", tensor_lr=tensor_lr)
+    sched = FL.ReduceLROnPlateau(opt, patience=1, factor=0.5, min_lr=[1e-3, 0.0, 0.05])
+    lr = sched.lr_tensor
+    assert lr.dtype == torch.float64 and lr.shape == (3,)
+    for k in range(30):
+        opt.step()
+        sched.step(1.0 if k % 7 else 0.5 - k * 1e-3)
+        assert sched.lr_tensor is lr
+        assert lr.tolist() == _last(sched), f"step {k}"
+    assert lr[0].item() < 0.1 / 8
+
+
+def test_composed_plateau_lr_tensor_made_mid_run():
+    opt = make_optimizer("sgd")
+    sched = FL.ReduceLROnPlateau(opt, patience=0, schedule=S.cosine_annealing(1.0, 20))
+    for _ in range(5):
+        opt.step()
+        sched.step(1.0)
+    lr = sched.lr_tensor
+    assert lr.tolist() == _last(sched)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+        assert sched.lr_tensor is lr and lr.tolist() == _last(sched)

@@ -409,7 +409,10 @@ class LRScheduler(_TorchLRScheduler):
     # ``_lrfast_bind_scheduler`` registers itself there (a composite, built after its
     # children, replaces them). The optimizer then evaluates, inside its kernels, the
     # scheduler's packed program at ``current_step`` -- the same values this scheduler
-    # writes into the groups, so group["lr"] and get_last_lr() stay true.
+    # writes into the groups, so group["lr"] and get_last_lr() stay true. ``packed_lr()``
+    # may return None: the scheduler writes the groups' ``lr`` itself and the optimizer
+    # reads them (ReduceLROnPlateau, whose LRs the device may decide; its
+    # ``live_lr_program()`` offers the descriptors and the live table instead).
     @property
     def current_step(self) -> float:
         """The step the groups' current LRs belong to (``last_epoch`` for most schedulers)."""
