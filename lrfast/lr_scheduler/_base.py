@@ -306,7 +306,36 @@ class LRScheduler(_TorchLRScheduler):
         return buffer
 
     # -- torch's API --------------------------------------------------------------------
+    # NOTE [skipped steps] With skip_schedule_on_overflow, a step() that follows an lrfast
+    # optimizer step skipped by GradScaler (found_inf set) does not advance the schedule
+    # (torch's schedulers always advance: pytorch issues 55585, 44511). Knowing that reads
+    # found_inf: free on the CPU, one host sync per step for a CUDA found_inf.
+    _lrfast_skip_on_overflow = False
+
+    @property
+    def skip_schedule_on_overflow(self) -> bool:
+        """Opt-in: do not advance the schedule past optimizer steps GradScaler skipped."""
+        return self._lrfast_skip_on_overflow
+
+    @skip_schedule_on_overflow.setter
+    def skip_schedule_on_overflow(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"{type(self).__name__}: skip_schedule_on_overflow must be a bool, got {value!r}")
+        self._lrfast_skip_on_overflow = value
+
+    def _lrfast_overflow_skipped(self) -> bool:
+        """Whether the optimizer's last step was skipped on overflow (consumes the record)."""
+        if not self._lrfast_skip_on_overflow:
+            return False
+        found_inf = getattr(self.optimizer, "_lrfast_last_found_inf", None)
+        if found_inf is None:
+            return False
+        self.optimizer._lrfast_last_found_inf = None
+        return bool(found_inf.detach().reshape(-1)[0] != 0)
+
     def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
+        if epoch is None and self._lrfast_overflow_skipped():
+            return
         if epoch is None:
             t = self.last_epoch + 1
         else:

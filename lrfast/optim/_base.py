@@ -278,6 +278,8 @@ class FusedOptimizer:
                 if schedule is not None:
                     group["lr_step"] += 1
                     self._lrfast_write_lr(group, schedule(group["lr_step"]))
+        # for a scheduler's skip_schedule_on_overflow (NOTE [skipped steps] in lr_scheduler/_base.py)
+        self._lrfast_last_found_inf = found_inf
         return loss
 
     def _lrfast_compiled_step(self, closure, grad_scale, found_inf):
