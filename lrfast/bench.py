@@ -342,11 +342,21 @@ def run_bench(device: str = "cpu", quick: bool = False, groups: Sequence[int] = 
     return meta, rows
 
 
+def load_json(path: str) -> tuple[dict, list[Result]]:
+    """A run saved with ``--json``, for regenerating its tables and plot."""
+    with open(path) as f:
+        data = json.load(f)
+    return data["meta"], [Result(**row) for row in data["rows"]]
+
+
 def main(args) -> int:
-    meta, rows = run_bench(args.device, args.quick, cache_mib=args.cache_mib, show_progress=not args.no_progress)
+    if args.from_json:
+        meta, rows = load_json(args.from_json)
+    else:
+        meta, rows = run_bench(args.device, args.quick, cache_mib=args.cache_mib, show_progress=not args.no_progress)
     table = _markdown(meta, rows)
     print(table)
-    if args.json:
+    if args.json and not args.from_json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": [r.__dict__ for r in rows]}, f, indent=2)
     if args.markdown:

@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_bench.add_argument("--plot", default=None, help="write time per step vs size as a PNG")
     p_bench.add_argument("--cache-mib", type=int, default=64, help="rotate working sets smaller than this")
     p_bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_bench.add_argument("--from-json", default=None, help="regenerate the tables (and --plot) from a saved --json run")
     p_plot = sub.add_parser("plot", help="draw schedules to a PNG")
     p_plot.add_argument("specs", nargs="+", help='schedule factory calls, e.g. "cosine_decay(1.0, 1000)"')
     p_plot.add_argument("-o", "--output", required=True, help="output image path (.png)")

@@ -27,3 +27,16 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
     assert {r["contender"] for r in report["rows"] if r["section"] == "scheduler"} == {"torch", "lrfast"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out_md.read_text().startswith("Machine:")
+
+
+def test_tables_regenerate_from_the_json(tmp_path):
+    saved = tmp_path / "run.json"
+    meta = {"machine": "m", "device": "cpu", "torch": "t", "lrfast": "l", "python": "p", "date": "d",
+            "command": "python -m lrfast bench", "quick": True, "copy_GBs": 10.0, "triad_GBs": 12.0}
+    rows = [{"section": "adamw", "case": "1 x 16", "contender": c, "seconds": s, "numel": 16, "tensors": 1,
+             "extra": {"GBs": 28 * 16 / s / 1e9}} for c, s in (("torch fused", 2e-3), ("lrfast", 1e-3))]
+    saved.write_text(json.dumps({"meta": meta, "rows": rows}))
+    proc = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--from-json", str(saved)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "| 1 x 16 | 2.000 (0) | 1.000 (0) | 2.00x |" in proc.stdout
