@@ -249,3 +249,30 @@ def test_floor_composition_rules():
         s.with_floor(0.1) * -1.0
     assert "with_floor(0.1)" in repr(s.with_floor(0.1))
     assert s.with_floor(0.0).floor == 0.0 and s.with_floor(0.0)(10) == s(10)
+
+
+def test_plain_state_dict_is_torchs_both_ways():
+    metrics = [m if m is not None else 1.0 for m in _metrics(every=1)]
+    ours_opt, ref_opt = _optimizer(), _optimizer()
+    ours = FL.ReduceLROnPlateau(ours_opt, patience=2, factor=0.5, cooldown=1, min_lr=MIN_LRS)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(ref_opt, patience=2, factor=0.5, cooldown=1, min_lr=MIN_LRS)
+    for m in metrics[:70]:
+        ours.step(m)
+        ref.step(m)
+    mine, theirs = ours.state_dict(), ref.state_dict()
+    assert set(mine) == set(theirs)
+    assert all(mine[k] == theirs[k] or (k == "best" and math.isnan(mine[k]) and math.isnan(theirs[k]))
+               for k in theirs)
+    swapped_opt = _optimizer()
+    swapped_opt.load_state_dict(ref_opt.state_dict())
+    swapped = FL.ReduceLROnPlateau(swapped_opt)
+    swapped.load_state_dict(theirs)  # torch's dict into lrfast's class
+    ref.load_state_dict(mine)  # and lrfast's into torch's
+    for m in metrics[70:]:
+        swapped.step(m)
+        ref.step(m)
+        assert [g["lr"] for g in swapped_opt.param_groups] == [g["lr"] for g in ref_opt.param_groups]
+    assert (swapped.best, swapped.num_bad_epochs, swapped.cooldown_counter) == (ref.best, ref.num_bad_epochs,
+                                                                                ref.cooldown_counter)
+    swapped.best = 0.0  # torch's attributes stay plain attributes to the user
+    assert swapped.best == 0.0 and "best" not in swapped.__dict__
