@@ -39,10 +39,10 @@ map) in ``backend_cache`` and rebuild them when the version differs:
 ``params``         list of the T tensors to update: the parameters, or the local shards of
                    DTensor parameters (FSDP2); each dense (contiguous memory, any order)
 ``grads``          list of T gradients, same shape, dtype and strides as their parameter
-``state``          dict kind -> list of T tensors (or None; local shards as for params):
-                   ``"exp_avg"``,
-                   ``"exp_avg_sq"``, ``"max_exp_avg_sq"`` (None where the group has no
-                   amsgrad); SGD: ``"momentum_buffer"`` (None where momentum is 0)
+``state``          dict kind -> list of T tensors or None (local shards as for params):
+                   Adam ``"exp_avg"``, ``"exp_avg_sq"``, ``"max_exp_avg_sq"`` (None
+                   where the group has no amsgrad); SGD ``"momentum_buffer"`` (None
+                   where the group's momentum is 0)
 ``steps``          Adam: T float32 0-d ``step`` tensors on the parameters' device
 ``tensor_group``   int32 (T,): index of each tensor's group in ``optimizer.param_groups``
 ``numels``         int64 (T,)
@@ -54,24 +54,25 @@ map) in ``backend_cache`` and rebuild them when the version differs:
 reallocates them every step); ``grads_version`` then changes and ``pointers[ROW_GRAD]``
 holds the new addresses. Per-step fields, set before every call:
 
-=====================  =================================================================
-``group_hyper``        float64 (G, GROUP_COLUMNS) for all G groups of the optimizer
-                       (``GROUP_*`` columns); NaN for an LR held in a CUDA tensor
-``lr_tensors``         list of G: the group's ``lr`` tensor, or None (device LRs)
-``lr_schedule``        ``lrfast.schedules.Packed`` with G descriptor rows, or None
-``momentum_schedule``  the same for momentum / beta1, or None
-``schedule_t``         float64 (G,): the step each group's schedules are evaluated at
-``momentum_fresh``     uint8 (T,), SGD (see 5.)
-``grad_scale``         None or a 1-element float32 tensor (GradScaler's scale)
-``found_inf``          None or a 1-element float32 tensor (nonzero: skip, see 1.)
-``hold_schedule_on_skip``  True when the optimizer owns the schedule count (groups whose lr
-                       is a Schedule): a step skipped by ``found_inf`` must not advance a
-                       device-side schedule counter; False when a scheduler drives it
-=====================  =================================================================
+=========================  =============================================================
+``group_hyper``            float64 (G, GROUP_COLUMNS) for all G groups of the optimizer
+                           (``GROUP_*`` columns); NaN for an LR held in a CUDA tensor
+``lr_tensors``             list of G: the group's ``lr`` tensor, or None (device LRs)
+``lr_schedule``            ``lrfast.schedules.Packed`` with G descriptor rows, or None
+``momentum_schedule``      the same for momentum / beta1, or None
+``schedule_t``             float64 (G,): the step each group's schedules are evaluated at
+``momentum_fresh``         uint8 (T,), SGD (see 5.)
+``grad_scale``             None or a 1-element float32 tensor (GradScaler's scale)
+``found_inf``              None or a 1-element float32 tensor (nonzero: skip, see 1.)
+``hold_schedule_on_skip``  True when the optimizer owns the schedule count (groups whose
+                           lr is a Schedule): a step skipped by ``found_inf`` must not
+                           advance a device-side schedule counter; False when a scheduler
+                           drives it (the scheduler steps regardless, as torch's do)
+=========================  =============================================================
 
-Per-step arrays are replaced, never edited in place, when their values change
-(``group_hyper``, ``lr_tensors``), and the previous object stays alive until the next
-replacement, so a backend may key its caches on their ``id()``.
+``group_hyper`` and ``lr_tensors`` are replaced, never edited in place, when their
+values change, and the previous object stays alive until the next replacement, so a
+backend may key its caches on their ``id()``; ``schedule_t`` is refilled in place.
 """
 
 from __future__ import annotations

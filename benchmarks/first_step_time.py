@@ -1,0 +1,94 @@
+"""First optimizer step of a fresh process: Numba's on-disk cache cold vs warm.
+
+    python benchmarks/first_step_time.py [--repeats 3]
+
+Each measurement is a new interpreter with NUMBA_CACHE_DIR pointing at a scratch
+directory: "cold" empties it first (the kernels compile), "warm" reuses what the cold
+run left (they load). The child times ``import lrfast.optim``, then on a small MLP the
+first ``opt.step()`` (which compiles or loads the kernel for float32), the second, and
+in a separate child ``lrfast.warmup()`` for every optimizer and dtype. Medians over
+``--repeats`` processes; a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import lrfast, lrfast.optim
+t2 = time.perf_counter()
+from lrfast import lr_scheduler
+t2b = time.perf_counter()
+out = {"import torch": t1 - t0, "import lrfast.optim": t2 - t1, "import lrfast.lr_scheduler": t2b - t2}
+t2 = t2b
+if sys.argv[1] == "warmup":
+    lrfast.warmup()
+    out["lrfast.warmup() (all)"] = time.perf_counter() - t2
+else:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1))
+    opt = getattr(lrfast.optim, sys.argv[1])(model.parameters(), lr=1e-3)
+    sched = lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+    model(torch.randn(32, 64)).pow(2).mean().backward()
+    t3 = time.perf_counter()
+    opt.step()
+    t4 = time.perf_counter()
+    sched.step()
+    opt.step()
+    t5 = time.perf_counter()
+    out["first step"] = t4 - t3
+    out["second step"] = t5 - t4
+print(json.dumps(out))
+"""
+
+
+def run_child(what: str, cache_dir: str) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    result = subprocess.run([sys.executable, "-c", CHILD, what], env=env, capture_output=True, text=True,
+                            timeout=900, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rows: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for what in ("AdamW", "SGD", "warmup"):
+        for _ in range(args.repeats):
+            cache = tempfile.mkdtemp(prefix="lrfast-numba-cache-")
+            try:
+                for state in ("cold", "warm"):
+                    sample = run_child(what, cache)
+                    cell = rows.setdefault((what, state), {})
+                    for key, value in sample.items():
+                        cell.setdefault(key, []).append(value)
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+    print(f"- {args.repeats} fresh processes per row (medians, seconds); NUMBA_CACHE_DIR a scratch directory")
+    print()
+    print("| run | Numba cache | import torch | import lrfast.optim | import lrfast.lr_scheduler "
+          "| first step / lrfast.warmup() | second step |")
+    print("|---|---|---|---|---|---|---|")
+    for (what, state), cell in rows.items():
+        med = {k: statistics.median(v) for k, v in cell.items()}
+        first = med.get("first step", med.get("lrfast.warmup() (all)"))
+        second = f"{med['second step'] * 1e3:.3f} ms" if "second step" in med else "-"
+        label = "lrfast.warmup() (2 kernels x 4 dtypes)" if what == "warmup" else f"{what}, float32 MLP"
+        print(f"| {label} | {state} | {med['import torch']:.3f} | {med['import lrfast.optim']:.3f} | "
+              f"{med['import lrfast.lr_scheduler']:.3f} | {first:.3f} | {second} |")
+
+
+if __name__ == "__main__":
+    main()
