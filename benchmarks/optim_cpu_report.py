@@ -17,7 +17,8 @@ a rotated order -- and medians over rounds; "x fused" is the median over rounds 
 torch fused's time / the contender's time. GB/s counts 28 bytes per element for AdamW
 (read p, g, m, v; write p, m, v) and 20 for SGD with momentum (read p, g, b; write p,
 b). The machine's copy and triad bandwidth (torch, float32, STREAM-counted 8 and 12 bytes
-per element) are measured in the same run, between the sets.
+per element) are measured in the same run, between the sets, and the 1-minute load
+average after each set shows whether other work shared the machine.
 
 This module also defines the benchmark sets for benchmarks/test_bench_optim_cpu.py.
 """
@@ -183,8 +184,8 @@ def main() -> None:
               + f" — {BYTES_PER_ELEMENT[optimizer]} B/element")
         print()
         print("| set | " + " | ".join(f"{impl} ms" for impl in IMPLS) + " | lrfast GB/s | fused GB/s "
-              "| lrfast x fused | foreach x fused | loop x fused | copy / triad GB/s |")
-        print("|---|" + "---|" * (len(IMPLS) + 6))
+              "| lrfast x fused | foreach x fused | loop x fused | copy / triad GB/s | load |")
+        print("|---|" + "---|" * (len(IMPLS) + 7))
         for name, spec in chosen.items():
             numel = sum(spec["sizes"])
             result = run_set(optimizer, spec, rounds_for(numel, args.rounds))
@@ -194,13 +195,22 @@ def main() -> None:
             print(f"| {name} | " + " | ".join(cells)
                   + f" | {result['lrfast']['gbps']:.1f} | {result['torch fused']['gbps']:.1f}"
                   + f" | **{result['lrfast']['ratio']:.2f}** | {result['torch foreach']['ratio']:.2f}"
-                  + f" | {result['torch loop']['ratio']:.2f} | {copy:.1f} / {triad:.1f} |", flush=True)
+                  + f" | {result['torch loop']['ratio']:.2f} | {copy:.1f} / {triad:.1f} | {load_average()} |",
+                  flush=True)
         print()
     copies = [c for c, _ in bw]
     triads = [t for _, t in bw]
     print(f"Bandwidth over the run (torch, float32): copy {statistics.median(copies):.1f} GB/s "
           f"(range {min(copies):.1f}-{max(copies):.1f}), triad {statistics.median(triads):.1f} GB/s "
           f"(range {min(triads):.1f}-{max(triads):.1f}).")
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average after the set (other work on the machine)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
 
 
 def lrfast_numba_threads() -> str:

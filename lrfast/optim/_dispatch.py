@@ -81,6 +81,7 @@ import importlib
 import operator
 import warnings
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -271,6 +272,7 @@ class Planner:
         self.has_dtensor = False  # then the local shards are looked up again every step
         self.param_ptrs: list[int] = []
         self.grads: list[torch.Tensor | None] = []
+        self.any_none = False  # whether some parameter had no grad at the last rebuild
         self.state_token: tuple = ()
         self.group_hyper = np.zeros((0, L.GROUP_COLUMNS))
         self.hyper_rows: list = []
@@ -298,7 +300,8 @@ class Planner:
             return self.buckets
         grads = list(map(_grad_of, params))
         if not all(map(operator.is_, grads, self.grads)):
-            if [g is None for g in grads] != [g is None for g in self.grads]:
+            if (self.any_none or any(map(operator.is_, grads, repeat(None)))) and \
+                    [g is None for g in grads] != [g is None for g in self.grads]:
                 self._rebuild(signature)
                 return self.buckets
             self.grads = grads
@@ -392,6 +395,7 @@ class Planner:
         self.has_dtensor = any(p is not q for p, q in zip(params, local_params))
         self.param_ptrs = list(map(_data_ptr, local_params))
         self.grads = grads
+        self.any_none = any(g is None for g in grads)
         self.group_signature = signature
         self.state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version)
 
