@@ -60,6 +60,7 @@ def assert_same_trajectory(ours, reference) -> None:
 
 
 def test_numba_lion_matches_reference():
+    pytest.importorskip("numba", reason="the Numba example needs numba")
     from lion_numba import NumbaLion
 
     ours = run(lambda groups: NumbaLion(groups, betas=(0.9, 0.99), weight_decay=0.1), lr_scheduler, "cpu")

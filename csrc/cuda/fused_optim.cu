@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     if constexpr (kAlgorithm == fused::kSgd) {
       s_sgd.lr = static_cast<M>(lr);
       s_sgd.momentum = static_cast<M>(beta1);
-      s_sgd.dampening = static_cast<M>(grp[gs::kDampening]);
+      s_sgd.one_minus_dampening = static_cast<M>(1.0 - grp[gs::kDampening]);
       s_sgd.weight_decay = static_cast<M>(grp[gs::kWeightDecay]);
       s_sgd.nesterov = grp[gs::kNesterov] != 0.0;
       s_sgd.maximize = grp[gs::kMaximize] != 0.0;
@@ -139,6 +139,9 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       s_adam.beta2 = static_cast<M>(beta2);
       s_adam.eps = static_cast<M>(grp[gs::kEps]);
       s_adam.weight_decay = static_cast<M>(grp[gs::kWeightDecay]);
+      s_adam.one_minus_beta1 = static_cast<M>(1.0 - beta1);
+      s_adam.one_minus_beta2 = static_cast<M>(1.0 - beta2);
+      s_adam.decay = static_cast<M>(1.0 - lr * grp[gs::kWeightDecay]);
       s_adam.step_size = static_cast<M>(lr / (1.0 - pow(beta1, step)));
       s_adam.bias_correction2_sqrt = static_cast<M>(sqrt(1.0 - pow(beta2, step)));
       s_adam.decoupled = grp[gs::kDecoupled] != 0.0;
@@ -149,8 +152,10 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
   __syncthreads();
 
   if (!s_skip) {
-    const AdamScalars<M> adam = s_adam;
-    const SgdScalars<M> sgd = s_sgd;
+    // Only the algorithm's own scalars were written; the other struct stays value-initialised.
+    AdamScalars<M> adam{};
+    SgdScalars<M> sgd{};
+    if constexpr (kAlgorithm == fused::kSgd) sgd = s_sgd; else adam = s_adam;
     const std::int64_t* row = a.tensors + s_tensor * fused::kTensorSlots;
     const std::int64_t start = (chunk - row[ts::kChunkStart]) * kChunkSize;
     const std::int64_t numel = row[ts::kNumel];

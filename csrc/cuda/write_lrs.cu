@@ -23,8 +23,11 @@ __device__ __forceinline__ void store_scalar(std::uintptr_t address, int dtype, 
   switch (dtype) {
     case kFloat32: *reinterpret_cast<float*>(address) = static_cast<float>(value); break;
     case kFloat64: *reinterpret_cast<double*>(address) = value; break;
-    case kFloat16: *reinterpret_cast<__half*>(address) = __double2half(value); break;
-    case kBFloat16: *reinterpret_cast<__nv_bfloat16*>(address) = __double2bfloat16(value); break;
+    // double -> float -> half, as torch's fill_ rounds a Python float into a half tensor
+    case kFloat16: *reinterpret_cast<__half*>(address) = __float2half_rn(static_cast<float>(value)); break;
+    case kBFloat16:
+      *reinterpret_cast<__nv_bfloat16*>(address) = __float2bfloat16_rn(static_cast<float>(value));
+      break;
     default: break;  // rejected on the host before launch
   }
 }

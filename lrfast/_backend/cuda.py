@@ -91,6 +91,12 @@ class ScalarWriter:
 
     def write(self, step: float, counter: torch.Tensor | None = None, increment: int = 0) -> None:
         """Launch: targets[g] = out[g] = schedule_g(step) (or of the device counter, advanced)."""
+        if counter is None and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                "lrfast: a scheduler that writes tensor LRs (or lr_tensor) cannot be captured in a CUDA graph: the "
+                "step would be frozen into the graph. Capture lrfast.optim optimizers with float LRs (their kernels "
+                "advance the schedule on the device), or step the scheduler outside the graph"
+            )
         stream = torch.cuda.current_stream(self.device)
         _C.cuda_write_scheduled_values(
             self.descriptors.data_ptr(), self.table.data_ptr(), self.n_groups,

@@ -106,6 +106,9 @@ class _DeviceTables:
                 self.tensors_host[:, T_FLAGS] = flags
                 dirty = True
         if dirty:
+            _refuse_upload_in_capture("its tensors changed (new parameters, state, or gradients reallocated, e.g. "
+                                      "by zero_grad(set_to_none=True); use zero_grad(set_to_none=False) when "
+                                      "capturing)")
             if self.tensors is None or self.tensors.shape[0] != self.tensors_host.shape[0]:
                 self.tensors = _to_device(self.tensors_host, self.device)
             else:
@@ -119,6 +122,7 @@ class _DeviceTables:
         hyper = bucket.group_hyper
         key = (id(hyper), id(bucket.lr_tensors))
         if key != self.groups_key:
+            _refuse_upload_in_capture("its param groups changed")
             self.static_groups, self.lr_tensor_addresses = self._static_groups(bucket)
             self.groups_key = key
             self.lr_tensors = _to_device(self.lr_tensor_addresses, self.device)
@@ -130,6 +134,7 @@ class _DeviceTables:
             table = table.copy()
             table[:, G_SCHEDULE_STEP] = self.groups_host[:, G_SCHEDULE_STEP]
         if self.groups_host is None or not np.array_equal(table, self.groups_host):
+            _refuse_upload_in_capture("its hyperparameters or schedule steps changed")
             if self.groups is None or self.groups.shape != table.shape:
                 self.groups = _to_device(table, self.device)
             else:
@@ -151,6 +156,13 @@ class _DeviceTables:
         table[:, G_AMSGRAD] = hyper[:, L.GROUP_AMSGRAD]
         table[:, G_DECOUPLED] = hyper[:, L.GROUP_DECOUPLED]
         table[:, G_BETA1_SCHEDULED] = hyper[:, L.GROUP_MOMENTUM_SCHEDULED]
+        unscheduled_momentum = hyper[:, L.GROUP_MOMENTUM_SCHEDULED] == 0
+        bad = np.isnan(table[:, [G_BETA2, G_EPS, G_WEIGHT_DECAY, G_DAMPENING]]).any(axis=1)
+        bad |= unscheduled_momentum & np.isnan(table[:, G_BETA1])
+        if bad.any():
+            g = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"lrfast.optim: group {g} has a hyperparameter (betas, momentum, eps, weight_decay or "
+                             f"dampening) held in a CUDA tensor; only lr may be a device tensor, got {hyper[g]!r}")
         addresses = np.zeros(G, dtype=np.int64)
         for g in range(G):
             lr_tensor = bucket.lr_tensors[g] if g < len(bucket.lr_tensors) else None
@@ -194,18 +206,45 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
     if not scheduled.any():
         return COUNTER_NONE, 0, None
     hold = bool(getattr(bucket, "hold_schedule_on_skip", False))
-    if torch.cuda.is_current_stream_capturing():
-        tables.counter_next = None  # unknown to the host from now on
-        return COUNTER_GRAPH, 0, None
     steps = bucket.schedule_t[scheduled]
     t = float(steps[0])
     uniform = bool(np.all(steps == t)) and t == int(t)
+    if torch.cuda.is_current_stream_capturing():
+        # The captured launch reads the device counter at every replay: it must hold this
+        # very step now, which only an eager launch at the previous step guarantees.
+        if not uniform or tables.counter_next != int(t) or hold:
+            raise RuntimeError(
+                "lrfast: a CUDA graph can capture this optimizer's step only after an eager step (the device "
+                "schedule counter must hold the current step), with every scheduled group at the same integer step "
+                "and no optimizer-owned Schedule lr skipped on overflow"
+            )
+        tables.counter_next = None  # replays advance it; the host no longer knows its value
+        return COUNTER_GRAPH, 0, None
     if uniform and not hold and tables.counter_next == int(t):
         tables.counter_next = int(t) + 1
         return COUNTER_GRAPH, 0, None
     column = np.where(scheduled, bucket.schedule_t, 0.0)
-    tables.counter_next = int(t) + 1 if uniform else None
-    return COUNTER_EAGER, (int(t) + 1 if uniform else 0), column
+    if uniform:
+        tables.counter_next = int(t) + 1
+        return COUNTER_EAGER, int(t) + 1, column
+    tables.counter_next = None  # steps differ between groups: leave the counter alone
+    return COUNTER_NONE, 0, column
+
+
+def _refuse_upload_in_capture(why: str) -> None:
+    if torch.cuda.is_current_stream_capturing():
+        raise RuntimeError(f"lrfast: cannot capture this optimizer step in a CUDA graph: {why}; run an eager step "
+                           "with the same tensors first, and keep them unchanged while capturing")
+
+
+def _on_device(tensor: torch.Tensor | None, device: torch.device, keep: list) -> int:
+    """Address of ``tensor`` (GradScaler's scale / found_inf) as float32 on ``device``."""
+    if tensor is None:
+        return 0
+    if tensor.device != device or tensor.dtype != torch.float32:
+        tensor = tensor.to(device=device, dtype=torch.float32, non_blocking=True)
+    keep.append(tensor)  # alive until the launch is enqueued; the caching allocator covers the rest
+    return tensor.data_ptr()
 
 
 def step_bucket(bucket) -> None:
@@ -225,13 +264,18 @@ def step_bucket(bucket) -> None:
     n_chunks = tables.n_chunks if algorithm == ALGORITHMS["sgd"] else max(tables.n_chunks, 1)
     if n_chunks == 0 and mode == COUNTER_NONE:
         return
+    keep: list[torch.Tensor] = []
+    grad_scale = _on_device(bucket.grad_scale, bucket.device, keep)
+    found_inf = _on_device(bucket.found_inf, bucket.device, keep)
     device_index = bucket.device.index if bucket.device.index is not None else torch.cuda.current_device()
     _C.cuda_fused_step(
         algorithm, DTYPE_CODES[bucket.dtype], tables.tensors.data_ptr(), n_tensors, max(n_chunks, 1),
         tables.groups.data_ptr(), tables.lr_tensors.data_ptr(), lr_desc, lr_table, beta1_desc, beta1_table,
         tables.counter.data_ptr(), mode, counter_next, bool(getattr(bucket, "hold_schedule_on_skip", False)),
-        0 if bucket.grad_scale is None else bucket.grad_scale.data_ptr(),
-        0 if bucket.found_inf is None else bucket.found_inf.data_ptr(),
-        tables.ticket.data_ptr(), torch.cuda.current_stream(bucket.device).cuda_stream, device_index)
-    if bucket.kind == "sgd":
-        bucket.momentum_fresh[:] = 0  # the launch wrote buffer = grad where the flag was set
+        grad_scale, found_inf, tables.ticket.data_ptr(), torch.cuda.current_stream(bucket.device).cuda_stream,
+        device_index)
+    if bucket.kind == "sgd" and bucket.momentum_fresh.any():
+        # The launch wrote buffer = grad where the flag was set, unless GradScaler skipped it
+        # (reading found_inf syncs; the optimizer already does so on a first SGD step).
+        if bucket.found_inf is None or not bool(bucket.found_inf.detach().reshape(-1)[0]):
+            bucket.momentum_fresh[:] = 0

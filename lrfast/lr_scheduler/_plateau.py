@@ -450,7 +450,8 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
             if lr is not known.get(g):
                 from .._backend.cuda import upload
 
-                value = upload(np.array([_host_value(lr)]), program.device, program._keep)
+                # the caching host allocator keeps the pinned source until the copy ran
+                value = upload(np.array([_host_value(lr)]), program.device, [])
                 program.table.index_copy_(0, program.slot_index[g:g + 1], value)
                 known[g] = lr
 

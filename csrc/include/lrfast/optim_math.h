@@ -13,11 +13,15 @@
 
 namespace lrfast {
 
-// Scalars shared by every element of one tensor in one step.
+// Scalars shared by every element of one tensor in one step. The differences 1 - x are
+// computed in double by the caller and rounded once, as torch computes them in Python
+// (1 - 0.999 rounded to float is not 1 - 0.999f).
 template <typename M>
 struct AdamScalars {
   M lr;
   M beta1, beta2, eps, weight_decay;
+  M one_minus_beta1, one_minus_beta2;  // 1 - beta1, 1 - beta2
+  M decay;                  // AdamW: 1 - lr * weight_decay
   M step_size;              // lr / (1 - beta1^step)
   M bias_correction2_sqrt;  // sqrt(1 - beta2^step)
   bool decoupled;           // AdamW: decay the parameter, not the gradient
@@ -26,7 +30,8 @@ struct AdamScalars {
 
 template <typename M>
 struct SgdScalars {
-  M lr, momentum, dampening, weight_decay;
+  M lr, momentum, weight_decay;
+  M one_minus_dampening;  // 1 - dampening
   bool nesterov, maximize;
   bool first_step;  // the momentum buffer starts as a copy of the gradient
 };
@@ -38,11 +43,11 @@ LRFAST_HD void adam_update(M& param, M grad, M& exp_avg, M& exp_avg_sq, M& max_e
                            const AdamScalars<M>& s) {
   if (s.maximize) grad = -grad;
   if (s.weight_decay != M(0)) {
-    if (s.decoupled) param = param * (M(1) - s.lr * s.weight_decay);
+    if (s.decoupled) param = param * s.decay;
     else grad = grad + s.weight_decay * param;
   }
-  exp_avg = exp_avg + (grad - exp_avg) * (M(1) - s.beta1);  // torch's lerp_
-  exp_avg_sq = exp_avg_sq * s.beta2 + (M(1) - s.beta2) * grad * grad;
+  exp_avg = exp_avg + (grad - exp_avg) * s.one_minus_beta1;  // torch's lerp_
+  exp_avg_sq = exp_avg_sq * s.beta2 + s.one_minus_beta2 * grad * grad;
   M second = exp_avg_sq;
   if (s.amsgrad) {
     max_exp_avg_sq = max_exp_avg_sq > exp_avg_sq ? max_exp_avg_sq : exp_avg_sq;
@@ -58,7 +63,7 @@ LRFAST_HD void sgd_update(M& param, M grad, M& momentum_buffer, const SgdScalars
   if (s.maximize) grad = -grad;
   if (s.weight_decay != M(0)) grad = grad + s.weight_decay * param;
   if (s.momentum != M(0)) {
-    momentum_buffer = s.first_step ? grad : momentum_buffer * s.momentum + (M(1) - s.dampening) * grad;
+    momentum_buffer = s.first_step ? grad : momentum_buffer * s.momentum + s.one_minus_dampening * grad;
     grad = s.nesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
   }
   param = param - s.lr * grad;
