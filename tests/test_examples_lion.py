@@ -70,6 +70,43 @@ def test_numba_lion_matches_reference():
     assert not torch.equal(ours[0][2], ours[-1][2])  # it trained
 
 
+def test_python_lion_matches_reference():
+    from lion_python import PythonLion
+
+    ours = run(lambda groups: PythonLion(groups, betas=(0.9, 0.99), weight_decay=0.1), lr_scheduler, "cpu")
+    reference = run(lambda groups: ReferenceLion(groups, betas=(0.9, 0.99), weight_decay=0.1),
+                    torch.optim.lr_scheduler, "cpu")
+    assert_same_trajectory(ours, reference)
+
+
+def test_python_lion_with_a_schedule_as_lr_keeps_its_count_in_the_state_dict():
+    from lion_python import PythonLion
+
+    from lrfast import schedules
+
+    schedule = schedules.warmup_cosine_decay(0.0, 3e-2, warmup_steps=10, decay_steps=50)
+    params = [torch.nn.Parameter(p) for p in make_params("cpu")]
+    opt = PythonLion(params, lr=schedule, weight_decay=0.1)
+    ref_params = [torch.nn.Parameter(p) for p in make_params("cpu")]
+    ref = ReferenceLion(ref_params, lr=schedule(0), weight_decay=0.1)
+    g = torch.Generator().manual_seed(1)
+    for step in range(STEPS):
+        for p, q in zip(params, ref_params):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        opt.step()
+        ref.step()
+        ref.param_groups[0]["lr"] = schedule(step + 1)
+        assert opt.param_groups[0]["lr"] == schedule(step + 1)
+    for p, q in zip(params, ref_params):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+    state = opt.state_dict()
+    assert state["param_groups"][0]["lr_step"] == STEPS and "lr_schedule" not in state["param_groups"][0]
+    fresh = PythonLion([torch.nn.Parameter(p.detach().clone()) for p in params], lr=schedule, weight_decay=0.1)
+    fresh.load_state_dict(state)
+    assert fresh.param_groups[0]["lr"] == schedule(STEPS)
+
+
 def build_cuda_example(tmp_path: Path) -> Path:
     if shutil.which("nvcc") is None and not os.environ.get("CUDACXX"):
         pytest.skip("building the CUDA example needs nvcc, which is not on this machine")

@@ -15,6 +15,7 @@ True
 """
 
 from ._adam import Adam, AdamW
+from ._scheduled import ScheduledOptimizer
 from ._sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW"]
+__all__ = ["SGD", "Adam", "AdamW", "ScheduledOptimizer"]

@@ -273,14 +273,18 @@ class FusedOptimizer:
             stepped = not bool(found_inf.detach().reshape(-1)[0])  # a device sync for device tensors
         planner.after_step(buckets, stepped)
         if owned is not None and stepped:
-            for group in groups:
-                schedule = group.get("lr_schedule")
-                if schedule is not None:
-                    group["lr_step"] += 1
-                    self._lrfast_write_lr(group, schedule(group["lr_step"]))
+            self._lrfast_advance_owned_schedules()
         # for a scheduler's skip_schedule_on_overflow (NOTE [skipped steps] in lr_scheduler/_base.py)
         self._lrfast_last_found_inf = found_inf
         return loss
+
+    def _lrfast_advance_owned_schedules(self) -> None:
+        """NOTE [schedule as lr]: after a step taken, each Schedule-lr group moves one step on."""
+        for group in self.param_groups:
+            schedule = group.get("lr_schedule")
+            if schedule is not None:
+                group["lr_step"] += 1
+                self._lrfast_write_lr(group, schedule(group["lr_step"]))
 
     def _lrfast_compiled_step(self, closure, grad_scale, found_inf):
         """Under torch.compile: the whole step as one ``lrfast::optimizer_step`` op that
