@@ -27,9 +27,9 @@ from torch.distributed.checkpoint.stateful import Stateful
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
-from torch.optim import AdamW  # switch to lrfast.optim.AdamW once lrfast.optim lands (issue 8)
 
 import lrfast.lr_scheduler
+from lrfast.optim import AdamW
 
 WORLD = 2
 STEPS, SAVE_AT = 12, 5

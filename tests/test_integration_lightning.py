@@ -13,9 +13,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
-from torch.optim import AdamW  # switch to lrfast.optim.AdamW once lrfast.optim lands (issue 8)
 
 import lrfast.lr_scheduler
+import lrfast.optim
 
 REL = 1e-9
 EPOCHS, BATCHES = 4, 6  # optimizer steps: EPOCHS * BATCHES
@@ -75,7 +75,9 @@ class Regressor(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = AdamW([{"params": self.net[0].parameters(), "lr": 1e-2},
+        # lrfast's optimizer with lrfast's schedulers; torch's with torch's (the reference run)
+        adamw = lrfast.optim.AdamW if self.scheduler_module is lrfast.lr_scheduler else torch.optim.AdamW
+        optimizer = adamw([{"params": self.net[0].parameters(), "lr": 1e-2},
                            {"params": self.net[2].parameters(), "lr": 3e-3}], weight_decay=0.01)
         config = {"scheduler": self.make(self.scheduler_module, optimizer), "interval": self.interval}
         if self.monitor is not None:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from torch.optim import AdamW  # switch to lrfast.optim.AdamW once lrfast.optim lands (issue 8)
 from transformers import optimization as hf
 
 import lrfast.integrations.transformers as lf
 from lrfast import _layout as L
 from lrfast.lr_scheduler import FunctionalLR
+from lrfast.optim import AdamW
 
 REL = 1e-9
 BASE_LR = 1e-3
