@@ -28,8 +28,6 @@ import warnings
 import torch
 
 import lrfast
-import lrfast.optim
-from lrfast import lr_scheduler
 
 BYTES_PER_ELEMENT = 28
 
@@ -69,49 +67,20 @@ def copy_bandwidth(n: int) -> float:
     return 2 * 4 * n / statistics.median(times) / 1e9
 
 
+CONTENDERS = {"lrfast": "lrfast", "torch-fused": "torch fused", "torch-graph": "torch foreach+graph"}
+
+
 def make_contender(name: str, shapes, seed: int = 0):
+    """Parameters with gradients, and one step of ``name`` (built by lrfast.bench, so that
+    the CLI report and this script time the very same contenders)."""
+    from lrfast.bench import _build
+
     g = torch.Generator(device="cuda").manual_seed(seed)
     params = [torch.nn.Parameter(torch.randn(s, device="cuda", generator=g)) for s in shapes]
     for p in params:
         p.grad = torch.randn(p.shape, device="cuda", generator=g) * 1e-3
     warnings.simplefilter("ignore")
-    if name == "lrfast":
-        opt = lrfast.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-        sched = lr_scheduler.CosineAnnealingLR(opt, T_max=10_000)
-
-        def step():
-            opt.step()
-            sched.step()
-        return step, params
-    if name == "torch-fused":
-        opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, fused=True)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10_000)
-
-        def step():
-            opt.step()
-            sched.step()
-        return step, params
-    if name == "torch-graph":
-        from lrfast import schedules
-        from lrfast._backend.cuda import ScalarWriter
-
-        lr = torch.tensor(1e-3, device="cuda")
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, foreach=True, capturable=True)
-        writer = ScalarWriter([lr], schedules.pack_many([schedules.cosine_annealing(1e-3, 10_000)]))
-        counter = torch.zeros((), dtype=torch.int64, device="cuda")
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                opt.step()
-                writer.write(0.0, counter=counter, increment=1)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            opt.step()
-            writer.write(0.0, counter=counter, increment=1)
-        return graph.replay, params
-    raise ValueError(name)
+    return _build(CONTENDERS[name], "adamw", params, "cuda"), params
 
 
 def time_device(step, iters: int) -> float:

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "check.cuh"
+#include "scalars.cuh"
 #include "cuda_api.h"
 
 namespace lrfast {
@@ -55,15 +56,6 @@ struct alignas(sizeof(T) * N) Pack {
   T v[N];
 };
 
-__device__ __forceinline__ double load_lr_tensor(std::uint64_t address, int dtype) {
-  switch (dtype) {
-    case kFloat32: return static_cast<double>(*reinterpret_cast<const float*>(address));
-    case kFloat64: return *reinterpret_cast<const double*>(address);
-    case kFloat16: return static_cast<double>(__half2float(*reinterpret_cast<const __half*>(address)));
-    case kBFloat16: return static_cast<double>(__bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(address)));
-    default: return static_cast<double>(NAN);
-  }
-}
 
 // The tensor owning chunk `chunk`: the last tensor whose first chunk is <= chunk.
 __device__ __forceinline__ std::int64_t tensor_of_chunk(const std::int64_t* tensors, std::int64_t n,
@@ -116,7 +108,7 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     double lr;
     switch (static_cast<int>(grp[gs::kLrSource])) {
       case fused::kLrSchedule: lr = evaluate(a.lr_descriptors + g * kDescriptorSize, a.lr_table, sched_step); break;
-      case fused::kLrTensor: lr = load_lr_tensor(a.lr_tensors[g], static_cast<int>(grp[gs::kLrTensorDtype])); break;
+      case fused::kLrTensor: lr = load_scalar(a.lr_tensors[g], static_cast<int>(grp[gs::kLrTensorDtype])); break;
       default: lr = grp[gs::kLr]; break;
     }
     const double beta1 = grp[gs::kBeta1Scheduled] != 0.0

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "check.cuh"
+#include "scalars.cuh"
 #include "cuda_api.h"
 
 namespace lrfast {
@@ -19,18 +20,6 @@ namespace {
 
 constexpr int kWriterThreads = 256;
 
-__device__ __forceinline__ void store_scalar(std::uintptr_t address, int dtype, double value) {
-  switch (dtype) {
-    case kFloat32: *reinterpret_cast<float*>(address) = static_cast<float>(value); break;
-    case kFloat64: *reinterpret_cast<double*>(address) = value; break;
-    // double -> float -> half, as torch's fill_ rounds a Python float into a half tensor
-    case kFloat16: *reinterpret_cast<__half*>(address) = __float2half_rn(static_cast<float>(value)); break;
-    case kBFloat16:
-      *reinterpret_cast<__nv_bfloat16*>(address) = __float2bfloat16_rn(static_cast<float>(value));
-      break;
-    default: break;  // rejected on the host before launch
-  }
-}
 
 __global__ void write_scheduled_values_kernel(const double* __restrict__ descriptors,
                                               const double* __restrict__ table, std::int64_t n_groups,

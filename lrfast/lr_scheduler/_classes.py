@@ -238,38 +238,29 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         return t - t0 * (m**n - 1) // (m - 1), t0 * m**n
 
 
-class LambdaLR(LRScheduler, torch.optim.lr_scheduler.LambdaLR):
-    r"""Sets each group's LR to ``base_lr * lr_lambda(t)`` (torch's ``LambdaLR``).
+class _BakedLambdas(LRScheduler):
+    """LambdaLR and MultiplicativeLR: per-group callables baked into tables ahead of the
+    count, ``horizon`` steps at a time, re-baked as the count nears the end."""
 
-    The callable is baked into a table ahead of the count, ``horizon`` steps at a time
-    (default 1024; the table grows as training goes on, so unbounded runs keep working).
-    ``lr_lambda`` must therefore be a pure function of the step. A ``horizon`` as long
-    as the run makes the whole schedule device-resident (CUDA-graph capturable).
-    """
-
-    _lrfast_chain_kind = "absolute"
+    _lrfast_check_callable = True
 
     def __init__(self, optimizer: torch.optim.Optimizer,
                  lr_lambda: Callable[[int], float] | list[Callable[[int], float]], last_epoch: int = -1,
                  *, horizon: int | None = None) -> None:
         self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=False)
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=self._lrfast_check_callable)
         self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
         self._lrfast_baked = 0
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_lr_schedules(self) -> list[Schedule]:
+    def _lrfast_bake_length(self) -> int:
+        """How many steps to bake now (and remember it): a horizon past the current step."""
         n = self._lrfast_baked = max(self._lrfast_horizon, self.last_epoch + 1 + self._lrfast_horizon)
-        out = []
-        for base, fn in zip(self.base_lrs, self.lr_lambdas):
-            out.append(as_float(base) * S.from_values([float(fn(t)) for t in range(n)]))
-        return out
+        return n
 
     def _lrfast_check_step(self, t: float) -> None:
         if t >= self._lrfast_baked:  # past the baked table: bake further (pure lr_lambda assumed)
             self.refresh()
-
-    state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.LambdaLR.state_dict)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         lambdas = state_dict.pop("lr_lambdas")
@@ -283,24 +274,38 @@ class LambdaLR(LRScheduler, torch.optim.lr_scheduler.LambdaLR):
         self.refresh()
 
 
-class MultiplicativeLR(LRScheduler, torch.optim.lr_scheduler.MultiplicativeLR):
+class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
+    r"""Sets each group's LR to ``base_lr * lr_lambda(t)`` (torch's ``LambdaLR``).
+
+    The callable is baked into a table ahead of the count, ``horizon`` steps at a time
+    (default 1024; the table grows as training goes on, so unbounded runs keep working).
+    ``lr_lambda`` must therefore be a pure function of the step. A ``horizon`` as long
+    as the run makes the whole schedule device-resident (CUDA-graph capturable).
+    """
+
+    _lrfast_chain_kind = "absolute"
+
+    _lrfast_check_callable = False
+
+    def _lrfast_lr_schedules(self) -> list[Schedule]:
+        n = self._lrfast_bake_length()
+        out = []
+        for base, fn in zip(self.base_lrs, self.lr_lambdas):
+            out.append(as_float(base) * S.from_values([float(fn(t)) for t in range(n)]))
+        return out
+
+    state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.LambdaLR.state_dict)
+
+
+class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR):
     r"""Multiplies each group's LR by ``lr_lambda(t)`` at every step ``t >= 1`` (torch's
     ``MultiplicativeLR``): :math:`\eta_t = \eta_0 \prod_{k=1}^{t} \lambda(k)`, baked into a
     table (``horizon`` steps at a time, as :class:`LambdaLR`), products taken in
     torch's order.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer,
-                 lr_lambda: Callable[[int], float] | list[Callable[[int], float]], last_epoch: int = -1,
-                 *, horizon: int | None = None) -> None:
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=True)
-        self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
-        self._lrfast_baked = 0
-        LRScheduler.__init__(self, optimizer, last_epoch)
-
     def _lrfast_lr_schedules(self) -> list[Schedule]:
-        n = self._lrfast_baked = max(self._lrfast_horizon, self.last_epoch + 1 + self._lrfast_horizon)
+        n = self._lrfast_bake_length()
         return [S.from_values(self.lr_values(as_float(base), fn, n))
                 for base, fn in zip(self.base_lrs, self.lr_lambdas)]
 
@@ -311,12 +316,7 @@ class MultiplicativeLR(LRScheduler, torch.optim.lr_scheduler.MultiplicativeLR):
             values.append(values[-1] * fn(t))
         return values
 
-    def _lrfast_check_step(self, t: float) -> None:
-        if t >= self._lrfast_baked:
-            self.refresh()
-
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.MultiplicativeLR.state_dict)
-    load_state_dict = LambdaLR.load_state_dict
 
 
 def _lambdas(optimizer, lr_lambda, check_callable: bool) -> list:

@@ -43,6 +43,18 @@ def _check_children(cls: str, schedulers, optimizer) -> None:
             )
 
 
+def _load_with_children(self, state_dict: dict[str, Any]) -> None:
+    """load_state_dict of a composite: its own state, then each child's (nested dicts)."""
+    children = state_dict.pop("_schedulers")
+    try:
+        LRScheduler.load_state_dict(self, state_dict)
+    finally:
+        state_dict["_schedulers"] = children
+    for s, saved in zip(self._schedulers, children):
+        s.load_state_dict(saved)
+    self.refresh()
+
+
 def _detach(schedulers) -> None:
     for s in schedulers:
         s._lrfast_owner = True
@@ -208,15 +220,7 @@ class SequentialLR(LRScheduler, torch.optim.lr_scheduler.SequentialLR):
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.SequentialLR.state_dict)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        children = state_dict.pop("_schedulers")
-        try:
-            LRScheduler.load_state_dict(self, state_dict)
-        finally:
-            state_dict["_schedulers"] = children
-        for s, saved in zip(self._schedulers, children):
-            s.load_state_dict(saved)
-        self.refresh()
+    load_state_dict = _load_with_children
 
 
 class ChainedScheduler(LRScheduler, torch.optim.lr_scheduler.ChainedScheduler):
@@ -319,12 +323,4 @@ class ChainedScheduler(LRScheduler, torch.optim.lr_scheduler.ChainedScheduler):
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.ChainedScheduler.state_dict)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        children = state_dict.pop("_schedulers")
-        try:
-            LRScheduler.load_state_dict(self, state_dict)
-        finally:
-            state_dict["_schedulers"] = children
-        for s, saved in zip(self._schedulers, children):
-            s.load_state_dict(saved)
-        self.refresh()
+    load_state_dict = _load_with_children
