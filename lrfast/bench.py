@@ -24,7 +24,6 @@ import platform
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -124,27 +123,15 @@ def _scheduler_rows(groups: Sequence[int], steps: int) -> list[Result]:
         "OneCycleLR": lambda m, o: m.OneCycleLR(o, max_lr=0.1, total_steps=10**6),
         "StepLR": lambda m, o: m.StepLR(o, step_size=30),
     }
+    from .cli import time_scheduler_step
+
     rows = []
     for name, make in makers.items():
         for g in groups:
             for contender, module in (("torch", torch.optim.lr_scheduler), ("lrfast", lr_scheduler)):
-                params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(g)]
-                opt = torch.optim.SGD([{"params": [p], "lr": 0.01 * (1 + i % 5)} for i, p in enumerate(params)],
-                                      lr=0.01, momentum=0.9)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    sched = make(module, opt)
-                    seconds = statistics.median(
-                        _time_many(sched.step, steps) for _ in range(5))
+                seconds = time_scheduler_step(module, make, g, steps=steps) / 1e6
                 rows.append(Result("scheduler", f"{name}, {g} groups", contender, seconds, extra={"groups": g}))
     return rows
-
-
-def _time_many(fn: Callable[[], None], n: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - t0) / n
 
 
 # -- optimizer step ------------------------------------------------------------------------

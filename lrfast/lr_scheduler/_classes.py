@@ -319,6 +319,18 @@ class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR)
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.MultiplicativeLR.state_dict)
 
 
+def _start_momentum_cycle(optimizer, max_momentums: list, base_momentums: list, use_beta1: bool) -> None:
+    """CyclicLR / OneCycleLR at construction: each group starts at its max momentum (or
+    beta1) and records both bounds, as torch's classes do."""
+    for m_mom, b_mom, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+        if use_beta1:
+            group["betas"] = (m_mom, *group["betas"][1:])
+        else:
+            group["momentum"] = m_mom
+        group["max_momentum"] = m_mom
+        group["base_momentum"] = b_mom
+
+
 def _lambdas(optimizer, lr_lambda, check_callable: bool) -> list:
     n = len(optimizer.param_groups)
     if not isinstance(lr_lambda, (list, tuple)):
@@ -396,13 +408,7 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
             self.base_momentums = base_momentums
             self.max_momentums = max_momentums
             if last_epoch == -1:
-                for m_mom, b_mom, group in zip(max_momentums, base_momentums, optimizer.param_groups):
-                    if use_beta1:
-                        group["betas"] = (m_mom, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_mom
-                    group["max_momentum"] = m_mom
-                    group["base_momentum"] = b_mom
+                _start_momentum_cycle(optimizer, max_momentums, base_momentums, use_beta1)
         LRScheduler.__init__(self, optimizer, last_epoch)
         if self.base_lrs != base_lrs:
             # torch's initial step used the groups' initial_lr; every later step uses base_lr.
@@ -511,13 +517,7 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
         if cycle_momentum:
             self.use_beta1 = use_beta1
             if last_epoch == -1:
-                for m_mom, b_mom, group in zip(max_momentums, base_momentums, optimizer.param_groups):
-                    if use_beta1:
-                        group["betas"] = (m_mom, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_mom
-                    group["max_momentum"] = m_mom
-                    group["base_momentum"] = b_mom
+                _start_momentum_cycle(optimizer, max_momentums, base_momentums, use_beta1)
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_phase_schedule(self, group: dict, start_key: str, end_key: str) -> Schedule:
