@@ -21,11 +21,12 @@ import torch
 
 from .. import _C
 from ..optim import _layout as L
+from . import device_api
 from .cuda import DTYPE_CODES, require_cuda_kernels
 
 __all__ = ["step_bucket", "FUSED"]
 
-FUSED = _C.layout()["fused"] if _C.has_cuda() else {}
+FUSED = _C.layout()["fused"]
 # slots of csrc/include/lrfast/fused_tables.h (checked against the compiled module in tests)
 T_PARAM, T_GRAD, T_STATE0, T_STATE1, T_STATE2, T_STEP, T_NUMEL, T_GROUP, T_FLAGS, T_CHUNK_START = range(10)
 TENSOR_SLOTS = 10
@@ -39,14 +40,12 @@ FIRST_STEP_FLAG = 1
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A device copy through pinned memory, without a host sync (the caching host
-    allocator keeps the pinned block until the copy has run)."""
-    host = torch.from_numpy(np.ascontiguousarray(array)).pin_memory()
-    return host.to(device, non_blocking=True)
+    """A device copy without a host sync (NOTE [sync-free uploads] in cuda.py)."""
+    return device_api.upload(torch.from_numpy(np.ascontiguousarray(array)), device)
 
 
 def _refresh(target: torch.Tensor, array: np.ndarray) -> None:
-    target.copy_(torch.from_numpy(np.ascontiguousarray(array)).pin_memory(), non_blocking=True)
+    device_api.refresh(target, torch.from_numpy(np.ascontiguousarray(array)))
 
 
 class _DeviceTables:
@@ -70,6 +69,10 @@ class _DeviceTables:
         self.lr_tensors: torch.Tensor | None = None
         self.counter_next: int | None = None  # what the device counter holds after the last launch
         self.schedules: dict[str, tuple[int, torch.Tensor, torch.Tensor]] = {}
+        # Once a launch was captured, device buffers it reads are never freed (a graph holds
+        # addresses): replaced schedule uploads are retired here instead.
+        self.captured = False
+        self.retired: list[tuple] = []
         self.ticket = torch.zeros(1, dtype=torch.int32, device=self.device)
         self.counter = torch.zeros((), dtype=torch.int64, device=self.device)
         self.placeholder = torch.zeros(1, dtype=torch.float64, device=self.device)
@@ -168,7 +171,7 @@ class _DeviceTables:
             lr_tensor = bucket.lr_tensors[g] if g < len(bucket.lr_tensors) else None
             if hyper[g, L.GROUP_LR_SCHEDULED] != 0:
                 table[g, G_LR_SOURCE] = LR_SCHEDULE
-            elif lr_tensor is not None and lr_tensor.device.type == "cuda":
+            elif lr_tensor is not None and device_api.is_device(lr_tensor.device):
                 if lr_tensor.device != self.device:
                     raise ValueError(f"lrfast.optim: group {g}'s lr tensor is on {lr_tensor.device}, its "
                                      f"parameters on {self.device}")
@@ -189,6 +192,10 @@ class _DeviceTables:
         key = id(packed.descriptors)
         cached = self.schedules.get(name)
         if cached is None or cached[0] != key:
+            _refuse_upload_in_capture(f"its {name} schedule was rebuilt (a scheduler re-baked its table, or was "
+                                      "replaced)")
+            if cached is not None and self.captured:
+                self.retired.append(cached)  # a captured graph still reads these addresses
             descriptors = _to_device(np.atleast_2d(packed.descriptors), self.device)
             table = _to_device(packed.table if packed.table.size else np.zeros(1), self.device)
             # keep the host arrays alive with the key so that id() cannot be reused
@@ -209,7 +216,7 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
     steps = bucket.schedule_t[scheduled]
     t = float(steps[0])
     uniform = bool(np.all(steps == t)) and t == int(t)
-    if torch.cuda.is_current_stream_capturing():
+    if device_api.is_capturing():
         # The captured launch reads the device counter at every replay: it must hold this
         # very step now, which only an eager launch at the previous step guarantees.
         if not uniform or tables.counter_next != int(t) or hold:
@@ -232,7 +239,7 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
 
 
 def _refuse_upload_in_capture(why: str) -> None:
-    if torch.cuda.is_current_stream_capturing():
+    if device_api.is_capturing():
         raise RuntimeError(f"lrfast: cannot capture this optimizer step in a CUDA graph: {why}; run an eager step "
                            "with the same tensors first, and keep them unchanged while capturing")
 
@@ -256,6 +263,8 @@ def step_bucket(bucket) -> None:
     if n_tensors == 0:
         return
     tables.sync_tensors(bucket)
+    if device_api.is_capturing():
+        tables.captured = True
     mode, counter_next, column = _counter_plan(tables, bucket)
     tables.sync_groups(bucket, column)
     lr_desc, lr_table = tables.schedule("lr", bucket.lr_schedule)
@@ -267,13 +276,13 @@ def step_bucket(bucket) -> None:
     keep: list[torch.Tensor] = []
     grad_scale = _on_device(bucket.grad_scale, bucket.device, keep)
     found_inf = _on_device(bucket.found_inf, bucket.device, keep)
-    device_index = bucket.device.index if bucket.device.index is not None else torch.cuda.current_device()
-    _C.cuda_fused_step(
+    api = device_api.active()
+    api.kernels().cuda_fused_step(
         algorithm, DTYPE_CODES[bucket.dtype], tables.tensors.data_ptr(), n_tensors, max(n_chunks, 1),
         tables.groups.data_ptr(), tables.lr_tensors.data_ptr(), lr_desc, lr_table, beta1_desc, beta1_table,
         tables.counter.data_ptr(), mode, counter_next, bool(getattr(bucket, "hold_schedule_on_skip", False)),
-        grad_scale, found_inf, tables.ticket.data_ptr(), torch.cuda.current_stream(bucket.device).cuda_stream,
-        device_index)
+        grad_scale, found_inf, tables.ticket.data_ptr(), api.current_stream(bucket.device).cuda_stream,
+        api.device_index(bucket.device))
     if bucket.kind == "sgd" and bucket.momentum_fresh.any():
         # The launch wrote buffer = grad where the flag was set, unless GradScaler skipped it
         # (reading found_inf syncs; the optimizer already does so on a first SGD step).

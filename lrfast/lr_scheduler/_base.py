@@ -41,6 +41,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .. import _C
+from .._backend import device_api
 from .._compile import attach, compile_aware_scheduler_step
 from ..schedules import Schedule, pack_many
 
@@ -80,7 +81,7 @@ class _Writer:
                  out: torch.Tensor | None = None) -> None:
         self.key = key
         self.out = out
-        self.out_view = out.numpy() if out is not None and out.device.type == "cpu" else None
+        self.out_view = out.numpy() if out is not None and not device_api.is_device(out.device) else None
         self.tuple_slot = tuple_slot  # betas: write element 0 of the tuple
         self.float_groups: list[int] = []
         self.cpu_tensors: list[tuple[int, np.ndarray]] = []
@@ -91,14 +92,14 @@ class _Writer:
             value = g[key][tuple_slot] if tuple_slot is not None else g[key]
             if isinstance(value, torch.Tensor):
                 self.tensors.append(value)
-                if value.device.type == "cuda":
+                if device_api.is_device(value.device):  # NOTE [emulated device]
                     cuda_by_device.setdefault(value.device, []).append(i)
                 else:
                     self.cpu_tensors.append((i, value.detach().view(-1).numpy()))
             else:
                 self.float_groups.append(i)
         self.all_float = len(self.float_groups) == len(groups)
-        if out is not None and out.device.type == "cuda":
+        if out is not None and device_api.is_device(out.device):
             cuda_by_device.setdefault(out.device, [])
         for device, indices in cuda_by_device.items():
             from .._backend.cuda import ScalarWriter
@@ -474,7 +475,7 @@ def optimizer_device(optimizer: torch.optim.Optimizer) -> torch.device:
     for group in optimizer.param_groups:
         for p in group["params"]:
             if isinstance(p, torch.Tensor):
-                return p.device if p.device.type == "cuda" else torch.device("cpu")
+                return p.device if device_api.is_device(p.device) else torch.device("cpu")
     return torch.device("cpu")
 
 

@@ -250,6 +250,7 @@ class _BakedLambdas(LRScheduler):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=self._lrfast_check_callable)
         self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
+        self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (lrfast/optim/_base.py)
         self._lrfast_baked = 0
         LRScheduler.__init__(self, optimizer, last_epoch)
 
@@ -382,6 +383,7 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
             base_momentums = format_param("CyclicLR", "base_momentum", optimizer, base_momentum)
             max_momentums = format_param("CyclicLR", "max_momentum", optimizer, max_momentum)
         self._lrfast_horizon = _check_horizon("CyclicLR", horizon)
+        self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (lrfast/optim/_base.py)
         # steps baked ahead: only a custom scale_fn is baked (composites re-bake below this)
         self._lrfast_baked = 0 if scale_fn is not None else math.inf
         # Checks done: now change state, in torch's order.

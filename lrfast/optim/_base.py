@@ -20,12 +20,14 @@ hooks and the state layout; this mixin replaces ``step`` with one backend call p
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._backend import device_api
 from .._compile import attach
 from ..schedules import Schedule, constant, pack_many
 from ._dispatch import Planner, backend_for
@@ -50,7 +52,7 @@ except ImportError:  # pragma: no cover - a torch without them: always take torc
 def host_float(value: Any) -> float:
     """A Python float from a number or a CPU tensor (NaN for a device tensor: no sync)."""
     if isinstance(value, torch.Tensor):
-        if value.device.type != "cpu":
+        if value.device.type != "cpu" or device_api.is_device(value.device):
             return float("nan")
         return value.item()
     return float(value)
@@ -178,6 +180,8 @@ class FusedOptimizer:
 
     def state_dict(self) -> dict[str, Any]:
         state_dict = super().state_dict()
+        # plain dicts, not the watched ones (NOTE [watched state]): torch.load(weights_only=True) reads them
+        state_dict["state"] = {k: dict(v) for k, v in state_dict["state"].items()}
         for group in state_dict["param_groups"]:
             group.pop("lr_schedule", None)
         return state_dict
@@ -232,6 +236,8 @@ class FusedOptimizer:
         planner = self._lrfast_planner
         if planner is None:
             planner = self._lrfast_planner = Planner(self, self._lrfast_kind)
+        if device_api.is_capturing():
+            self._lrfast_check_capturable()
         groups = self.param_groups
         lr_schedule, momentum_schedule, schedule_t, owned = self._lrfast_schedules(groups)
         all_lr_scheduled = lr_schedule is not None and owned is None
@@ -277,6 +283,24 @@ class FusedOptimizer:
         # for a scheduler's skip_schedule_on_overflow (NOTE [skipped steps] in lr_scheduler/_base.py)
         self._lrfast_last_found_inf = found_inf
         return loss
+
+    def _lrfast_check_capturable(self) -> None:
+        """A bound scheduler that bakes a callable into a table (LambdaLR, MultiplicativeLR,
+        CyclicLR with scale_fn, or a composite of one) covers only the steps baked so far:
+        graph replays advance the device's schedule step but never run the Python that bakes
+        further, and the lookup holds the last entry, so the LR would freeze silently. Capture
+        is allowed when the user gave ``horizon=`` (their statement that it covers the run)."""
+        scheduler = self._lrfast_bound_scheduler()
+        for s in (scheduler, *getattr(scheduler, "_schedulers", ())):
+            baked = getattr(s, "_lrfast_baked", None)
+            if baked is None or baked == math.inf or getattr(s, "_lrfast_horizon_given", True):
+                continue
+            name = type(s).__name__
+            raise RuntimeError(
+                f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {name} bakes its function into a "
+                f"table {s._lrfast_horizon} steps ahead (now up to step {baked}), and graph replays cannot extend "
+                f"it, so the LR would freeze there. Build the scheduler with horizon= covering the whole run, e.g. "
+                f"{name}(..., horizon=total_steps)")
 
     def _lrfast_advance_owned_schedules(self) -> None:
         """NOTE [schedule as lr]: after a step taken, each Schedule-lr group moves one step on."""
