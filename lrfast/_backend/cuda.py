@@ -25,7 +25,7 @@ DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloa
 
 def upload(array: np.ndarray, device: torch.device, keep: list) -> torch.Tensor:
     """A device copy of ``array`` without a host sync (NOTE [sync-free uploads])."""
-    host = torch.from_numpy(np.ascontiguousarray(array))
+    host = torch.from_numpy(np.array(array, order="C"))  # a copy: packed arrays are read-only
     if host.numel() == 0:
         host = torch.zeros(1, dtype=host.dtype)
     keep.append(host)

@@ -196,8 +196,9 @@ class _DeviceTables:
                                       "replaced)")
             if cached is not None and self.captured:
                 self.retired.append(cached)  # a captured graph still reads these addresses
-            descriptors = _to_device(np.atleast_2d(packed.descriptors), self.device)
-            table = _to_device(packed.table if packed.table.size else np.zeros(1), self.device)
+            # copies: the packed arrays are read-only, which torch.from_numpy warns about
+            descriptors = _to_device(np.array(np.atleast_2d(packed.descriptors)), self.device)
+            table = _to_device(np.array(packed.table) if packed.table.size else np.zeros(1), self.device)
             # keep the host arrays alive with the key so that id() cannot be reused
             cached = self.schedules[name] = (key, descriptors, table, packed)
         return cached[1].data_ptr(), cached[2].data_ptr()
