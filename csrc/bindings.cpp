@@ -1,5 +1,7 @@
 // lrfast._C: the private compiled module. Schedules are evaluated here on the host
 // (for get_last_lr() and float-LR optimizers) with the same header the kernels use.
+// Built a second time with LRFAST_EMU as lrfast._C_emu: the same functions, with the
+// CUDA launchers running the same kernels on the CPU grid emulator (docs/emulator.md).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -15,8 +17,17 @@
 #ifdef LRFAST_WITH_CUDA
 #include "cuda/cuda_api.h"
 #endif
+#ifdef LRFAST_EMU
+#include "emu/emu.h"
+#endif
 
 namespace py = pybind11;
+
+#ifdef LRFAST_EMU
+#define LRFAST_EMU_BUILT true
+#else
+#define LRFAST_EMU_BUILT false
+#endif
 
 namespace {
 
@@ -240,22 +251,32 @@ py::dict layout() {
   return d;
 }
 
+#ifdef LRFAST_EMU
+constexpr bool kCudaBuilt = true;  // the kernels are built, for the emulated device
+#else
+constexpr bool kCudaBuilt = LRFAST_CUDA_BUILT != 0;
+#endif
+
 py::dict build_info() {
   py::dict d;
   d["version"] = LRFAST_VERSION_STRING;
-  d["cuda_built"] = LRFAST_CUDA_BUILT != 0;
+  d["cuda_built"] = kCudaBuilt;
+#ifdef LRFAST_EMU
+  d["cuda_archs"] = "emulated";
+  d["cuda_compiler"] = std::string("host C++ for the CPU grid emulator (") + LRFAST_CXX_COMPILER_STRING + ")";
+  d["cuda_reason"] = "built for the CPU grid emulator (csrc/emu)";
+#else
   d["cuda_archs"] = LRFAST_CUDA_ARCHS_STRING;
   d["cuda_compiler"] = LRFAST_CUDA_COMPILER_STRING;
   d["cuda_reason"] = LRFAST_CUDA_REASON_STRING;
+#endif
   d["cxx_compiler"] = LRFAST_CXX_COMPILER_STRING;
+  d["emulated"] = LRFAST_EMU_BUILT;
   return d;
 }
 
-}  // namespace
-
-PYBIND11_MODULE(_C, m) {
-  m.doc() = "lrfast private compiled core: schedule evaluation and CUDA launchers";
-  m.def("has_cuda", [] { return LRFAST_CUDA_BUILT != 0; }, "Whether the CUDA kernels were compiled in.");
+void define_module(py::module_& m) {
+  m.def("has_cuda", [] { return kCudaBuilt; }, "Whether the CUDA kernels were compiled in.");
   m.def("build_info", &build_info, "What this module was built with.");
   m.def("layout", &layout, "The packed descriptor layout (NOTE [descriptor layout] in schedule.h).");
   m.def("evaluate", &evaluate_host, py::arg("descriptors"), py::arg("table"), py::arg("steps"),
@@ -286,6 +307,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("composed"), py::arg("lrs"),
         "One ReduceLROnPlateau step with plateau.h on host arrays (the kernel's twin); metric None: no decision.");
 #ifdef LRFAST_WITH_CUDA
+  // The launchers take only integers and doubles, and a launch may block (a full launch
+  // queue; the emulator runs the kernel to completion): other Python threads run meanwhile.
+  const auto kReleaseGil = py::call_guard<py::gil_scoped_release>();
   m.def("cuda_device_count", [] {
     std::string why;
     const int count = lrfast::cuda::device_count(&why);
@@ -294,11 +318,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_evaluate_schedules", &lrfast::cuda::evaluate_schedules, py::arg("descriptors"),
         py::arg("n_descriptors"), py::arg("table"), py::arg("steps"), py::arg("n_steps"), py::arg("out"),
         py::arg("stream"), py::arg("device"),
-        "Launch the schedule evaluation kernel on raw device pointers (see cuda_api.h).");
+        "Launch the schedule evaluation kernel on raw device pointers (see cuda_api.h).", kReleaseGil);
   m.def("cuda_write_scheduled_values", &lrfast::cuda::write_scheduled_values, py::arg("descriptors"),
         py::arg("table"), py::arg("n_groups"), py::arg("targets"), py::arg("dtypes"), py::arg("out"),
         py::arg("counter"), py::arg("increment"), py::arg("host_step"), py::arg("stream"), py::arg("device"),
-        "Write each group's scheduled value into its scalar tensor and an out buffer, one launch (see cuda_api.h).");
+        "Write each group's scheduled value into its scalar tensor and an out buffer, one launch (see cuda_api.h).",
+        kReleaseGil);
   m.def(
       "cuda_plateau_step",
       [](std::uintptr_t metric, int metric_dtype, std::uintptr_t state, std::uintptr_t descriptors,
@@ -313,17 +338,46 @@ PYBIND11_MODULE(_C, m) {
       py::arg("min_lrs"), py::arg("n_groups"), py::arg("step"), py::arg("targets"), py::arg("dtypes"), py::arg("out"),
       py::arg("factor"), py::arg("threshold"), py::arg("eps"), py::arg("patience"), py::arg("cooldown"),
       py::arg("mode"), py::arg("threshold_mode"), py::arg("composed"), py::arg("stream"), py::arg("device"),
-      "Launch one ReduceLROnPlateau step on device pointers (trusted: see validate_plateau and cuda_api.h).");
+      "Launch one ReduceLROnPlateau step on device pointers (trusted: see validate_plateau and cuda_api.h).",
+      kReleaseGil);
   m.def("cuda_fused_step", &lrfast::cuda::fused_step, py::arg("algorithm"), py::arg("dtype"), py::arg("tensors"),
         py::arg("n_tensors"), py::arg("n_chunks"), py::arg("groups"), py::arg("lr_tensors"),
         py::arg("lr_descriptors"), py::arg("lr_table"), py::arg("beta1_descriptors"), py::arg("beta1_table"),
         py::arg("step_counter"), py::arg("counter_mode"), py::arg("counter_next"), py::arg("hold_counter_on_skip"),
         py::arg("grad_scale"), py::arg("found_inf"),
         py::arg("ticket"), py::arg("stream"), py::arg("device"),
-        "One fused SGD/Adam/AdamW step for a bucket, one launch (see cuda_api.h, fused_tables.h).");
+        "One fused SGD/Adam/AdamW step for a bucket, one launch (see cuda_api.h, fused_tables.h).", kReleaseGil);
 #else
   m.def("cuda_device_count", [] {
     return py::make_tuple(0, std::string("lrfast was built without CUDA: ") + LRFAST_CUDA_REASON_STRING);
   });
 #endif
+#ifdef LRFAST_EMU
+  m.def(
+      "emu_set_thread_order",
+      [](const std::string& order, std::uint64_t seed) {
+        lrfast::emu::set_thread_order(lrfast::emu::parse_order(order), seed);
+      },
+      py::arg("order"), py::arg("seed") = 0,
+      "Order in which the emulator resumes the threads of a block and runs the blocks: 'forward', 'reversed' or "
+      "'shuffled' (a fresh permutation per phase from a generator seeded with seed).");
+  m.def("emu_thread_order", [] { return std::string(lrfast::emu::order_name(lrfast::emu::thread_order())); },
+        "The emulator's current thread order ('forward', 'reversed' or 'shuffled').");
+  m.def("emu_thread_order_seed", &lrfast::emu::thread_order_seed, "The seed given with the current thread order.");
+  m.def("emu_launch_count", &lrfast::emu::launches, "Number of grids the emulator has run since it was loaded.");
+#endif
 }
+
+}  // namespace
+
+#ifdef LRFAST_EMU
+PYBIND11_MODULE(_C_emu, m) {
+  m.doc() = "lrfast._C on the CPU grid emulator: the same functions, the CUDA kernels run on host memory";
+  define_module(m);
+}
+#else
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "lrfast private compiled core: schedule evaluation and CUDA launchers";
+  define_module(m);
+}
+#endif
