@@ -68,7 +68,11 @@ class _DeviceTables:
         self.lr_tensor_addresses: np.ndarray | None = None
         self.lr_tensors: torch.Tensor | None = None
         self.counter_next: int | None = None  # what the device counter holds after the last launch
-        self.schedules: dict[str, tuple[int, torch.Tensor, torch.Tensor]] = {}
+        self.plan_hyper: np.ndarray | None = None  # the group_hyper scheduled_* were derived from
+        self.scheduled_mask = np.zeros(0, dtype=bool)
+        self.scheduled_index: list[int] = []
+        # name -> (id of the packed descriptors, descriptors, table, packed, their two addresses)
+        self.schedules: dict[str, tuple] = {}
         # Once a launch was captured, device buffers it reads are never freed (a graph holds
         # addresses): replaced schedule uploads are retired here instead.
         self.captured = False
@@ -129,6 +133,9 @@ class _DeviceTables:
             self.static_groups, self.lr_tensor_addresses = self._static_groups(bucket)
             self.groups_key = key
             self.lr_tensors = _to_device(self.lr_tensor_addresses, self.device)
+        elif self.groups_host is not None and (
+                schedule_column is None or np.array_equal(schedule_column, self.groups_host[:, G_SCHEDULE_STEP])):
+            return  # the static columns derive from the key, the step column is as stored
         table = self.static_groups
         if schedule_column is not None:
             table = table.copy()
@@ -187,21 +194,24 @@ class _DeviceTables:
 
     def schedule(self, name: str, packed) -> tuple[int, int]:
         """Device addresses of (descriptors, table) of a packed schedule, uploaded on change."""
-        if packed is None or np.atleast_2d(packed.descriptors).shape[0] == 0:
+        if packed is None:
             return 0, 0
-        key = id(packed.descriptors)
         cached = self.schedules.get(name)
-        if cached is None or cached[0] != key:
-            _refuse_upload_in_capture(f"its {name} schedule was rebuilt (a scheduler re-baked its table, or was "
-                                      "replaced)")
-            if cached is not None and self.captured:
-                self.retired.append(cached)  # a captured graph still reads these addresses
-            # copies: the packed arrays are read-only, which torch.from_numpy warns about
-            descriptors = _to_device(np.array(np.atleast_2d(packed.descriptors)), self.device)
-            table = _to_device(np.array(packed.table) if packed.table.size else np.zeros(1), self.device)
-            # keep the host arrays alive with the key so that id() cannot be reused
-            cached = self.schedules[name] = (key, descriptors, table, packed)
-        return cached[1].data_ptr(), cached[2].data_ptr()
+        if cached is not None and cached[0] == id(packed.descriptors):
+            return cached[4]
+        if np.atleast_2d(packed.descriptors).shape[0] == 0:
+            return 0, 0
+        _refuse_upload_in_capture(f"its {name} schedule was rebuilt (a scheduler re-baked its table, or was "
+                                  "replaced)")
+        if cached is not None and self.captured:
+            self.retired.append(cached)  # a captured graph still reads these addresses
+        # copies: the packed arrays are read-only, which torch.from_numpy warns about
+        descriptors = _to_device(np.array(np.atleast_2d(packed.descriptors)), self.device)
+        table = _to_device(np.array(packed.table) if packed.table.size else np.zeros(1), self.device)
+        # the packed arrays stay referenced with their id(), so that the id cannot be reused
+        self.schedules[name] = (id(packed.descriptors), descriptors, table, packed,
+                                (descriptors.data_ptr(), table.data_ptr()))
+        return self.schedules[name][4]
 
 
 def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray | None]:
@@ -210,13 +220,20 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
     counter already holds it (the usual opt.step(); sched.step() loop), the launch reads
     the counter and nothing is uploaded; otherwise the steps go up with the group table."""
     hyper = bucket.group_hyper
-    scheduled = (hyper[:, L.GROUP_LR_SCHEDULED] != 0) | (hyper[:, L.GROUP_MOMENTUM_SCHEDULED] != 0)
-    if not scheduled.any():
+    if tables.plan_hyper is not hyper:  # replaced, never edited, when its values change
+        scheduled = (hyper[:, L.GROUP_LR_SCHEDULED] != 0) | (hyper[:, L.GROUP_MOMENTUM_SCHEDULED] != 0)
+        tables.scheduled_mask = scheduled
+        tables.scheduled_index = np.flatnonzero(scheduled).tolist()
+        tables.plan_hyper = hyper
+    index = tables.scheduled_index
+    if not index:
         return COUNTER_NONE, 0, None
+    scheduled = tables.scheduled_mask
     hold = bool(getattr(bucket, "hold_schedule_on_skip", False))
-    steps = bucket.schedule_t[scheduled]
-    t = float(steps[0])
-    uniform = bool(np.all(steps == t)) and t == int(t)
+    # Python floats: numpy calls on a handful of groups would cost more than the rest of the plan
+    steps = bucket.schedule_t.tolist()
+    t = steps[index[0]]
+    uniform = t == int(t) and all(steps[i] == t for i in index)
     if device_api.is_capturing():
         # The captured launch reads the device counter at every replay: it must hold this
         # very step now, which only an eager launch at the previous step guarantees.
