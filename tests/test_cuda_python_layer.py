@@ -6,12 +6,16 @@ GPU when there is one (benchmarks/gpu_check.sh). The assertions are the GPU test
 with torch's optimizers step by step, state dicts both ways, one launch per bucket, graph
 replay = eager steps, GradScaler infs), on small tensors and few steps (the emulator runs
 each CUDA thread as a coroutine), plus review findings 1, 2 and 4 of issue 13.
+``LRFAST_TEST_EMU_MODULE=/path/to/_C_emu*.so`` runs the emulated variants against another
+build of the kernels (as tests/test_emu_kernels.py does). docs/emulated-device.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -72,13 +76,18 @@ def _open(kind: str):
         if not usable or not torch.cuda.is_available():
             pytest.skip(f"the real-GPU variant needs lrfast's CUDA kernels and a GPU: {why}")
         return device_api.CUDA, Device(torch.device("cuda", torch.cuda.current_device()), device_api.CUDA)
-    try:
-        from lrfast import _C_emu
-    except ImportError as exc:
-        pytest.skip(f"lrfast._C_emu (the kernels on the CPU grid emulator) is not built here ({exc}); "
-                    "LRFAST_EMU=1, the default, builds it")
-    order = kind.split("-")[1]
-    api = device_api.emulated(order, seed=1234)
+    path = os.environ.get("LRFAST_TEST_EMU_MODULE")  # another build, e.g. scripts/emu_mutations.sh's
+    if path:
+        spec = importlib.util.spec_from_file_location("lrfast._C_emu", path)
+        _C_emu = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_C_emu)
+    else:
+        try:
+            from lrfast import _C_emu
+        except ImportError as exc:
+            pytest.skip(f"lrfast._C_emu (the kernels on the CPU grid emulator) is not built here ({exc}); "
+                        "LRFAST_EMU=1, the default, builds it")
+    api = device_api.emulated(kind.split("-")[1], seed=1234, kernels=_C_emu)
     return api, Device(torch.device("cpu"), api, _C_emu)
 
 

@@ -279,8 +279,9 @@ def emulated(order: str = "forward", seed: int = 0, kernels: Any = None) -> Emul
     """An :class:`EmulatedDevice` whose ``_C_emu`` runs each block's threads in ``order``
     ("forward", "reversed" or "shuffled" with ``seed``); pass it to :func:`use`."""
     device = EmulatedDevice(kernels)
-    if kernels is None:
-        device._kernels.emu_set_thread_order(order, seed)
+    set_order = getattr(device._kernels, "emu_set_thread_order", None)
+    if set_order is not None:
+        set_order(order, seed)
     return device
 
 
