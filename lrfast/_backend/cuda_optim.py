@@ -233,7 +233,7 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
     # Python floats: numpy calls on a handful of groups would cost more than the rest of the plan
     steps = bucket.schedule_t.tolist()
     t = steps[index[0]]
-    uniform = t == int(t) and all(steps[i] == t for i in index)
+    uniform = all(steps[i] == t for i in index) and t == int(t)
     if device_api.is_capturing():
         # The captured launch reads the device counter at every replay: it must hold this
         # very step now, which only an eager launch at the previous step guarantees.
