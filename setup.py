@@ -76,16 +76,17 @@ class CMakeExtension(Extension):
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext: CMakeExtension) -> None:
+        # One CMake build makes every module; lrfast._C_emu is listed as an extension only so
+        # that setuptools copies it too (an editable install copies just the listed ones).
+        if ext.name != "lrfast._C":
+            return
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
         build_dir = Path(self.build_temp).resolve() / "cmake"
         build_dir.mkdir(parents=True, exist_ok=True)
         cuda = os.environ.get("LRFAST_CUDA", "auto")
         if cuda not in ("auto", "0", "1"):
             raise ValueError(f"LRFAST_CUDA must be auto, 0 or 1, got {cuda!r}")
-        # lrfast._C_emu (the kernels on the CPU grid emulator, docs/emulator.md) is built by default.
-        emu = os.environ.get("LRFAST_EMU", "1")
-        if emu not in ("0", "1"):
-            raise ValueError(f"LRFAST_EMU must be 0 or 1, got {emu!r}")
+        emu = "1" if _build_emulator() else "0"
         args = [
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",
@@ -122,6 +123,15 @@ class BuildPyWithHeaders(build_py):
             shutil.copy2(header, target / header.name)
 
 
+def _build_emulator() -> bool:
+    """Whether to build lrfast._C_emu, the kernels on the CPU grid emulator (docs/emulator.md):
+    by default wherever ucontext exists (POSIX); LRFAST_EMU=0 skips it."""
+    emu = os.environ.get("LRFAST_EMU", "1")
+    if emu not in ("0", "1"):
+        raise ValueError(f"LRFAST_EMU must be 0 or 1, got {emu!r}")
+    return emu == "1" and os.name == "posix"
+
+
 def _pip_ninja() -> str | None:
     try:
         import ninja
@@ -134,6 +144,6 @@ def _pip_ninja() -> str | None:
 
 setup(
     version=read_version(),
-    ext_modules=[CMakeExtension("lrfast._C")],
+    ext_modules=[CMakeExtension("lrfast._C")] + ([CMakeExtension("lrfast._C_emu")] if _build_emulator() else []),
     cmdclass={"build_ext": CMakeBuild, "build_py": BuildPyWithHeaders},
 )

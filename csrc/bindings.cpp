@@ -19,6 +19,7 @@
 #endif
 #ifdef LRFAST_EMU
 #include "emu/emu.h"
+#include "emu/selftest.h"
 #endif
 
 namespace py = pybind11;
@@ -365,6 +366,41 @@ void define_module(py::module_& m) {
         "The emulator's current thread order ('forward', 'reversed' or 'shuffled').");
   m.def("emu_thread_order_seed", &lrfast::emu::thread_order_seed, "The seed given with the current thread order.");
   m.def("emu_launch_count", &lrfast::emu::launches, "Number of grids the emulator has run since it was loaded.");
+  m.def("emu_launch_in_progress", &lrfast::emu::launch_in_progress, "Whether a grid is running now.");
+  m.def("emu_set_driver_version", &lrfast::emu::set_driver_version, py::arg("version"),
+        "The CUDA version the emulated driver supports (e.g. 12040; 0 = no driver; -1 = the runtime's own).");
+  m.def(
+      "emu_selftest_divergent_barrier",
+      [](unsigned int threads, unsigned int skip_every) { lrfast::emu::selftest_divergent_barrier(threads, skip_every); },
+      py::arg("threads"), py::arg("skip_every"), "A kernel whose threads i % skip_every == 1 skip the barrier.",
+      kReleaseGil);
+  m.def(
+      "emu_selftest_block_sums",
+      [](const py::array_t<std::int32_t, py::array::c_style>& in, py::array_t<std::int32_t, py::array::c_style>& out,
+         unsigned int blocks, unsigned int threads, bool with_barrier) {
+        if (in.size() < static_cast<py::ssize_t>(blocks) * threads || out.size() < blocks) {
+          throw py::value_error("emu_selftest_block_sums: arrays too small");
+        }
+        lrfast::emu::selftest_block_sums(in.data(), out.mutable_data(), blocks, threads, with_barrier);
+      },
+      py::arg("values"), py::arg("out"), py::arg("blocks"), py::arg("threads"), py::arg("with_barrier"),
+      "Block sums by thread 0 from shared memory, with or without the barrier.");
+  m.def(
+      "emu_selftest_float_to_narrow",
+      [](const py::array_t<float, py::array::c_style>& in, py::array_t<std::uint16_t, py::array::c_style>& out,
+         int format) {
+        if (out.size() != in.size()) throw py::value_error("emu_selftest_float_to_narrow: sizes differ");
+        lrfast::emu::selftest_float_to_narrow(in.data(), out.mutable_data(), in.size(), format);
+      },
+      py::arg("values"), py::arg("out"), py::arg("format"), "float32 -> half (format 0) / bfloat16 (1) bits.");
+  m.def(
+      "emu_selftest_narrow_to_float",
+      [](const py::array_t<std::uint16_t, py::array::c_style>& in, py::array_t<float, py::array::c_style>& out,
+         int format) {
+        if (out.size() != in.size()) throw py::value_error("emu_selftest_narrow_to_float: sizes differ");
+        lrfast::emu::selftest_narrow_to_float(in.data(), out.mutable_data(), in.size(), format);
+      },
+      py::arg("bits"), py::arg("out"), py::arg("format"), "half (format 0) / bfloat16 (1) bits -> float32.");
 #endif
 }
 

@@ -17,8 +17,9 @@
 #define __shared__ static
 #define __launch_bounds__(...)
 
-// Reported by the emulated runtime; 0 means "not a real CUDA runtime".
-#define CUDART_VERSION 0
+// The CUDA runtime version the emulated device reports (and compares with the emulated
+// driver's, emu.h: set_driver_version), so that the launchers' driver checks run here too.
+#define CUDART_VERSION 13000
 
 enum cudaError { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInsufficientDriver = 35,
                  cudaErrorNoDevice = 100 };
@@ -36,11 +37,15 @@ inline const char* cudaGetErrorName(cudaError_t e) {
 }
 inline const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated error"; }
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
-inline cudaError_t cudaGetDeviceCount(int* count) { *count = 1; return cudaSuccess; }
+inline cudaError_t cudaGetDeviceCount(int* count) {
+  // As the real runtime: a driver older than the runtime makes every call fail.
+  *count = ::lrfast::emu::driver_version() < CUDART_VERSION ? 0 : 1;
+  return *count ? cudaSuccess : cudaErrorInsufficientDriver;
+}
 inline cudaError_t cudaGetDevice(int* device) { *device = 0; return cudaSuccess; }
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }  // the device index is ignored
-inline cudaError_t cudaDriverGetVersion(int* version) { *version = 0; return cudaSuccess; }
-inline cudaError_t cudaRuntimeGetVersion(int* version) { *version = 0; return cudaSuccess; }
+inline cudaError_t cudaDriverGetVersion(int* version) { *version = ::lrfast::emu::driver_version(); return cudaSuccess; }
+inline cudaError_t cudaRuntimeGetVersion(int* version) { *version = CUDART_VERSION; return cudaSuccess; }
 
 inline void __syncthreads() { ::lrfast::emu::syncthreads(); }
 // Threads of a block interleave only at barriers, so every access is already ordered;

@@ -9,9 +9,12 @@
 // block of 512 threads cost milliseconds. Elsewhere, and in sanitizer builds, ucontext.
 #include "emu.h"
 
+#include "cuda_runtime.h"  // the emulated runtime's CUDART_VERSION
+
 #include <ucontext.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -104,6 +107,8 @@ Order order = Order::kForward;
 std::uint64_t seed = 0;
 std::mt19937_64 generator(0);
 std::uint64_t grid_count = 0;
+std::atomic<bool> running{false};
+std::atomic<int> emulated_driver{-1};  // -1: the runtime's own version
 
 void thread_entry() {
   (*scheduler.body)();
@@ -222,6 +227,15 @@ std::uint64_t launches() {
   return grid_count;
 }
 
+bool launch_in_progress() { return running.load(); }
+
+int driver_version() {
+  const int v = emulated_driver.load();
+  return v < 0 ? CUDART_VERSION : v;
+}
+
+void set_driver_version(int version) { emulated_driver.store(version); }
+
 void syncthreads() {
   Thread* self = scheduler.current;
   if (self == nullptr) throw std::logic_error("lrfast emulator: __syncthreads() outside a kernel");
@@ -243,6 +257,10 @@ void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void(
   }
   std::lock_guard<std::mutex> lock(launch_mutex);
   ++grid_count;
+  struct Running {
+    Running() { running.store(true); }
+    ~Running() { running.store(false); }
+  } running_now;
   auto& threads = scheduler.threads;
   threads.resize(n_threads);
   while (scheduler.stacks.size() < n_threads) scheduler.stacks.emplace_back(new char[kStackBytes]);

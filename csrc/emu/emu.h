@@ -52,6 +52,15 @@ void syncthreads();
 // Number of grids run since the module was loaded (tests check that a launch happened).
 std::uint64_t launches();
 
+// Whether a grid is running now (read without waiting for it: tests/test_emu_kernels.py
+// checks from another Python thread that the launchers release the GIL).
+bool launch_in_progress();
+
+// The CUDA version the emulated driver supports (CUDART_VERSION unless set; 0 = no
+// driver): lets tests see what the runtime reports on a machine with an older driver.
+int driver_version();
+void set_driver_version(int version);
+
 // A kernel bound to its launch configuration; calling it with the kernel's arguments
 // runs the grid. Arguments are copied once here, and each thread receives its own copy
 // of them, as kernel parameters are on the device.
