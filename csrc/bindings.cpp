@@ -8,10 +8,12 @@
 #include <lrfast/plateau.h>
 #include <lrfast/schedule.h>
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "build_info.h"
 #ifdef LRFAST_WITH_CUDA
@@ -97,11 +99,13 @@ void evaluate_at_trusted(const StrictArray& descriptors, const StrictArray& tabl
 // With tuple_slot >= 0, groups[g][key] is a tuple (Adam's betas) whose element tuple_slot
 // is replaced by the value, the others kept.
 // NOTE [closed form or torch's recursion] (lrfast/lr_scheduler/_base.py): with `expected`
-// (float64, one per group), nothing is written unless every group's value is a number equal
-// to it; None is returned then, and the caller takes torch's recursion for the others.
-bool groups_hold(const py::list& groups, const py::str& key, const StrictArray& expected) {
+// (a list of one float per group: what the scheduler wrote last), nothing is written unless
+// every group still holds its expected value; None is returned then, and the caller takes
+// torch's recursion for the groups that moved. The group usually holds the very float
+// object the last step stored, so identity decides before any number is read.
+bool groups_hold(const py::list& groups, const py::str& key, const py::list& expected) {
   const auto n = static_cast<std::int64_t>(py::len(groups));
-  if (expected.ndim() != 1 || expected.shape(0) != n) {
+  if (static_cast<std::int64_t>(py::len(expected)) != n) {
     throw py::value_error("assign_group_values: expected must hold one value per group");
   }
   for (std::int64_t g = 0; g < n; ++g) {
@@ -112,26 +116,22 @@ bool groups_hold(const py::list& groups, const py::str& key, const StrictArray& 
       if (PyErr_Occurred()) throw py::error_already_set();
       return false;
     }
-    double held;
-    if (PyFloat_CheckExact(value)) {
-      held = PyFloat_AS_DOUBLE(value);
-    } else if (PyLong_CheckExact(value)) {
-      held = PyLong_AsDouble(value);
-      if (held == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return false;
-      }
-    } else {
+    PyObject* want = PyList_GET_ITEM(expected.ptr(), g);
+    if (value == want) continue;
+    if (!(PyFloat_CheckExact(value) || PyLong_CheckExact(value)) || !PyFloat_CheckExact(want)) return false;
+    const double held = PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyLong_AsDouble(value);
+    if (held == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
       return false;
     }
-    if (held != expected.data()[g]) return false;
+    if (held != PyFloat_AS_DOUBLE(want)) return false;
   }
   return true;
 }
 
 py::object assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
                                const py::list& groups, const py::str& key, int tuple_slot,
-                               const std::optional<StrictArray>& expected) {
+                               const std::optional<py::list>& expected) {
   if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize || table.ndim() != 1) {
     throw py::value_error("assign_group_values: shape mismatch");
   }
@@ -140,8 +140,17 @@ py::object assign_group_values(const StrictArray& descriptors, const StrictArray
   if (expected && !groups_hold(groups, key, *expected)) return py::none();
   py::list values(n);
   const double* d = descriptors.data();
+  std::vector<double> computed(static_cast<std::size_t>(n));
   for (std::int64_t g = 0; g < n; ++g) {
-    py::float_ v(lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step));
+    computed[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step);
+    // a non-finite LR is never written (nothing is, then): the caller names the scheduler
+    if (!std::isfinite(computed[g])) {
+      throw py::value_error("assign_group_values: non-finite value " + std::to_string(computed[g]) + " for group " +
+                            std::to_string(g) + " at step " + std::to_string(step));
+    }
+  }
+  for (std::int64_t g = 0; g < n; ++g) {
+    py::float_ v(computed[g]);
     PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
     if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
     if (tuple_slot >= 0) {

@@ -56,6 +56,26 @@ def host_float(value: Any) -> float:
     return float(value)
 
 
+def _groups_hold(groups: list[dict], scheduler: Any) -> bool:
+    """Whether every group's LR is what the bound scheduler wrote (a float group edited by
+    hand, loaded from a state dict or stepped by another scheduler is not): only then do the
+    kernels evaluate its program; otherwise each group's own LR is applied."""
+    lrs_written = getattr(scheduler, "lrs_written", None)
+    if lrs_written is None:
+        return True  # ReduceLROnPlateau: its program is live, its packed_lr None when groups differ
+    written = lrs_written()
+    if written is None or len(written) != len(groups):
+        return False
+    for group, value in zip(groups, written):
+        lr = group["lr"]
+        if value is None:
+            if not isinstance(lr, torch.Tensor):
+                return False
+        elif lr != value:
+            return False
+    return True
+
+
 class FusedOptimizer:
     """Mixin: put it before a ``torch.optim`` class (see the module docstring)."""
 
@@ -174,6 +194,8 @@ class FusedOptimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        # a copy's groups are new dicts: what their Schedule lrs wrote is what they hold
+        self._lrfast_lr_written = {id(g): g["lr"] for g in self.param_groups if "lr_schedule" in g}
         self.refresh()
 
     def state_dict(self) -> dict[str, Any]:
@@ -316,6 +338,8 @@ class FusedOptimizer:
                 momentum_packed = scheduler.packed_momentum()
             except ValueError:  # groups added after the scheduler: it no longer describes them
                 lr_packed = None
+            if lr_packed is not None and not _groups_hold(groups, scheduler):
+                lr_packed = None  # NOTE [scheduler binding]: an LR changed since the scheduler wrote it
             if lr_packed is not None and np.ndim(lr_packed.descriptors) == 2 and len(lr_packed.descriptors) == n:
                 if momentum_packed is not None and len(momentum_packed.descriptors) != n:
                     momentum_packed = None
