@@ -4,14 +4,18 @@
 // CUDA launchers running the same kernels on the CPU grid emulator (docs/emulator.md).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <lrfast/fused_tables.h>
 #include <lrfast/plateau.h>
 #include <lrfast/schedule.h>
 
+#include <cmath>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "build_info.h"
 #ifdef LRFAST_WITH_CUDA
@@ -106,17 +110,59 @@ void evaluate_at_trusted(const StrictArray& descriptors, const StrictArray& tabl
 // list of values (the scheduler's _last_lr). One call instead of a Python loop.
 // With tuple_slot >= 0, groups[g][key] is a tuple (Adam's betas) whose element tuple_slot
 // is replaced by the value, the others kept.
-py::list assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
-                             const py::list& groups, const py::str& key, int tuple_slot) {
+// NOTE [closed form or torch's recursion] (lrfast/lr_scheduler/_base.py): with `expected`
+// (a list of one float per group: what the scheduler wrote last), nothing is written unless
+// every group still holds its expected value; None is returned then, and the caller takes
+// torch's recursion for the groups that moved. The group usually holds the very float
+// object the last step stored, so identity decides before any number is read.
+bool groups_hold(const py::list& groups, const py::str& key, const py::list& expected) {
+  const auto n = static_cast<std::int64_t>(py::len(groups));
+  if (static_cast<std::int64_t>(py::len(expected)) != n) {
+    throw py::value_error("assign_group_values: expected must hold one value per group");
+  }
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
+    if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
+    PyObject* value = PyDict_GetItemWithError(group, key.ptr());
+    if (value == nullptr) {
+      if (PyErr_Occurred()) throw py::error_already_set();
+      return false;
+    }
+    PyObject* want = PyList_GET_ITEM(expected.ptr(), g);
+    if (value == want) continue;
+    if (!(PyFloat_CheckExact(value) || PyLong_CheckExact(value)) || !PyFloat_CheckExact(want)) return false;
+    const double held = PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyLong_AsDouble(value);
+    if (held == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    if (held != PyFloat_AS_DOUBLE(want)) return false;
+  }
+  return true;
+}
+
+py::object assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
+                               const py::list& groups, const py::str& key, int tuple_slot,
+                               const std::optional<py::list>& expected) {
   if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize || table.ndim() != 1) {
     throw py::value_error("assign_group_values: shape mismatch");
   }
   const auto n = static_cast<std::int64_t>(py::len(groups));
   if (n != descriptors.shape(0)) throw py::value_error("assign_group_values: one descriptor per group expected");
+  if (expected && !groups_hold(groups, key, *expected)) return py::none();
   py::list values(n);
   const double* d = descriptors.data();
+  std::vector<double> computed(static_cast<std::size_t>(n));
   for (std::int64_t g = 0; g < n; ++g) {
-    py::float_ v(lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step));
+    computed[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step);
+    // a non-finite LR is never written (nothing is, then): the caller names the scheduler
+    if (!std::isfinite(computed[g])) {
+      throw py::value_error("assign_group_values: non-finite value " + std::to_string(computed[g]) + " for group " +
+                            std::to_string(g) + " at step " + std::to_string(step));
+    }
+  }
+  for (std::int64_t g = 0; g < n; ++g) {
+    py::float_ v(computed[g]);
     PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
     if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
     if (tuple_slot >= 0) {
@@ -287,8 +333,9 @@ void define_module(py::module_& m) {
   m.def("evaluate_at_trusted", &evaluate_at_trusted, py::arg("descriptors"), py::arg("table"), py::arg("step"),
         py::arg("out"), "evaluate_at into out, for descriptors already validated (no content checks).");
   m.def("assign_group_values", &assign_group_values, py::arg("descriptors"), py::arg("table"), py::arg("step"),
-        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1,
-        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors).");
+        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1, py::arg("expected") = py::none(),
+        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors). "
+        "With expected, writes only if every group holds its expected value, else returns None.");
   m.def(
       "validate",
       [](const DoubleArray& descriptors, std::int64_t table_size) {

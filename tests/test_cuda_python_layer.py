@@ -411,17 +411,20 @@ def test_device_plateau_float_lrs_reach_the_optimizer(dev):
 
 # -- review findings of issue 13 ---------------------------------------------------------------
 
-def test_finding_1_baked_schedule_without_horizon_refuses_capture(dev):
-    for make in (lambda o: FL.LambdaLR(o, lambda t: 1.0 / (1 + t)),
-                 lambda o: FL.MultiplicativeLR(o, lambda t: 0.9),
-                 lambda o: FL.CyclicLR(o, 1e-3, 1e-2, step_size_up=3, scale_fn=lambda x: 0.5**x, cycle_momentum=False),
-                 lambda o: FL.SequentialLR(o, [FL.LinearLR(o, 0.5, total_iters=2),
-                                               FL.LambdaLR(o, lambda t: 0.99**t)], [2])):
-        _, opt, sched = _graph_setup(dev.device, make)
-        opt.step()
-        sched.step()
-        with pytest.raises(RuntimeError, match=r"horizon= covering the whole run"):
-            dev.capture(opt.step)
+@pytest.mark.parametrize("make, why", [
+    (lambda o: FL.LambdaLR(o, lambda t: 1.0 / (1 + t)), "horizon= covering the whole run"),
+    (lambda o: FL.SequentialLR(o, [FL.LinearLR(o, 0.5, total_iters=2), FL.LambdaLR(o, lambda t: 0.99**t)], [2]),
+     "horizon="),
+    (lambda o: FL.MultiplicativeLR(o, lambda t: 0.9), "on the host .* LambdaLR\\(..., horizon=total_steps\\)"),
+    (lambda o: FL.CyclicLR(o, 1e-3, 1e-2, step_size_up=3, scale_fn=lambda x: 0.5**x, cycle_momentum=False),
+     "on the host"),
+], ids=["LambdaLR", "SequentialLR-of-LambdaLR", "MultiplicativeLR", "CyclicLR-scale_fn"])
+def test_finding_1_schedules_a_graph_would_freeze_refuse_capture(dev, make, why):
+    _, opt, sched = _graph_setup(dev.device, make)
+    opt.step()
+    sched.step()
+    with pytest.raises(RuntimeError, match="cannot capture this step in a CUDA graph: .*" + why):
+        dev.capture(opt.step)
 
 
 def test_finding_1_baked_schedule_with_horizon_replays_like_eager(dev3):
@@ -429,7 +432,7 @@ def test_finding_1_baked_schedule_with_horizon_replays_like_eager(dev3):
 
 
 def test_finding_1_schedule_rebuilt_during_capture_is_refused_and_captured_buffers_stay(dev):
-    # horizon=3, built at step 0: baked through step 3; the scheduler re-bakes when it reaches step 4
+    # horizon=3: the table baked at construction covers steps [0, 3); reaching step 3 bakes [3, 6)
     _, opt, sched = _graph_setup(dev.device, lambda o: FL.LambdaLR(o, lambda t: 0.9**t, horizon=3))
     opt.step()
     sched.step()
@@ -441,8 +444,7 @@ def test_finding_1_schedule_rebuilt_during_capture_is_refused_and_captured_buffe
     graph = dev.capture(step)
     tables = opt._lrfast_planner.buckets[0].backend_cache
     captured_table = tables.schedules["lr"][2]
-    step()
-    step()  # eager; the scheduler reaches step 4 and re-bakes its table on the host
+    step()  # eager; the scheduler reaches step 3 and bakes its next table on the host
     with pytest.raises(RuntimeError, match="schedule was rebuilt"):
         dev.capture(opt.step)  # capturing would have to upload the new table
     opt.step()  # eager: uploads the new table; the graph's table must stay allocated
