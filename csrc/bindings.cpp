@@ -4,12 +4,14 @@
 // CUDA launchers running the same kernels on the CPU grid emulator (docs/emulator.md).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <lrfast/fused_tables.h>
 #include <lrfast/plateau.h>
 #include <lrfast/schedule.h>
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -106,13 +108,48 @@ void evaluate_at_trusted(const StrictArray& descriptors, const StrictArray& tabl
 // list of values (the scheduler's _last_lr). One call instead of a Python loop.
 // With tuple_slot >= 0, groups[g][key] is a tuple (Adam's betas) whose element tuple_slot
 // is replaced by the value, the others kept.
-py::list assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
-                             const py::list& groups, const py::str& key, int tuple_slot) {
+// NOTE [closed form or torch's recursion] (lrfast/lr_scheduler/_base.py): with `expected`
+// (float64, one per group), nothing is written unless every group's value is a number equal
+// to it; None is returned then, and the caller takes torch's recursion for the others.
+bool groups_hold(const py::list& groups, const py::str& key, const StrictArray& expected) {
+  const auto n = static_cast<std::int64_t>(py::len(groups));
+  if (expected.ndim() != 1 || expected.shape(0) != n) {
+    throw py::value_error("assign_group_values: expected must hold one value per group");
+  }
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
+    if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
+    PyObject* value = PyDict_GetItemWithError(group, key.ptr());
+    if (value == nullptr) {
+      if (PyErr_Occurred()) throw py::error_already_set();
+      return false;
+    }
+    double held;
+    if (PyFloat_CheckExact(value)) {
+      held = PyFloat_AS_DOUBLE(value);
+    } else if (PyLong_CheckExact(value)) {
+      held = PyLong_AsDouble(value);
+      if (held == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return false;
+      }
+    } else {
+      return false;
+    }
+    if (held != expected.data()[g]) return false;
+  }
+  return true;
+}
+
+py::object assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
+                               const py::list& groups, const py::str& key, int tuple_slot,
+                               const std::optional<StrictArray>& expected) {
   if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize || table.ndim() != 1) {
     throw py::value_error("assign_group_values: shape mismatch");
   }
   const auto n = static_cast<std::int64_t>(py::len(groups));
   if (n != descriptors.shape(0)) throw py::value_error("assign_group_values: one descriptor per group expected");
+  if (expected && !groups_hold(groups, key, *expected)) return py::none();
   py::list values(n);
   const double* d = descriptors.data();
   for (std::int64_t g = 0; g < n; ++g) {
@@ -287,8 +324,9 @@ void define_module(py::module_& m) {
   m.def("evaluate_at_trusted", &evaluate_at_trusted, py::arg("descriptors"), py::arg("table"), py::arg("step"),
         py::arg("out"), "evaluate_at into out, for descriptors already validated (no content checks).");
   m.def("assign_group_values", &assign_group_values, py::arg("descriptors"), py::arg("table"), py::arg("step"),
-        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1,
-        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors).");
+        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1, py::arg("expected") = py::none(),
+        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors). "
+        "With expected, writes only if every group holds its expected value, else returns None.");
   m.def(
       "validate",
       [](const DoubleArray& descriptors, std::int64_t table_size) {
