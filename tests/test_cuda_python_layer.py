@@ -501,3 +501,26 @@ def test_emulation_is_off_unless_asked(monkeypatch):
         device_api._from_environment()
     with device_api.use(device_api.CUDA):
         assert not device_api.is_device(torch.device("cpu"))
+
+
+def test_scalar_writer_counter_mode_advances_in_graph_replays(dev3):
+    from lrfast import schedules as S
+    from lrfast._backend.cuda import ScalarWriter
+
+    schedules = [S.cosine_annealing(0.1, 20), S.cosine_annealing(0.02, 7)]
+    lrs = [torch.tensor(1.0, device=dev3.device), torch.tensor(1.0, dtype=torch.float64, device=dev3.device)]
+    out = torch.zeros(2, dtype=torch.float64, device=dev3.device)
+    writer = ScalarWriter(lrs, S.pack_many(schedules), out)
+    counter = torch.zeros((), dtype=torch.int64, device=dev3.device)
+    for _ in range(3):  # eager: counter += 1, then writes schedule(counter), as scheduler.step() does
+        writer.write(0.0, counter=counter, increment=1)
+    graph = dev3.capture(lambda: writer.write(0.0, counter=counter, increment=1))
+    for t in range(4, 13):
+        graph.replay()
+        dev3.api.synchronize()
+        want = [s(t) for s in schedules]
+        assert out.tolist() == pytest.approx(want, rel=1e-15), f"replay at step {t}"
+        assert [float(lrs[0]), float(lrs[1])] == pytest.approx(want, rel=1e-7)
+    assert int(counter) == 12
+    with pytest.raises(RuntimeError, match="cannot be captured in a CUDA graph"):
+        dev3.capture(lambda: writer.write(5.0))  # a host step would be frozen into the graph
