@@ -120,7 +120,7 @@ void thread_entry() {
   // ucontext: returning follows uc_link back to `home`
 }
 
-// Prepares thread `i` to start thread_entry on its own stack at its first resume.
+// Prepares `t` to start thread_entry on `stack` at its first resume.
 void prepare(Thread& t, char* stack) {
   t.state = State::kRunnable;
 #if defined(LRFAST_EMU_FAST_SWITCH)
