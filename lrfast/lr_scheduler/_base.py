@@ -327,6 +327,7 @@ class LRScheduler(_TorchLRScheduler):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._lrfast_handle  # noqa: B018 - its own compiled-step handle, made outside any compilation
 
     def _lrfast_eager_step(self) -> None:
         """The step the compiled op runs (NOTE [compiled steps])."""
@@ -363,6 +364,7 @@ class LRScheduler(_TorchLRScheduler):
     def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> None:
         self._get_lr_called_within_step = False  # torch's step() leaves it in __dict__ (and state_dict)
         _TorchLRScheduler.__init__(self, optimizer, last_epoch)
+        self._lrfast_handle  # noqa: B018 - made now, outside any compilation (NOTE [compiled steps])
         if not self._lrfast_host_path:
             bind_to_optimizer(self)
 

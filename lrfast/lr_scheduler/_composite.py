@@ -40,6 +40,7 @@ def _stepping(torch_step):
 # applies the groups' LRs.
 class _CompositeMixin:
     def _lrfast_bind(self) -> None:
+        self._lrfast_handle  # noqa: B018 - made outside any compilation (NOTE [compiled steps])
         self._lrfast_after_step()
         bind_to_optimizer(self)
 
