@@ -86,6 +86,7 @@ def layer() -> str:
     True
     """
     if not _launched():
+        configure()  # as the kernels' import would have: the layer is the one they will get
         launch = getattr(_parallel_module(), "_launch_threads", None)
         if launch is not None:
             launch()
