@@ -22,18 +22,51 @@ def read_version() -> str:
 
 
 def default_cuda_archs() -> str:
-    """The visible GPU's arch when nvidia-smi reports one, else 80;90 (A100, H100/H200)."""
+    """The archs to build SASS for (CMakeLists.txt adds PTX for the newest): torch's own
+    list when torch is importable here and reports one, else the visible GPUs' archs when
+    nvidia-smi reports them, else 80;90 (A100, H100/H200). Archs the nvcc on PATH cannot
+    build are dropped."""
+    archs = _torch_cuda_archs() or _visible_gpu_archs() or ["80", "90"]
+    supported = _nvcc_archs()
+    if supported:
+        archs = [a for a in archs if a in supported] or [max(supported, key=int)]
+    return ";".join(sorted(set(archs), key=int))
+
+
+def _torch_cuda_archs() -> list[str]:
+    # Under pip's build isolation torch is not importable: then this gives nothing.
+    try:
+        import torch
+
+        names = torch.cuda.get_arch_list()
+    except Exception:  # noqa: BLE001 -- any failure means "torch does not say"
+        return []
+    return sorted({n.split("_", 1)[1] for n in names if re.fullmatch(r"(sm|compute)_\d+", n)}, key=int)
+
+
+def _visible_gpu_archs() -> list[str]:
     smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20, check=True).stdout
-            caps = sorted({line.strip().replace(".", "") for line in out.splitlines() if line.strip()})
-            if caps and all(c.isdigit() for c in caps):
-                return ";".join(caps)
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return "80;90"
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    caps = sorted({line.strip().replace(".", "") for line in out.splitlines() if line.strip()})
+    return caps if caps and all(c.isdigit() for c in caps) else []
+
+
+def _nvcc_archs() -> list[str]:
+    nvcc = shutil.which("nvcc")
+    if not nvcc:
+        return []
+    try:
+        out = subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(set(re.findall(r"compute_(\d+)\b", out)), key=int)
 
 
 class CMakeExtension(Extension):
@@ -43,12 +76,17 @@ class CMakeExtension(Extension):
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext: CMakeExtension) -> None:
+        # One CMake build makes every module; lrfast._C_emu is listed as an extension only so
+        # that setuptools copies it too (an editable install copies just the listed ones).
+        if ext.name != "lrfast._C":
+            return
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
         build_dir = Path(self.build_temp).resolve() / "cmake"
         build_dir.mkdir(parents=True, exist_ok=True)
         cuda = os.environ.get("LRFAST_CUDA", "auto")
         if cuda not in ("auto", "0", "1"):
             raise ValueError(f"LRFAST_CUDA must be auto, 0 or 1, got {cuda!r}")
+        emu = "1" if _build_emulator() else "0"
         args = [
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",
@@ -56,6 +94,7 @@ class CMakeBuild(build_ext):
             f"-DLRFAST_VERSION={read_version()}",
             f"-DLRFAST_CUDA={cuda}",
             f"-DLRFAST_CUDA_ARCHS={os.environ.get('LRFAST_CUDA_ARCHS') or default_cuda_archs()}",
+            f"-DLRFAST_EMU={emu}",
         ]
         try:
             import pybind11
@@ -84,6 +123,15 @@ class BuildPyWithHeaders(build_py):
             shutil.copy2(header, target / header.name)
 
 
+def _build_emulator() -> bool:
+    """Whether to build lrfast._C_emu, the kernels on the CPU grid emulator (docs/emulator.md):
+    by default wherever ucontext exists (POSIX); LRFAST_EMU=0 skips it."""
+    emu = os.environ.get("LRFAST_EMU", "1")
+    if emu not in ("0", "1"):
+        raise ValueError(f"LRFAST_EMU must be 0 or 1, got {emu!r}")
+    return emu == "1" and os.name == "posix"
+
+
 def _pip_ninja() -> str | None:
     try:
         import ninja
@@ -96,6 +144,6 @@ def _pip_ninja() -> str | None:
 
 setup(
     version=read_version(),
-    ext_modules=[CMakeExtension("lrfast._C")],
+    ext_modules=[CMakeExtension("lrfast._C")] + ([CMakeExtension("lrfast._C_emu")] if _build_emulator() else []),
     cmdclass={"build_ext": CMakeBuild, "build_py": BuildPyWithHeaders},
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for the lent GPU machine (device tool): build in place, run the GPU tests,
-# run the GPU benchmarks, write logs and a summary under $OUT. Budget: under 8 minutes
-# (build <= 200 s, tests <= 200 s, benchmarks <= 70 s).
+# run the GPU benchmarks, write logs and a summary under $OUT. Budget: under 10 minutes
+# (build <= 200 s, tests <= 200 s, the Python CUDA layer's suite <= 90 s, benchmarks <= 70 s).
 #   run: bash benchmarks/gpu_check.sh            (OUT defaults to ./gpu-out)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,17 @@ timeout 200 python -m pytest -q -p no:cacheprovider -rs $bench_flag --maxfail=25
 rc=$?
 note "gpu tests: exit $rc in $(( $(date +%s) - t0 )) s — $(tail -n 1 "$OUT/gpu-tests.log")"
 grep -E "^(FAILED|ERROR)" "$OUT/gpu-tests.log" | head -40 >> "$summary"
+
+# The Python CUDA layer's suite (docs/emulated-device.md): the same assertions on the real GPU
+# (its "cuda" variants) and, where _C_emu was built, on the emulated device in three thread orders.
+t0=$(date +%s)
+timeout 90 python -m pytest -q -p no:cacheprovider -rs --maxfail=25 tests/test_cuda_python_layer.py \
+  > "$OUT/cuda-layer-tests.log" 2>&1
+layer_rc=$?
+note "python cuda layer tests (real GPU + emulated): exit $layer_rc in $(( $(date +%s) - t0 )) s — \
+$(tail -n 1 "$OUT/cuda-layer-tests.log")"
+grep -E "^(FAILED|ERROR)" "$OUT/cuda-layer-tests.log" | head -40 >> "$summary"
+if [ "$rc" -eq 0 ]; then rc=$layer_rc; fi
 
 # GPU benchmarks (quick sizes: 16M-element single tensor, GPT-2 small, 2,000 small tensors).
 t0=$(date +%s)

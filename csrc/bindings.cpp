@@ -1,22 +1,38 @@
 // lrfast._C: the private compiled module. Schedules are evaluated here on the host
 // (for get_last_lr() and float-LR optimizers) with the same header the kernels use.
+// Built a second time with LRFAST_EMU as lrfast._C_emu: the same functions, with the
+// CUDA launchers running the same kernels on the CPU grid emulator (docs/emulator.md).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <lrfast/fused_tables.h>
 #include <lrfast/plateau.h>
 #include <lrfast/schedule.h>
 
+#include <cmath>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "build_info.h"
 #ifdef LRFAST_WITH_CUDA
 #include "cuda/cuda_api.h"
 #endif
+#ifdef LRFAST_EMU
+#include "emu/emu.h"
+#include "emu/selftest.h"
+#endif
 
 namespace py = pybind11;
+
+#ifdef LRFAST_EMU
+#define LRFAST_EMU_BUILT true
+#else
+#define LRFAST_EMU_BUILT false
+#endif
 
 namespace {
 
@@ -94,17 +110,59 @@ void evaluate_at_trusted(const StrictArray& descriptors, const StrictArray& tabl
 // list of values (the scheduler's _last_lr). One call instead of a Python loop.
 // With tuple_slot >= 0, groups[g][key] is a tuple (Adam's betas) whose element tuple_slot
 // is replaced by the value, the others kept.
-py::list assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
-                             const py::list& groups, const py::str& key, int tuple_slot) {
+// NOTE [closed form or torch's recursion] (lrfast/lr_scheduler/_base.py): with `expected`
+// (a list of one float per group: what the scheduler wrote last), nothing is written unless
+// every group still holds its expected value; None is returned then, and the caller takes
+// torch's recursion for the groups that moved. The group usually holds the very float
+// object the last step stored, so identity decides before any number is read.
+bool groups_hold(const py::list& groups, const py::str& key, const py::list& expected) {
+  const auto n = static_cast<std::int64_t>(py::len(groups));
+  if (static_cast<std::int64_t>(py::len(expected)) != n) {
+    throw py::value_error("assign_group_values: expected must hold one value per group");
+  }
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
+    if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
+    PyObject* value = PyDict_GetItemWithError(group, key.ptr());
+    if (value == nullptr) {
+      if (PyErr_Occurred()) throw py::error_already_set();
+      return false;
+    }
+    PyObject* want = PyList_GET_ITEM(expected.ptr(), g);
+    if (value == want) continue;
+    if (!(PyFloat_CheckExact(value) || PyLong_CheckExact(value)) || !PyFloat_CheckExact(want)) return false;
+    const double held = PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyLong_AsDouble(value);
+    if (held == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    if (held != PyFloat_AS_DOUBLE(want)) return false;
+  }
+  return true;
+}
+
+py::object assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
+                               const py::list& groups, const py::str& key, int tuple_slot,
+                               const std::optional<py::list>& expected) {
   if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize || table.ndim() != 1) {
     throw py::value_error("assign_group_values: shape mismatch");
   }
   const auto n = static_cast<std::int64_t>(py::len(groups));
   if (n != descriptors.shape(0)) throw py::value_error("assign_group_values: one descriptor per group expected");
+  if (expected && !groups_hold(groups, key, *expected)) return py::none();
   py::list values(n);
   const double* d = descriptors.data();
+  std::vector<double> computed(static_cast<std::size_t>(n));
   for (std::int64_t g = 0; g < n; ++g) {
-    py::float_ v(lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step));
+    computed[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step);
+    // a non-finite LR is never written (nothing is, then): the caller names the scheduler
+    if (!std::isfinite(computed[g])) {
+      throw py::value_error("assign_group_values: non-finite value " + std::to_string(computed[g]) + " for group " +
+                            std::to_string(g) + " at step " + std::to_string(step));
+    }
+  }
+  for (std::int64_t g = 0; g < n; ++g) {
+    py::float_ v(computed[g]);
     PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
     if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
     if (tuple_slot >= 0) {
@@ -240,22 +298,32 @@ py::dict layout() {
   return d;
 }
 
+#ifdef LRFAST_EMU
+constexpr bool kCudaBuilt = true;  // the kernels are built, for the emulated device
+#else
+constexpr bool kCudaBuilt = LRFAST_CUDA_BUILT != 0;
+#endif
+
 py::dict build_info() {
   py::dict d;
   d["version"] = LRFAST_VERSION_STRING;
-  d["cuda_built"] = LRFAST_CUDA_BUILT != 0;
+  d["cuda_built"] = kCudaBuilt;
+#ifdef LRFAST_EMU
+  d["cuda_archs"] = "emulated";
+  d["cuda_compiler"] = std::string("host C++ for the CPU grid emulator (") + LRFAST_CXX_COMPILER_STRING + ")";
+  d["cuda_reason"] = "built for the CPU grid emulator (csrc/emu)";
+#else
   d["cuda_archs"] = LRFAST_CUDA_ARCHS_STRING;
   d["cuda_compiler"] = LRFAST_CUDA_COMPILER_STRING;
   d["cuda_reason"] = LRFAST_CUDA_REASON_STRING;
+#endif
   d["cxx_compiler"] = LRFAST_CXX_COMPILER_STRING;
+  d["emulated"] = LRFAST_EMU_BUILT;
   return d;
 }
 
-}  // namespace
-
-PYBIND11_MODULE(_C, m) {
-  m.doc() = "lrfast private compiled core: schedule evaluation and CUDA launchers";
-  m.def("has_cuda", [] { return LRFAST_CUDA_BUILT != 0; }, "Whether the CUDA kernels were compiled in.");
+void define_module(py::module_& m) {
+  m.def("has_cuda", [] { return kCudaBuilt; }, "Whether the CUDA kernels were compiled in.");
   m.def("build_info", &build_info, "What this module was built with.");
   m.def("layout", &layout, "The packed descriptor layout (NOTE [descriptor layout] in schedule.h).");
   m.def("evaluate", &evaluate_host, py::arg("descriptors"), py::arg("table"), py::arg("steps"),
@@ -265,8 +333,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("evaluate_at_trusted", &evaluate_at_trusted, py::arg("descriptors"), py::arg("table"), py::arg("step"),
         py::arg("out"), "evaluate_at into out, for descriptors already validated (no content checks).");
   m.def("assign_group_values", &assign_group_values, py::arg("descriptors"), py::arg("table"), py::arg("step"),
-        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1,
-        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors).");
+        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1, py::arg("expected") = py::none(),
+        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors). "
+        "With expected, writes only if every group holds its expected value, else returns None.");
   m.def(
       "validate",
       [](const DoubleArray& descriptors, std::int64_t table_size) {
@@ -286,6 +355,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("composed"), py::arg("lrs"),
         "One ReduceLROnPlateau step with plateau.h on host arrays (the kernel's twin); metric None: no decision.");
 #ifdef LRFAST_WITH_CUDA
+  // The launchers take only integers and doubles, and a launch may block (a full launch
+  // queue; the emulator runs the kernel to completion): other Python threads run meanwhile.
+  const auto kReleaseGil = py::call_guard<py::gil_scoped_release>();
   m.def("cuda_device_count", [] {
     std::string why;
     const int count = lrfast::cuda::device_count(&why);
@@ -294,11 +366,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_evaluate_schedules", &lrfast::cuda::evaluate_schedules, py::arg("descriptors"),
         py::arg("n_descriptors"), py::arg("table"), py::arg("steps"), py::arg("n_steps"), py::arg("out"),
         py::arg("stream"), py::arg("device"),
-        "Launch the schedule evaluation kernel on raw device pointers (see cuda_api.h).");
+        "Launch the schedule evaluation kernel on raw device pointers (see cuda_api.h).", kReleaseGil);
   m.def("cuda_write_scheduled_values", &lrfast::cuda::write_scheduled_values, py::arg("descriptors"),
         py::arg("table"), py::arg("n_groups"), py::arg("targets"), py::arg("dtypes"), py::arg("out"),
         py::arg("counter"), py::arg("increment"), py::arg("host_step"), py::arg("stream"), py::arg("device"),
-        "Write each group's scheduled value into its scalar tensor and an out buffer, one launch (see cuda_api.h).");
+        "Write each group's scheduled value into its scalar tensor and an out buffer, one launch (see cuda_api.h).",
+        kReleaseGil);
   m.def(
       "cuda_plateau_step",
       [](std::uintptr_t metric, int metric_dtype, std::uintptr_t state, std::uintptr_t descriptors,
@@ -313,17 +386,81 @@ PYBIND11_MODULE(_C, m) {
       py::arg("min_lrs"), py::arg("n_groups"), py::arg("step"), py::arg("targets"), py::arg("dtypes"), py::arg("out"),
       py::arg("factor"), py::arg("threshold"), py::arg("eps"), py::arg("patience"), py::arg("cooldown"),
       py::arg("mode"), py::arg("threshold_mode"), py::arg("composed"), py::arg("stream"), py::arg("device"),
-      "Launch one ReduceLROnPlateau step on device pointers (trusted: see validate_plateau and cuda_api.h).");
+      "Launch one ReduceLROnPlateau step on device pointers (trusted: see validate_plateau and cuda_api.h).",
+      kReleaseGil);
   m.def("cuda_fused_step", &lrfast::cuda::fused_step, py::arg("algorithm"), py::arg("dtype"), py::arg("tensors"),
         py::arg("n_tensors"), py::arg("n_chunks"), py::arg("groups"), py::arg("lr_tensors"),
         py::arg("lr_descriptors"), py::arg("lr_table"), py::arg("beta1_descriptors"), py::arg("beta1_table"),
         py::arg("step_counter"), py::arg("counter_mode"), py::arg("counter_next"), py::arg("hold_counter_on_skip"),
         py::arg("grad_scale"), py::arg("found_inf"),
         py::arg("ticket"), py::arg("stream"), py::arg("device"),
-        "One fused SGD/Adam/AdamW step for a bucket, one launch (see cuda_api.h, fused_tables.h).");
+        "One fused SGD/Adam/AdamW step for a bucket, one launch (see cuda_api.h, fused_tables.h).", kReleaseGil);
 #else
   m.def("cuda_device_count", [] {
     return py::make_tuple(0, std::string("lrfast was built without CUDA: ") + LRFAST_CUDA_REASON_STRING);
   });
 #endif
+#ifdef LRFAST_EMU
+  m.def(
+      "emu_set_thread_order",
+      [](const std::string& order, std::uint64_t seed) {
+        lrfast::emu::set_thread_order(lrfast::emu::parse_order(order), seed);
+      },
+      py::arg("order"), py::arg("seed") = 0,
+      "Order in which the emulator resumes the threads of a block and runs the blocks: 'forward', 'reversed' or "
+      "'shuffled' (a fresh permutation per phase from a generator seeded with seed).");
+  m.def("emu_thread_order", [] { return std::string(lrfast::emu::order_name(lrfast::emu::thread_order())); },
+        "The emulator's current thread order ('forward', 'reversed' or 'shuffled').");
+  m.def("emu_thread_order_seed", &lrfast::emu::thread_order_seed, "The seed given with the current thread order.");
+  m.def("emu_launch_count", &lrfast::emu::launches, "Number of grids the emulator has run since it was loaded.");
+  m.def("emu_launch_in_progress", &lrfast::emu::launch_in_progress, "Whether a grid is running now.");
+  m.def("emu_set_driver_version", &lrfast::emu::set_driver_version, py::arg("version"),
+        "The CUDA version the emulated driver supports (e.g. 12040; 0 = no driver; -1 = the runtime's own).");
+  m.def(
+      "emu_selftest_divergent_barrier",
+      [](unsigned int threads, unsigned int skip_every) { lrfast::emu::selftest_divergent_barrier(threads, skip_every); },
+      py::arg("threads"), py::arg("skip_every"), "A kernel whose threads i % skip_every == 1 skip the barrier.",
+      kReleaseGil);
+  m.def(
+      "emu_selftest_block_sums",
+      [](const py::array_t<std::int32_t, py::array::c_style>& in, py::array_t<std::int32_t, py::array::c_style>& out,
+         unsigned int blocks, unsigned int threads, bool with_barrier) {
+        if (in.size() < static_cast<py::ssize_t>(blocks) * threads || out.size() < blocks) {
+          throw py::value_error("emu_selftest_block_sums: arrays too small");
+        }
+        lrfast::emu::selftest_block_sums(in.data(), out.mutable_data(), blocks, threads, with_barrier);
+      },
+      py::arg("values"), py::arg("out"), py::arg("blocks"), py::arg("threads"), py::arg("with_barrier"),
+      "Block sums by thread 0 from shared memory, with or without the barrier.");
+  m.def(
+      "emu_selftest_float_to_narrow",
+      [](const py::array_t<float, py::array::c_style>& in, py::array_t<std::uint16_t, py::array::c_style>& out,
+         int format) {
+        if (out.size() != in.size()) throw py::value_error("emu_selftest_float_to_narrow: sizes differ");
+        lrfast::emu::selftest_float_to_narrow(in.data(), out.mutable_data(), in.size(), format);
+      },
+      py::arg("values"), py::arg("out"), py::arg("format"), "float32 -> half (format 0) / bfloat16 (1) bits.");
+  m.def(
+      "emu_selftest_narrow_to_float",
+      [](const py::array_t<std::uint16_t, py::array::c_style>& in, py::array_t<float, py::array::c_style>& out,
+         int format) {
+        if (out.size() != in.size()) throw py::value_error("emu_selftest_narrow_to_float: sizes differ");
+        lrfast::emu::selftest_narrow_to_float(in.data(), out.mutable_data(), in.size(), format);
+      },
+      py::arg("bits"), py::arg("out"), py::arg("format"), "half (format 0) / bfloat16 (1) bits -> float32.");
+#endif
 }
+
+}  // namespace
+
+#ifdef LRFAST_EMU
+PYBIND11_MODULE(_C_emu, m) {
+  m.doc() = "lrfast._C on the CPU grid emulator: the same functions, the CUDA kernels run on host memory";
+  define_module(m);
+}
+#else
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "lrfast private compiled core: schedule evaluation and CUDA launchers";
+  define_module(m);
+}
+#endif

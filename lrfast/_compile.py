@@ -81,7 +81,7 @@ def compile_aware_scheduler_step(step_fn):
         if torch.compiler.is_compiling():
             if args or kwargs:  # step(epoch) under compilation: run it eagerly (a graph break)
                 return _eager_call(step_fn, self, *args, **kwargs)
-            handle = self.__dict__.get("_lrfast_handle")
+            handle = getattr(self, "_lrfast_handle", None)
             if handle is None:
                 return _eager_call(step_fn, self)
             torch.ops.lrfast.scheduler_step(self._lrfast_count, handle)

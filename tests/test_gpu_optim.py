@@ -205,7 +205,7 @@ def test_grad_scaler_skips_steps_with_infs_like_torch():
         scaler = torch.amp.GradScaler("cuda", init_scale=2.0**10, growth_interval=3)
         for step in range(20):
             for p, g in zip(params, grads_for(params, step)):
-                g = g * scaler.get_scale()
+                g = scaler.scale(g)  # get_scale() alone leaves the scaler without its scale tensor
                 if step in (4, 11):
                     g[0] = float("inf")
                 p.grad = g

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lr_scheduler_harness import FAST, TORCH, make_optimizer
+from lr_scheduler_harness import FAST, LRS, TORCH, make_optimizer, run_side_by_side
 
 import lrfast.lr_scheduler as FL
 
@@ -221,40 +221,31 @@ def test_rejected_at_construction_where_torch_fails_at_a_step(build, at_step):
     _assert_unchanged(before, opt)
 
 
-# -- lrfast's own, stricter checks -------------------------------------------------------------------
+# -- what torch accepts, lrfast accepts: composites as torch's ----------------------------------------
 
-def test_sequential_unsorted_milestones():
-    opt = make_optimizer()
-    children = [FL.ConstantLR(opt), FL.ExponentialLR(opt, 0.9), FL.StepLR(opt, 2)]
-    before = _snapshot(opt)
-    with pytest.raises(ValueError, match="milestones must be sorted"):
-        FL.SequentialLR(opt, children, [10, 5])
-    with pytest.raises(ValueError, match="milestones"):
-        FL.SequentialLR(opt, children, [-1, 5])
-    _assert_unchanged(before, opt)
+def test_sequential_unsorted_milestones_as_torch():
+    """torch does not check SequentialLR's milestones; bisect decides which child steps.
+    lrfast runs torch's composition, so the LRs are torch's."""
+    run_side_by_side(lambda M, o: M.SequentialLR(o, [M.ConstantLR(o), M.ExponentialLR(o, 0.9), M.StepLR(o, 2)],
+                                                 [10, 5]), 30)
 
 
 @pytest.mark.parametrize("composite", ["SequentialLR", "ChainedScheduler"])
-def test_torch_scheduler_as_a_child_is_named(composite):
-    opt = make_optimizer()
-    children = [FL.ConstantLR(opt), torch.optim.lr_scheduler.StepLR(opt, 3)]
-    before = _snapshot(opt)
-    with pytest.raises(TypeError, match=r"index 1 .*torch\.optim\.lr_scheduler\.StepLR"):
-        if composite == "SequentialLR":
-            FL.SequentialLR(opt, children, [4])
-        else:
-            FL.ChainedScheduler(children)
-    _assert_unchanged(before, opt)
+def test_torch_scheduler_as_a_child(composite):
+    """A torch scheduler may be a child: it steps the same optimizer, as in torch."""
+    def build(M, o):
+        children = [M.ConstantLR(o), torch.optim.lr_scheduler.StepLR(o, 3)]
+        return M.SequentialLR(o, children, [4]) if composite == "SequentialLR" else M.ChainedScheduler(children)
+    run_side_by_side(build, 20)
 
 
 def test_chained_children_at_different_steps():
-    opt = make_optimizer()
-    a = FL.ExponentialLR(opt, 0.9)
-    opt.step()
-    a.step()
-    b = FL.StepLR(opt, 3)
-    with pytest.raises(ValueError, match="same step"):
-        FL.ChainedScheduler([a, b])
+    def build(M, o):
+        a = M.ExponentialLR(o, 0.9)
+        o.step()
+        a.step()
+        return M.ChainedScheduler([a, M.StepLR(o, 3)])
+    run_side_by_side(build, 20)
 
 
 @pytest.mark.parametrize("horizon", [0, -5, 2.5, True])
@@ -268,14 +259,27 @@ def test_bad_horizon(horizon):
         _assert_unchanged(before, opt)
 
 
-def test_fractional_epoch_only_for_warm_restarts():
-    """torch lets a float epoch reach its closed forms (StepLR.step(2.5) takes 2.5 // 3);
-    lrfast counts steps in ints and refuses, except where torch documents fractions."""
+def test_epoch_types_torch_accepts():
+    """torch's step(epoch) takes any number: NumPy integers, 0-d tensors, floats (its closed
+    forms compute with them). lrfast takes them too; a negative or non-finite epoch, or a
+    non-number, is refused before anything changes."""
+    import numpy as np
+
+    for epoch in (np.int64(4), torch.tensor(4), 4.0):
+        for ns in (TORCH, FAST):
+            opt = make_optimizer()
+            sched = ns.StepLR(opt, 3)
+            with pytest.warns(UserWarning):
+                sched.step(epoch)
+            assert [float(g["lr"]) for g in opt.param_groups] == pytest.approx([lr * 0.1 for lr in LRS], rel=1e-6)
     opt = make_optimizer()
     sched = FL.StepLR(opt, 3)
-    with pytest.raises(TypeError, match="epoch must be an int"):
+    t_sched = TORCH.StepLR(make_optimizer(), 3)
+    with pytest.warns(UserWarning):
         sched.step(2.5)
-    assert sched.last_epoch == 0
-    with pytest.raises(ValueError, match="epoch must be >= 0"):
-        sched.step(-2)
-    assert sched.last_epoch == 0
+        t_sched.step(2.5)
+    assert sched.get_last_lr() == pytest.approx(t_sched.get_last_lr(), rel=1e-12)
+    for bad, err in ((-2, ValueError), (float("nan"), ValueError), ("3", TypeError)):
+        with pytest.raises(err, match="StepLR.step: epoch"):
+            sched.step(bad)
+        assert sched.last_epoch == 2.5

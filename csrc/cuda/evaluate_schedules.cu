@@ -7,6 +7,7 @@
 
 #include "check.cuh"
 #include "cuda_api.h"
+#include "launch.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -40,8 +41,8 @@ void evaluate_schedules(std::uintptr_t descriptors, std::int64_t n_descriptors,
   DeviceGuard guard(device);
   const std::int64_t blocks =
       std::min<std::int64_t>(kMaxBlocks, (total + kThreadsPerBlock - 1) / kThreadsPerBlock);
-  evaluate_schedules_kernel<<<static_cast<unsigned>(blocks), kThreadsPerBlock, 0,
-                              reinterpret_cast<cudaStream_t>(stream)>>>(
+  LRFAST_LAUNCH(static_cast<unsigned>(blocks), kThreadsPerBlock, 0, reinterpret_cast<cudaStream_t>(stream),
+                evaluate_schedules_kernel)(
       reinterpret_cast<const double*>(descriptors), n_descriptors,
       reinterpret_cast<const double*>(table), reinterpret_cast<const double*>(steps), n_steps,
       reinterpret_cast<double*>(out));

@@ -19,6 +19,7 @@
 #include "check.cuh"
 #include "scalars.cuh"
 #include "cuda_api.h"
+#include "launch.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -141,7 +142,9 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       s_adam.maximize = grp[gs::kMaximize] != 0.0;
     }
   }
+#if !(defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_NO_SETUP_BARRIER))  // scripts/emu_mutations.sh
   __syncthreads();
+#endif
 
   if (!s_skip) {
     // Only the algorithm's own scalars were written; the other struct stays value-initialised.
@@ -220,7 +223,11 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     if (threadIdx.x == 0) {
       __threadfence();
       const unsigned int done = atomicAdd(a.ticket, 1u);
+#if defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_LAST_BLOCK_OFF_BY_ONE)  // scripts/emu_mutations.sh
+      s_last_block = done == gridDim.x - 2;
+#else
       s_last_block = done == gridDim.x - 1;
+#endif
     }
     __syncthreads();
     if (s_last_block) {
@@ -233,7 +240,9 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       if (threadIdx.x == 0) {
         if (a.counter_mode == fused::kCounterEager) *a.step_counter = a.counter_next;
         if (a.counter_mode == fused::kCounterGraph && !(s_skip && a.hold_counter_on_skip)) *a.step_counter += 1;
+#if !(defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_TICKET_NEVER_RESET))  // scripts/emu_mutations.sh
         *a.ticket = 0u;
+#endif
       }
     }
   }
@@ -243,8 +252,8 @@ template <typename T>
 void launch_for_dtype(int algorithm, const FusedArgs& args, std::int64_t n_chunks, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned int>(n_chunks));
   switch (algorithm) {
-    case fused::kSgd: fused_step_kernel<T, fused::kSgd><<<grid, kBlockSize, 0, stream>>>(args); break;
-    case fused::kAdam: fused_step_kernel<T, fused::kAdam><<<grid, kBlockSize, 0, stream>>>(args); break;
+    case fused::kSgd: LRFAST_LAUNCH(grid, kBlockSize, 0, stream, fused_step_kernel<T, fused::kSgd>)(args); break;
+    case fused::kAdam: LRFAST_LAUNCH(grid, kBlockSize, 0, stream, fused_step_kernel<T, fused::kAdam>)(args); break;
     default: throw std::invalid_argument("fused_step: unknown algorithm " + std::to_string(algorithm));
   }
 }

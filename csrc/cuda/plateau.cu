@@ -13,6 +13,7 @@
 #include "check.cuh"
 #include "scalars.cuh"
 #include "cuda_api.h"
+#include "launch.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -68,7 +69,7 @@ void plateau_step(const plateau::Rule& rule, std::uintptr_t metric, int metric_d
   }
   if (targets != 0 && dtypes == 0) throw std::invalid_argument("plateau_step: targets without dtypes");
   DeviceGuard guard(device);
-  plateau_step_kernel<<<1, kPlateauThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+  LRFAST_LAUNCH(1, kPlateauThreads, 0, reinterpret_cast<cudaStream_t>(stream), plateau_step_kernel)(
       rule, metric, metric_dtype, reinterpret_cast<double*>(state), reinterpret_cast<const double*>(descriptors),
       reinterpret_cast<double*>(table), reinterpret_cast<const double*>(min_lrs), n_groups, step,
       reinterpret_cast<const std::uint64_t*>(targets), reinterpret_cast<const std::int32_t*>(dtypes),

@@ -2,6 +2,8 @@
 #include "check.cuh"
 #include "cuda_api.h"
 
+#include <string>
+
 namespace lrfast {
 namespace cuda {
 
@@ -19,11 +21,36 @@ DeviceGuard::~DeviceGuard() {
   if (switched_) (void)cudaSetDevice(previous_);
 }
 
+namespace {
+
+std::string cuda_version_string(int version) {
+  return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
+// The module links cudart statically (CMakeLists.txt), so it needs a driver for its own
+// CUDA version whatever torch was built with; say so in words, with both versions.
+std::string insufficient_driver_reason() {
+  int driver = 0;
+  if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0) {
+    return "no NVIDIA driver was found (libcuda could not be loaded)";
+  }
+  return "the NVIDIA driver supports CUDA " + cuda_version_string(driver) + " but lrfast was built with the CUDA " +
+         cuda_version_string(CUDART_VERSION) + " runtime (linked statically), which needs a driver for CUDA " +
+         cuda_version_string(CUDART_VERSION) + " or newer: update the driver, or build lrfast with a CUDA toolkit "
+         "no newer than " + cuda_version_string(driver);
+}
+
+}  // namespace
+
 int device_count(std::string* why) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
-    if (why) *why = std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
+    if (why) {
+      *why = status == cudaErrorInsufficientDriver
+                 ? insufficient_driver_reason()
+                 : std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
+    }
     (void)cudaGetLastError();  // clear the sticky-free error so later calls start clean
     return 0;
   }

@@ -13,6 +13,7 @@
 #include "check.cuh"
 #include "scalars.cuh"
 #include "cuda_api.h"
+#include "launch.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -51,7 +52,7 @@ void write_scheduled_values(std::uintptr_t descriptors, std::uintptr_t table, st
   if (targets != 0 && dtypes == 0) throw std::invalid_argument("write_scheduled_values: targets without dtypes");
   if (n_groups == 0 && counter == 0) return;
   DeviceGuard guard(device);
-  write_scheduled_values_kernel<<<1, kWriterThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+  LRFAST_LAUNCH(1, kWriterThreads, 0, reinterpret_cast<cudaStream_t>(stream), write_scheduled_values_kernel)(
       reinterpret_cast<const double*>(descriptors), reinterpret_cast<const double*>(table), n_groups,
       reinterpret_cast<const std::uint64_t*>(targets), reinterpret_cast<const std::int32_t*>(dtypes),
       reinterpret_cast<double*>(out), reinterpret_cast<std::int64_t*>(counter), increment, host_step);

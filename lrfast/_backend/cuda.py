@@ -2,8 +2,9 @@
 
 NOTE [sync-free uploads] Device buffers are built from pinned host tensors with
 ``non_blocking=True`` copies, so building or refreshing them never makes the host
-wait for the device; the pinned source is kept alive on the object until replaced
-(the copy is stream-ordered before any kernel that reads the buffer).
+wait for the device; torch's caching host allocator keeps a pinned block until the copy
+that reads it has run (the copy is stream-ordered before any kernel that reads the
+buffer). The torch calls go through ``device_api`` (NOTE [emulated device]).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .. import _C
 from ..schedules import Packed
+from . import device_api
 
 __all__ = ["DTYPE_CODES", "upload", "ScalarWriter"]
 
@@ -24,19 +25,19 @@ DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloa
 
 def upload(array: np.ndarray, device: torch.device, keep: list) -> torch.Tensor:
     """A device copy of ``array`` without a host sync (NOTE [sync-free uploads])."""
-    host = torch.from_numpy(np.ascontiguousarray(array))
+    host = torch.from_numpy(np.array(array, order="C"))  # a copy: packed arrays are read-only
     if host.numel() == 0:
         host = torch.zeros(1, dtype=host.dtype)
-    pinned = host.pin_memory()
-    keep.append(pinned)
-    return pinned.to(device, non_blocking=True)
+    keep.append(host)
+    return device_api.upload(host, device)
 
 
 def require_cuda_kernels(what: str) -> None:
-    if not _C.has_cuda():
+    kernels = device_api.kernels()
+    if not kernels.has_cuda():
         raise RuntimeError(
             f"{what}: CUDA tensors need lrfast's CUDA kernels, but this build has none "
-            f"({_C.build_info()['cuda_reason']}); reinstall lrfast where nvcc is available"
+            f"({kernels.build_info()['cuda_reason']}); reinstall lrfast where nvcc is available"
         )
 
 
@@ -66,8 +67,8 @@ class ScalarWriter:
         descriptors = np.atleast_2d(packed.descriptors)
         if descriptors.shape[0] != len(targets):
             raise ValueError(f"ScalarWriter: {descriptors.shape[0]} descriptors for {len(targets)} targets")
-        if out is not None and (device.type != "cuda" or out.dtype != torch.float64 or not out.is_contiguous()
-                                or tuple(out.shape) != (len(targets),)):
+        if out is not None and (not device_api.is_device(device) or out.dtype != torch.float64
+                                or not out.is_contiguous() or tuple(out.shape) != (len(targets),)):
             raise ValueError(f"ScalarWriter: out must be a contiguous float64 CUDA tensor of shape ({len(targets)},), "
                              f"got {out.dtype} {tuple(out.shape)} on {out.device}")
         self.device = device
@@ -91,17 +92,17 @@ class ScalarWriter:
 
     def write(self, step: float, counter: torch.Tensor | None = None, increment: int = 0) -> None:
         """Launch: targets[g] = out[g] = schedule_g(step) (or of the device counter, advanced)."""
-        if counter is None and torch.cuda.is_current_stream_capturing():
+        api = device_api.active()
+        if counter is None and api.is_capturing():
             raise RuntimeError(
                 "lrfast: a scheduler that writes tensor LRs (or lr_tensor) cannot be captured in a CUDA graph: the "
                 "step would be frozen into the graph. Capture lrfast.optim optimizers with float LRs (their kernels "
                 "advance the schedule on the device), or step the scheduler outside the graph"
             )
-        stream = torch.cuda.current_stream(self.device)
-        _C.cuda_write_scheduled_values(
+        api.kernels().cuda_write_scheduled_values(
             self.descriptors.data_ptr(), self.table.data_ptr(), self.n_groups,
             0 if self.addresses is None else self.addresses.data_ptr(),
             0 if self.dtypes is None else self.dtypes.data_ptr(),
             0 if self.out is None else self.out.data_ptr(),
             0 if counter is None else counter.data_ptr(), increment, float(step),
-            stream.cuda_stream, self.device.index if self.device.index is not None else torch.cuda.current_device())
+            api.current_stream(self.device).cuda_stream, api.device_index(self.device))

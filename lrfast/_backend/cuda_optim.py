@@ -21,11 +21,12 @@ import torch
 
 from .. import _C
 from ..optim import _layout as L
+from . import device_api
 from .cuda import DTYPE_CODES, require_cuda_kernels
 
 __all__ = ["step_bucket", "FUSED"]
 
-FUSED = _C.layout()["fused"] if _C.has_cuda() else {}
+FUSED = _C.layout()["fused"]
 # slots of csrc/include/lrfast/fused_tables.h (checked against the compiled module in tests)
 T_PARAM, T_GRAD, T_STATE0, T_STATE1, T_STATE2, T_STEP, T_NUMEL, T_GROUP, T_FLAGS, T_CHUNK_START = range(10)
 TENSOR_SLOTS = 10
@@ -39,14 +40,12 @@ FIRST_STEP_FLAG = 1
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A device copy through pinned memory, without a host sync (the caching host
-    allocator keeps the pinned block until the copy has run)."""
-    host = torch.from_numpy(np.ascontiguousarray(array)).pin_memory()
-    return host.to(device, non_blocking=True)
+    """A device copy without a host sync (NOTE [sync-free uploads] in cuda.py)."""
+    return device_api.upload(torch.from_numpy(np.ascontiguousarray(array)), device)
 
 
 def _refresh(target: torch.Tensor, array: np.ndarray) -> None:
-    target.copy_(torch.from_numpy(np.ascontiguousarray(array)).pin_memory(), non_blocking=True)
+    device_api.refresh(target, torch.from_numpy(np.ascontiguousarray(array)))
 
 
 class _DeviceTables:
@@ -69,7 +68,15 @@ class _DeviceTables:
         self.lr_tensor_addresses: np.ndarray | None = None
         self.lr_tensors: torch.Tensor | None = None
         self.counter_next: int | None = None  # what the device counter holds after the last launch
-        self.schedules: dict[str, tuple[int, torch.Tensor, torch.Tensor]] = {}
+        self.plan_hyper: np.ndarray | None = None  # the group_hyper scheduled_* were derived from
+        self.scheduled_mask = np.zeros(0, dtype=bool)
+        self.scheduled_index: list[int] = []
+        # name -> (id of the packed descriptors, descriptors, table, packed, their two addresses)
+        self.schedules: dict[str, tuple] = {}
+        # Once a launch was captured, device buffers it reads are never freed (a graph holds
+        # addresses): replaced schedule uploads are retired here instead.
+        self.captured = False
+        self.retired: list[tuple] = []
         self.ticket = torch.zeros(1, dtype=torch.int32, device=self.device)
         self.counter = torch.zeros((), dtype=torch.int64, device=self.device)
         self.placeholder = torch.zeros(1, dtype=torch.float64, device=self.device)
@@ -126,6 +133,9 @@ class _DeviceTables:
             self.static_groups, self.lr_tensor_addresses = self._static_groups(bucket)
             self.groups_key = key
             self.lr_tensors = _to_device(self.lr_tensor_addresses, self.device)
+        elif self.groups_host is not None and (
+                schedule_column is None or np.array_equal(schedule_column, self.groups_host[:, G_SCHEDULE_STEP])):
+            return  # the static columns derive from the key, the step column is as stored
         table = self.static_groups
         if schedule_column is not None:
             table = table.copy()
@@ -168,7 +178,7 @@ class _DeviceTables:
             lr_tensor = bucket.lr_tensors[g] if g < len(bucket.lr_tensors) else None
             if hyper[g, L.GROUP_LR_SCHEDULED] != 0:
                 table[g, G_LR_SOURCE] = LR_SCHEDULE
-            elif lr_tensor is not None and lr_tensor.device.type == "cuda":
+            elif lr_tensor is not None and device_api.is_device(lr_tensor.device):
                 if lr_tensor.device != self.device:
                     raise ValueError(f"lrfast.optim: group {g}'s lr tensor is on {lr_tensor.device}, its "
                                      f"parameters on {self.device}")
@@ -184,16 +194,24 @@ class _DeviceTables:
 
     def schedule(self, name: str, packed) -> tuple[int, int]:
         """Device addresses of (descriptors, table) of a packed schedule, uploaded on change."""
-        if packed is None or np.atleast_2d(packed.descriptors).shape[0] == 0:
+        if packed is None:
             return 0, 0
-        key = id(packed.descriptors)
         cached = self.schedules.get(name)
-        if cached is None or cached[0] != key:
-            descriptors = _to_device(np.atleast_2d(packed.descriptors), self.device)
-            table = _to_device(packed.table if packed.table.size else np.zeros(1), self.device)
-            # keep the host arrays alive with the key so that id() cannot be reused
-            cached = self.schedules[name] = (key, descriptors, table, packed)
-        return cached[1].data_ptr(), cached[2].data_ptr()
+        if cached is not None and cached[0] == id(packed.descriptors):
+            return cached[4]
+        if np.atleast_2d(packed.descriptors).shape[0] == 0:
+            return 0, 0
+        _refuse_upload_in_capture(f"its {name} schedule was rebuilt (a scheduler re-baked its table, or was "
+                                  "replaced)")
+        if cached is not None and self.captured:
+            self.retired.append(cached)  # a captured graph still reads these addresses
+        # copies: the packed arrays are read-only, which torch.from_numpy warns about
+        descriptors = _to_device(np.array(np.atleast_2d(packed.descriptors)), self.device)
+        table = _to_device(np.array(packed.table) if packed.table.size else np.zeros(1), self.device)
+        # the packed arrays stay referenced with their id(), so that the id cannot be reused
+        self.schedules[name] = (id(packed.descriptors), descriptors, table, packed,
+                                (descriptors.data_ptr(), table.data_ptr()))
+        return self.schedules[name][4]
 
 
 def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray | None]:
@@ -202,14 +220,21 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
     counter already holds it (the usual opt.step(); sched.step() loop), the launch reads
     the counter and nothing is uploaded; otherwise the steps go up with the group table."""
     hyper = bucket.group_hyper
-    scheduled = (hyper[:, L.GROUP_LR_SCHEDULED] != 0) | (hyper[:, L.GROUP_MOMENTUM_SCHEDULED] != 0)
-    if not scheduled.any():
+    if tables.plan_hyper is not hyper:  # replaced, never edited, when its values change
+        scheduled = (hyper[:, L.GROUP_LR_SCHEDULED] != 0) | (hyper[:, L.GROUP_MOMENTUM_SCHEDULED] != 0)
+        tables.scheduled_mask = scheduled
+        tables.scheduled_index = np.flatnonzero(scheduled).tolist()
+        tables.plan_hyper = hyper
+    index = tables.scheduled_index
+    if not index:
         return COUNTER_NONE, 0, None
+    scheduled = tables.scheduled_mask
     hold = bool(getattr(bucket, "hold_schedule_on_skip", False))
-    steps = bucket.schedule_t[scheduled]
-    t = float(steps[0])
-    uniform = bool(np.all(steps == t)) and t == int(t)
-    if torch.cuda.is_current_stream_capturing():
+    # Python floats: numpy calls on a handful of groups would cost more than the rest of the plan
+    steps = bucket.schedule_t.tolist()
+    t = steps[index[0]]
+    uniform = all(steps[i] == t for i in index) and t == int(t)
+    if device_api.is_capturing():
         # The captured launch reads the device counter at every replay: it must hold this
         # very step now, which only an eager launch at the previous step guarantees.
         if not uniform or tables.counter_next != int(t) or hold:
@@ -232,7 +257,7 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
 
 
 def _refuse_upload_in_capture(why: str) -> None:
-    if torch.cuda.is_current_stream_capturing():
+    if device_api.is_capturing():
         raise RuntimeError(f"lrfast: cannot capture this optimizer step in a CUDA graph: {why}; run an eager step "
                            "with the same tensors first, and keep them unchanged while capturing")
 
@@ -256,6 +281,8 @@ def step_bucket(bucket) -> None:
     if n_tensors == 0:
         return
     tables.sync_tensors(bucket)
+    if device_api.is_capturing():
+        tables.captured = True
     mode, counter_next, column = _counter_plan(tables, bucket)
     tables.sync_groups(bucket, column)
     lr_desc, lr_table = tables.schedule("lr", bucket.lr_schedule)
@@ -267,13 +294,13 @@ def step_bucket(bucket) -> None:
     keep: list[torch.Tensor] = []
     grad_scale = _on_device(bucket.grad_scale, bucket.device, keep)
     found_inf = _on_device(bucket.found_inf, bucket.device, keep)
-    device_index = bucket.device.index if bucket.device.index is not None else torch.cuda.current_device()
-    _C.cuda_fused_step(
+    api = device_api.active()
+    api.kernels().cuda_fused_step(
         algorithm, DTYPE_CODES[bucket.dtype], tables.tensors.data_ptr(), n_tensors, max(n_chunks, 1),
         tables.groups.data_ptr(), tables.lr_tensors.data_ptr(), lr_desc, lr_table, beta1_desc, beta1_table,
         tables.counter.data_ptr(), mode, counter_next, bool(getattr(bucket, "hold_schedule_on_skip", False)),
-        grad_scale, found_inf, tables.ticket.data_ptr(), torch.cuda.current_stream(bucket.device).cuda_stream,
-        device_index)
+        grad_scale, found_inf, tables.ticket.data_ptr(), api.current_stream(bucket.device).cuda_stream,
+        api.device_index(bucket.device))
     if bucket.kind == "sgd" and bucket.momentum_fresh.any():
         # The launch wrote buffer = grad where the flag was set, unless GradScaler skipped it
         # (reading found_inf syncs; the optimizer already does so on a first SGD step).

@@ -1,20 +1,44 @@
-"""The base of lrfast's drop-in schedulers: a closed-form program per param group.
+"""The base of lrfast's drop-in schedulers: torch's stepping, with closed-form values.
 
 Each scheduler describes, per param group, its learning rate as a :class:`Schedule` of
 its own step count (``last_epoch``). The schedules are packed once into descriptors
-(the "program"); every ``step()`` then evaluates all groups with one call into the
-compiled core and writes the values: floats by assignment, CPU tensors in place,
-CUDA tensors with one kernel launch for all groups (no host sync).
+(the "program"); a ``step()`` then evaluates every group with one call into the compiled
+core and writes the values: floats by assignment, CPU tensors in place, CUDA tensors with
+one kernel launch for all groups (no host sync).
+
+NOTE [closed form or torch's recursion] torch's chainable schedulers compute the next LR
+from the LR the group holds now (``group["lr"] * gamma``, ...). That is what makes
+stacked schedulers, hand-edited LRs and schedulers resumed on a changed optimizer behave
+as they do in torch. lrfast keeps exactly those semantics without giving up the closed
+form: at each step, a group whose LR is still the value of this scheduler's closed form at
+the previous step (bit for bit) is *on program*, and torch's recursion from that value
+*is* the closed form at the next step, so the closed form is written (exact in float64,
+where torch's recursion drifts). A group whose LR was changed by anything else -- another
+scheduler stepping the same optimizer, a hand edit, an optimizer state loaded without the
+scheduler's -- is *off program*: its next value is torch's own ``get_lr()`` (the
+recursion of torch's class, run on the host) applied to the value it holds. The rule is a
+function of the groups' values only: it needs no history, so copies, pickles and state
+dicts reproduce the trajectory exactly. Schedulers whose torch twin ignores the current
+LR (LambdaLR, CyclicLR, OneCycleLR, CosineAnnealingWarmRestarts: ``_lrfast_absolute``)
+always write their closed form. CUDA tensor LRs cannot be read without a host sync, so
+they are taken to be on program (docs/schedulers.md, "Stacking").
 
 NOTE [trusted descriptors] The program's descriptors are validated by ``_C.validate``
 when built and made read-only; the per-step path then calls
 ``_C.evaluate_at_trusted``, which checks shapes only. Anything that changes the
-schedules (``load_state_dict``, a LambdaLR table extension) rebuilds the program.
+schedules (``load_state_dict``, a LambdaLR window moving on) rebuilds the program.
 
 NOTE [group kinds] Whether a group's ``lr`` is a float or a tensor is read when the
 program is built (construction, ``load_state_dict``, a change in the number of param
 groups or in the identity of a tensor lr). Reading it on every step would cost more
 than the whole float path; :meth:`LRScheduler.refresh` rebuilds on demand.
+
+NOTE [scheduler runtime] What a scheduler caches to run fast (the program, its writers and
+NumPy views into tensor LRs, the ``lr_tensor`` buffer, the compiled-step handle) lives in
+one slot, ``_lrfast_rt``, outside ``__dict__``: ``state_dict()`` and torch's
+``__dict__``-equality checks see torch's attributes only, and a copy (``deepcopy``,
+``pickle``) starts with a fresh runtime bound to *its* optimizer instead of writing into
+the original's tensors.
 
 NOTE [lr tensor] ``scheduler.lr_tensor`` is every group's current LR as one float64 (G,)
 tensor on the optimizer's device (its parameters' CUDA device, else the CPU), made on
@@ -29,6 +53,8 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
+import operator
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -41,35 +67,13 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .. import _C
-from .._compile import attach, compile_aware_scheduler_step
+from .._backend import device_api
+from .._compile import attach, compile_aware_scheduler_step, register
 from ..schedules import Schedule, pack_many
 
 __all__ = ["LRScheduler"]
 
 _PRIVATE_PREFIX = "_lrfast_"
-
-_ORDER_WARNING = (
-    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
-    "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
-    "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
-    "will result in PyTorch skipping the first value of the learning rate schedule. "
-    "See more details at "
-    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
-)
-_OVERRIDE_WARNING = (
-    "Seems like `optimizer.step()` has been overridden after learning rate scheduler "
-    "initialization. Please, make sure to call `optimizer.step()` before "
-    "`lr_scheduler.step()`. See more details at "
-    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
-)
-_EPOCH_WARNING = (
-    "The epoch parameter in `scheduler.step()` was not necessary and is being "
-    "deprecated where possible. Please use `scheduler.step()` to step the "
-    "scheduler. During the deprecation, if epoch is different from None, the "
-    "closed form is used instead of the new chainable form, where available. "
-    "Please open an issue if you are unable to replicate your use case: "
-    "https://github.com/pytorch/pytorch/issues/new/choose."
-)
 
 
 class _Writer:
@@ -80,7 +84,7 @@ class _Writer:
                  out: torch.Tensor | None = None) -> None:
         self.key = key
         self.out = out
-        self.out_view = out.numpy() if out is not None and out.device.type == "cpu" else None
+        self.out_view = out.numpy() if out is not None and not device_api.is_device(out.device) else None
         self.tuple_slot = tuple_slot  # betas: write element 0 of the tuple
         self.float_groups: list[int] = []
         self.cpu_tensors: list[tuple[int, np.ndarray]] = []
@@ -91,14 +95,15 @@ class _Writer:
             value = g[key][tuple_slot] if tuple_slot is not None else g[key]
             if isinstance(value, torch.Tensor):
                 self.tensors.append(value)
-                if value.device.type == "cuda":
+                if device_api.is_device(value.device):  # NOTE [emulated device]
                     cuda_by_device.setdefault(value.device, []).append(i)
                 else:
                     self.cpu_tensors.append((i, value.detach().view(-1).numpy()))
             else:
                 self.float_groups.append(i)
         self.all_float = len(self.float_groups) == len(groups)
-        if out is not None and out.device.type == "cuda":
+        self.cuda_groups = {i for indices in cuda_by_device.values() for i in indices}
+        if out is not None and device_api.is_device(out.device):
             cuda_by_device.setdefault(out.device, [])
         for device, indices in cuda_by_device.items():
             from .._backend.cuda import ScalarWriter
@@ -125,6 +130,20 @@ class _Writer:
             if isinstance(value, torch.Tensor):
                 current.append(value)
         return len(current) == len(self.tensors) and all(a is b for a, b in zip(current, self.tensors))
+
+    def on_program(self, groups: list[dict], expected: np.ndarray) -> list[int]:
+        """The groups whose value is not ``expected`` (NOTE [closed form or torch's recursion]):
+        floats compared exactly, CPU tensors after rounding ``expected`` to their dtype, CUDA
+        tensors assumed on program (reading them would sync)."""
+        off = []
+        key = self.key
+        for i in self.float_groups:
+            if groups[i][key] != expected[i]:
+                off.append(i)
+        for i, view in self.cpu_tensors:
+            if view[0] != view.dtype.type(expected[i]):
+                off.append(i)
+        return off
 
     def write(self, groups: list[dict], values: list[float], step: float) -> None:
         key = self.key
@@ -157,27 +176,23 @@ class _Writer:
 class _Program:
     """Packed per-group schedules (LR and, optionally, momentum) and their writers."""
 
-    def __init__(self, scheduler: LRScheduler) -> None:
+    def __init__(self, scheduler: LRScheduler, lr_schedules: list[Schedule]) -> None:
         groups = scheduler.optimizer.param_groups
-        lr_schedules = scheduler._lrfast_lr_schedules()
         momentum = scheduler._lrfast_momentum_schedules()
         self.n_groups = len(groups)
-        if len(lr_schedules) != self.n_groups:
-            raise ValueError(
-                f"{type(scheduler).__name__}: the optimizer has {self.n_groups} param groups but the scheduler "
-                f"was built for {len(lr_schedules)}"
-            )
         self.lr = self._pack(lr_schedules)
         self.lr_out = np.empty(self.n_groups)
-        out = scheduler._lrfast_lr_buffer
+        rt = scheduler._lrfast_runtime()
+        out = rt.lr_buffer
         if out is not None and out.shape[0] != self.n_groups:
-            out = scheduler._lrfast_lr_buffer = None  # groups added or removed: lr_tensor is made anew
+            out = rt.lr_buffer = None  # groups added or removed: lr_tensor is made anew
         self.lr_writer = _Writer(groups, "lr", self.lr, out=out)
         self.momentum = None
         if momentum is not None:
             self.momentum = self._pack(momentum)
             self.momentum_out = np.empty(self.n_groups)
             key, slot = scheduler._lrfast_momentum_key()
+            _unalias(groups, key, slot)
             self.momentum_writer = _Writer(groups, key, self.momentum, slot)
 
     @staticmethod
@@ -199,6 +214,40 @@ class _Program:
     def momentum_at(self, t: float) -> list[float]:
         _C.evaluate_at_trusted(self.momentum.descriptors, self.momentum.table, t, self.momentum_out)
         return self.momentum_out.tolist()
+
+
+def _unalias(groups: list[dict], key: str, slot: int | None) -> None:
+    """A tensor momentum that is also the group's ``max_momentum`` (CyclicLR and OneCycleLR
+    start it so, as torch's do) gets its own copy before it is written in place: torch
+    assigns a new value there, leaving the bound untouched."""
+    for group in groups:
+        value = group[key][slot] if slot is not None else group[key]
+        if isinstance(value, torch.Tensor) and any(v is value for k, v in group.items() if k != key):
+            fresh = value.clone()
+            group[key] = (*group[key][:slot], fresh, *group[key][slot + 1:]) if slot is not None else fresh
+
+
+class _Runtime:
+    """NOTE [scheduler runtime]: caches, never state."""
+
+    __slots__ = ("program", "no_program", "lr_buffer", "handle", "count", "owner", "t", "prev_t", "prev_values",
+                 "written", "on_program", "period", "window", "packed", "__weakref__")
+
+    def __init__(self) -> None:
+        self.program: _Program | None = None
+        self.no_program = False  # the closed form cannot describe these arguments: torch's recursion
+        self.lr_buffer: torch.Tensor | None = None
+        self.handle: int | None = None
+        self.count: torch.Tensor | None = None
+        self.owner: Any = None  # a ReduceLROnPlateau composed with this scheduler writes for it
+        self.t: float | None = None  # the step whose values the groups hold
+        self.prev_t: float | None = None  # prev_values = the program's values at prev_t
+        self.prev_values: np.ndarray | None = None
+        self.written: list | None = None  # what this scheduler wrote last (float groups; None = unknown)
+        self.on_program = False  # every group followed the program at the last write
+        self.period: tuple | None = None  # CosineAnnealingWarmRestarts: (step, T_cur, T_i)
+        self.window: tuple[int, int] | None = None  # LambdaLR: the baked steps [start, stop)
+        self.packed: Any = None  # SequentialLR / ChainedScheduler: NOTE [composite program]
 
 
 def restore_groups_on_error(init: Callable) -> Callable:
@@ -224,6 +273,15 @@ def restore_groups_on_error(init: Callable) -> Callable:
     return wrapper
 
 
+def _torch_twin(cls: type) -> type | None:
+    """The torch scheduler class an lrfast class stands in for (its recursion and closed form)."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("torch.") and issubclass(klass, _TorchLRScheduler) \
+                and klass is not _TorchLRScheduler and "get_lr" in klass.__dict__:
+            return klass
+    return None
+
+
 class LRScheduler(_TorchLRScheduler):
     """Base of lrfast's drop-in schedulers (a subclass of torch's ``LRScheduler``).
 
@@ -232,11 +290,20 @@ class LRScheduler(_TorchLRScheduler):
     the LR as a function of ``last_epoch``), and optionally
     :meth:`_lrfast_momentum_schedules`. Everything else -- stepping, writing float or
     tensor LRs, ``get_last_lr``, ``state_dict`` -- is here.
+
+    Subclassed by a user the way torch's ``LRScheduler`` is (overriding ``get_lr()`` or
+    ``_get_closed_form_lr()``), it runs torch's own host path with torch's semantics.
     """
 
-    # "ratio": stepping multiplies the current LR (StepLR, ...); "absolute": it sets the
-    # LR from the base (LambdaLR, CyclicLR, ...). ChainedScheduler composes by it.
-    _lrfast_chain_kind = "ratio"
+    __slots__ = ("_lrfast_rt",)
+
+    # The torch twin's get_lr ignores the current LR (it sets it from the base): always the
+    # closed form (NOTE [closed form or torch's recursion]).
+    _lrfast_absolute = False
+    # No closed form: torch's recursion on the host every step, no program for the kernels.
+    _lrfast_host_recursive = False
+    # A user subclass that overrides get_lr(): torch's step, untouched.
+    _lrfast_host_path = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         # NOTE [compiled steps] (lrfast/_compile.py): every step() becomes one custom op
@@ -244,20 +311,60 @@ class LRScheduler(_TorchLRScheduler):
         super().__init_subclass__(**kwargs)
         if "step" in cls.__dict__:
             cls.step = compile_aware_scheduler_step(cls.__dict__["step"])
+        if not cls.__module__.startswith("lrfast.") and (
+                "get_lr" in cls.__dict__ or "_get_closed_form_lr" in cls.__dict__):
+            cls._lrfast_host_path = True
+
+    def _lrfast_runtime(self) -> _Runtime:
+        try:
+            return self._lrfast_rt
+        except AttributeError:
+            rt = self._lrfast_rt = _Runtime()
+            return rt
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)  # NOTE [scheduler runtime]: the copy makes its own
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def _lrfast_eager_step(self) -> None:
         """The step the compiled op runs (NOTE [compiled steps])."""
         self.step()
-    _lrfast_lr_buffer: torch.Tensor | None = None  # lr_tensor, once asked for (NOTE [lr tensor])
+
+    @property
+    def _lrfast_handle(self) -> int:
+        """This scheduler's compiled-step handle (NOTE [compiled steps]); one per object."""
+        rt = self._lrfast_runtime()
+        if rt.handle is None:
+            rt.handle = register(self)
+            rt.count = torch.zeros((), dtype=torch.int64)
+        return rt.handle
+
+    @property
+    def _lrfast_count(self) -> torch.Tensor:
+        self._lrfast_handle  # noqa: B018 - makes the count with the handle
+        return self._lrfast_rt.count
+
+    @property
+    def _lrfast_program_cache(self) -> _Program | None:
+        """The program built last (ReduceLROnPlateau's composition watches it change)."""
+        return self._lrfast_runtime().program
+
+    @property
+    def _lrfast_owner(self) -> Any:
+        return self._lrfast_runtime().owner
+
+    @_lrfast_owner.setter
+    def _lrfast_owner(self, owner: Any) -> None:
+        self._lrfast_runtime().owner = owner
 
     @restore_groups_on_error
     def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> None:
-        self._lrfast_program_cache: _Program | None = None
-        self._lrfast_owner: Any = None  # a composite scheduler that writes for this one
-        self._lrfast_t: float = 0.0  # the step whose values the groups hold now
         self._get_lr_called_within_step = False  # torch's step() leaves it in __dict__ (and state_dict)
         _TorchLRScheduler.__init__(self, optimizer, last_epoch)
-        bind_to_optimizer(self)
+        if not self._lrfast_host_path:
+            bind_to_optimizer(self)
 
     # -- what subclasses provide --------------------------------------------------
     def _lrfast_lr_schedules(self) -> list[Schedule]:
@@ -274,16 +381,40 @@ class LRScheduler(_TorchLRScheduler):
         use_beta1 = getattr(self, "use_beta1", False)
         return ("betas", 0) if use_beta1 else ("momentum", None)
 
+    def _lrfast_check_step(self, t: float) -> None:
+        """Hook: raise before anything changes when ``t`` is out of the schedule's range."""
+
     # -- the program ------------------------------------------------------------------
-    def _lrfast_program(self) -> _Program:
-        program = self._lrfast_program_cache
-        if program is None or not program.still_valid(self.optimizer.param_groups):
-            program = self._lrfast_program_cache = _Program(self)
+    def _lrfast_program(self) -> _Program | None:
+        """The packed closed form of every group, or None where torch's recursion runs
+        instead: no closed form for this class or these arguments, or groups added to the
+        optimizer after the scheduler was built (torch's get_lr decides what they get)."""
+        rt = self._lrfast_runtime()
+        program = rt.program
+        groups = self.optimizer.param_groups
+        if program is not None and program.still_valid(groups):
+            return program
+        rt.program = None
+        rt.prev_t = None
+        if rt.no_program or self._lrfast_host_recursive or self._lrfast_host_path \
+                or len(groups) != len(self.base_lrs):
+            return None
+        try:
+            schedules = self._lrfast_lr_schedules()
+        except (ValueError, ZeroDivisionError, OverflowError):
+            # arguments torch accepts that the closed form cannot describe (a negative gamma,
+            # say): torch's recursion gives the values (NOTE [closed form or torch's recursion])
+            rt.no_program = True
+            return None
+        program = rt.program = _Program(self, schedules)
         return program
 
     def refresh(self) -> None:
         """Rebuild the packed schedules and writers (NOTE [group kinds] in this module)."""
-        self._lrfast_program_cache = None
+        rt = self._lrfast_runtime()
+        rt.program = None
+        rt.prev_t = None
+        rt.no_program = False
 
     @property
     def schedules(self) -> list[Schedule]:
@@ -295,15 +426,34 @@ class LRScheduler(_TorchLRScheduler):
         """Every group's current LR as a float64 (G,) tensor on the optimizer's device
         (its parameters' CUDA device, else the CPU), kept current by every ``step()``
         without a host sync (NOTE [lr tensor]): log it, or feed it to device code."""
-        buffer = self._lrfast_lr_buffer
+        rt = self._lrfast_runtime()
+        buffer = rt.lr_buffer
         n = len(self.optimizer.param_groups)
         if buffer is None or buffer.shape[0] != n:
             buffer = torch.empty(n, dtype=torch.float64, device=optimizer_device(self.optimizer))
-            self._lrfast_lr_buffer = buffer
+            rt.lr_buffer = buffer
             self.refresh()
-            program = self._lrfast_program()
-            program.lr_writer.write_out(program.values_at(self._lrfast_t), self._lrfast_t)
+            self._lrfast_fill_out(self._last_lr)
         return buffer
+
+    def _lrfast_fill_out(self, values: list) -> None:
+        """lr_tensor after a step (NOTE [lr tensor])."""
+        rt = self._lrfast_runtime()
+        buffer = rt.lr_buffer
+        if buffer is None:
+            return
+        program = self._lrfast_program()
+        if program is not None and rt.on_program and program.lr_writer.out is buffer:
+            # a CUDA tensor's value is written by the launch itself (0.0 is a placeholder)
+            program.lr_writer.write_out([0.0 if isinstance(v, torch.Tensor) and device_api.is_device(v.device)
+                                         else float(v) for v in values], self.current_step)
+            if not program.lr_writer.cuda_writers:
+                return
+            if all(not isinstance(v, torch.Tensor) or not device_api.is_device(v.device) for v in values):
+                return
+        parts = [v.detach().reshape(()).to(device=buffer.device, dtype=torch.float64)
+                 if isinstance(v, torch.Tensor) else torch.tensor(float(v), dtype=torch.float64) for v in values]
+        buffer.copy_(torch.stack([p.to(buffer.device) for p in parts]), non_blocking=True)
 
     # -- torch's API --------------------------------------------------------------------
     # NOTE [skipped steps] With skip_schedule_on_overflow, a step() that follows an lrfast
@@ -334,82 +484,237 @@ class LRScheduler(_TorchLRScheduler):
         return bool(found_inf.detach().reshape(-1)[0] != 0)
 
     def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
+        """torch's ``step()``: advance one step (or go to ``epoch``, deprecated) and write the LRs."""
+        if self._lrfast_host_path:
+            return _TorchLRScheduler.step(self, epoch)
         if epoch is None and self._lrfast_overflow_skipped():
-            return
-        if epoch is None:
-            t = self.last_epoch + 1
-        else:
-            t = self._lrfast_check_epoch(epoch)
-        self._lrfast_check_step(t)  # errors before any state changes
-        if self._step_count == 1:
-            self._lrfast_warn_order()
-        self._step_count += 1
+            return None
         if epoch is not None:
-            warnings.warn(_EPOCH_WARNING, UserWarning, stacklevel=2)
-        self.last_epoch = t
-        self._lrfast_apply(t)
+            epoch = self._lrfast_check_epoch(epoch)
+        step_count = self._step_count
+        try:
+            _TorchLRScheduler.step(self, epoch)
+        except BaseException:
+            self._step_count = step_count  # NOTE [errors before state changes]
+            raise
+        return None
 
-    def _lrfast_check_epoch(self, epoch) -> int:
-        """The step an explicit ``step(epoch)`` asks for (an int >= 0)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise TypeError(f"{type(self).__name__}.step: epoch must be an int, got {epoch!r}")
+    def _lrfast_check_epoch(self, epoch) -> float:
+        """The step an explicit ``step(epoch)`` asks for: any real number >= 0 torch accepts
+        (ints, NumPy integers, 0-d tensors, integral floats become ints)."""
+        if isinstance(epoch, torch.Tensor):
+            if epoch.numel() != 1 or epoch.is_complex():
+                raise TypeError(f"{type(self).__name__}.step: epoch must be a number, got {epoch!r}")
+            epoch = epoch.item()
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real):
+            raise TypeError(f"{type(self).__name__}.step: epoch must be a number, got {epoch!r}")
+        try:
+            epoch = operator.index(epoch)
+        except TypeError:
+            epoch = float(epoch)
+            if not math.isfinite(epoch):
+                raise ValueError(f"{type(self).__name__}.step: epoch must be finite, got {epoch!r}") from None
+            if epoch.is_integer():
+                epoch = int(epoch)
         if epoch < 0:
             raise ValueError(f"{type(self).__name__}.step: epoch must be >= 0, got {epoch!r}")
         return epoch
 
-    def _lrfast_warn_order(self) -> None:
-        if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
-            warnings.warn(_OVERRIDE_WARNING, UserWarning, stacklevel=3)
-        elif not getattr(self.optimizer, "_opt_called", False):
-            warnings.warn(_ORDER_WARNING, UserWarning, stacklevel=3)
-
-    def _lrfast_check_step(self, t: float) -> None:
-        """Hook: raise before anything changes when ``t`` is out of the schedule's range."""
-
-    def _lrfast_advance(self, t: float, counted: bool = True) -> None:
-        """Move this scheduler's own counters to step ``t`` without writing any group: a
-        composite (SequentialLR, ChainedScheduler) that owns the writing drives it so."""
-        if counted:
-            self._step_count += 1
+    def _update_lr(self, epoch: float | None = None) -> None:
+        """torch's ``_update_lr``: move ``last_epoch`` and write the LRs (NOTE [closed form or
+        torch's recursion]). SequentialLR calls it as ``_update_lr(0)`` at a milestone."""
+        if self._lrfast_host_path:
+            return _TorchLRScheduler._update_lr(self, epoch)
+        prev = self.last_epoch
+        t = prev + 1 if epoch is None else epoch
+        self._lrfast_check_step(t)  # errors before any state changes
         self.last_epoch = t
+        try:
+            self._last_lr = self._lrfast_write(prev, t, epoch is not None)
+        except BaseException:
+            self.last_epoch = prev
+            raise
+        return None
 
-    def _lrfast_apply(self, t: float) -> None:
-        self._lrfast_t = t
+    def _lrfast_closed_form_step(self, explicit: bool) -> bool:
+        """Whether this step writes the closed form whatever the groups hold: torch's twin
+        ignores the current LR, or step(epoch) uses torch's closed form."""
+        if self._lrfast_absolute:
+            return True
+        return explicit and hasattr(_torch_twin(type(self)), "_get_closed_form_lr")
+
+    def _lrfast_write(self, prev: float, t: float, explicit: bool) -> list:
+        rt = self._lrfast_runtime()
+        rt.t = self._lrfast_step_of(t)
         program = self._lrfast_program()
         groups = self.optimizer.param_groups
-        if program.lr_writer.all_float:  # the common case, one call into the core
-            values = _C.assign_group_values(program.lr.descriptors, program.lr.table, t, groups, "lr")
-            if program.lr_writer.out is not None:
-                program.lr_writer.write_out(values, t)
+        if rt.owner is not None:  # a composing ReduceLROnPlateau writes the groups
+            rt.on_program = program is not None
+            rt.written = None
+            return program.values_at(rt.t) if program is not None else list(self._last_lr)
+        if program is None:
+            return self._lrfast_torch_write(explicit)
+        closed = self._lrfast_closed_form_step(explicit)
+        if not closed and (explicit or (self._is_initial and prev != -1)):
+            # step(epoch) without a closed form in torch, or torch's initial step when
+            # resuming (last_epoch given): torch's get_lr from the groups' values
+            return self._lrfast_torch_write(explicit)
+        s = rt.t
+        writer = program.lr_writer
+        if writer.all_float:
+            expected = None if closed else self._lrfast_expected(program, prev)
+            if expected is not None and not isinstance(expected, list):
+                expected = expected.tolist()
+            try:
+                values = _C.assign_group_values(program.lr.descriptors, program.lr.table, s, groups, "lr",
+                                                -1, expected)
+            except ValueError as exc:
+                raise ValueError(f"{type(self).__name__}: {exc}; lrfast never writes a non-finite LR") from None
+            if values is None:
+                return self._lrfast_mixed_write(program, s, expected)
+            if writer.out is not None:
+                writer.write_out(values, s)
+            # the very float objects the groups now hold (a copy: _last_lr is the user's)
+            rt.prev_t = s
+            rt.prev_values = rt.written = values.copy()
+            rt.on_program = True
+            self._lrfast_write_momentum(program, s)
+            return values
         else:
-            values = program.values_at(t)
-            program.lr_writer.write(groups, values, t)
-        if program.momentum is not None:
-            writer = program.momentum_writer
-            if writer.all_float:
-                _C.assign_group_values(program.momentum.descriptors, program.momentum.table, t, groups, writer.key,
-                                       -1 if writer.tuple_slot is None else writer.tuple_slot)
-            else:
-                writer.write(groups, program.momentum_at(t), t)
-        self._last_lr = values
+            values = program.values_at(s)
+            self._lrfast_check_finite(program.lr_out, s)
+            if not closed and writer.on_program(groups, self._lrfast_expected(program, prev)):
+                return self._lrfast_mixed_write(program, s, self._lrfast_expected(program, prev))
+            writer.write(groups, values, s)
+            rt.prev_t, rt.prev_values = s, program.lr_out.copy()
+            for i, _ in writer.cpu_tensors:  # torch's _last_lr holds copies of tensor LRs
+                values[i] = groups[i]["lr"].clone()
+        self._lrfast_write_momentum(program, s)
+        rt.written = [None if isinstance(v, torch.Tensor) else v for v in values]
+        rt.on_program = True
+        return values
+
+    def _lrfast_step_of(self, t: float) -> float:
+        """The step of the closed form the groups hold after stepping to ``t``."""
+        return t
+
+    def _lrfast_expected(self, program: _Program, prev: float) -> np.ndarray | list[float]:
+        """What an on-program group holds before this step: the closed form at ``prev``, and
+        before the first step the base LR (torch's initial step starts from it)."""
+        rt = self._lrfast_rt
+        if prev == -1:
+            return np.array([as_float(b) for b in self.base_lrs])
+        s = self._lrfast_step_of(prev)
+        if rt.prev_t != s or rt.prev_values is None:
+            program.values_at(s)
+            rt.prev_t, rt.prev_values = s, program.lr_out.copy()
+        return rt.prev_values
+
+    def _lrfast_mixed_write(self, program: _Program, s: float, expected: np.ndarray) -> list:
+        """Some groups are off program: they get torch's get_lr(), the others the closed form."""
+        rt = self._lrfast_rt
+        groups = self.optimizer.param_groups
+        off = set(program.lr_writer.on_program(groups, expected))
+        if not off:  # CUDA tensors only, which count as on program
+            off = set()
+        closed = program.values_at(s)
+        closed_array = program.lr_out.copy()
+        self._lrfast_check_finite(closed_array, s)
+        torch_values = self._lrfast_torch_get_lr() if off else None
+        out = []
+        for i, group in enumerate(groups):
+            value = torch_values[i] if i in off else closed[i]
+            _set_group_value(group, "lr", value)
+            out.append(group["lr"].clone() if isinstance(group["lr"], torch.Tensor) else group["lr"])
+        self._lrfast_write_momentum(program, s)
+        rt.prev_t, rt.prev_values = s, closed_array
+        rt.written = [None if isinstance(v, torch.Tensor) else v for v in out]
+        rt.on_program = not off
+        self._lrfast_fill_out(out)
+        return out
+
+    def _lrfast_check_finite(self, values: np.ndarray, s: float) -> None:
+        if not np.isfinite(values).all():
+            bad = [float(v) for v in values if not math.isfinite(v)]
+            raise ValueError(f"{type(self).__name__}: the learning rate at step {s} would be {bad[0]!r}; lrfast "
+                             "never writes a non-finite LR")
+
+    def _lrfast_write_momentum(self, program: _Program, s: float) -> None:
+        if program.momentum is None:
+            return
+        writer = program.momentum_writer
+        if writer.all_float:
+            _C.assign_group_values(program.momentum.descriptors, program.momentum.table, s,
+                                   self.optimizer.param_groups, writer.key,
+                                   -1 if writer.tuple_slot is None else writer.tuple_slot)
+        else:
+            writer.write(self.optimizer.param_groups, program.momentum_at(s), s)
+
+    def _lrfast_torch_get_lr(self) -> list:
+        """torch's own get_lr() of this class's twin (the chainable recursion), as torch's
+        step calls it."""
+        twin = _torch_twin(type(self))
+        if twin is None:
+            raise NotImplementedError(f"{type(self).__name__}: no torch recursion to fall back on")
+        previous = self._get_lr_called_within_step
+        self._get_lr_called_within_step = True
+        try:
+            return twin.get_lr(self)
+        finally:
+            self._get_lr_called_within_step = previous
+
+    def _lrfast_torch_write(self, explicit: bool) -> list:
+        """torch's _update_lr body, once last_epoch is set: torch's values, torch's writes."""
+        rt = self._lrfast_rt
+        twin = _torch_twin(type(self))
+        if explicit and hasattr(twin, "_get_closed_form_lr"):
+            values = twin._get_closed_form_lr(self)
+        else:
+            values = self._lrfast_torch_get_lr()
+        groups = self.optimizer.param_groups
+        if len(values) != len(groups):
+            raise ValueError(
+                f"{type(self).__name__}: the optimizer has {len(groups)} param groups but the scheduler was built "
+                f"for {len(values)} (groups added after it; torch raises here too)")
+        for value in values:
+            if not isinstance(value, torch.Tensor) and not _finite(value):
+                raise ValueError(f"{type(self).__name__}: the next learning rate is {value!r}; lrfast never "
+                                 "writes a non-finite LR")
+        for group, value in zip(groups, values):
+            _set_group_value(group, "lr", value)
+        out = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"] for g in groups]
+        rt.written = [None if isinstance(v, torch.Tensor) else v for v in out]
+        rt.on_program = False
+        rt.prev_t = None
+        self._lrfast_fill_out(out)
+        return out
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """The LRs of the last step, with the types of the groups' ``lr`` (tensors are copies)."""
-        program = self._lrfast_program_cache
-        if program is None or program.lr_writer.all_float:
+        if self._lrfast_host_path:
             return self._last_lr
-        out: list[float | torch.Tensor] = list(self._last_lr)
+        last = self._last_lr
+        if all(not isinstance(g["lr"], torch.Tensor) for g in self.optimizer.param_groups) \
+                or len(last) != len(self.optimizer.param_groups):
+            return last
+        out: list[float | torch.Tensor] = list(last)
         for i, g in enumerate(self.optimizer.param_groups):
-            if isinstance(g["lr"], torch.Tensor):
+            if isinstance(g["lr"], torch.Tensor) and not isinstance(out[i], torch.Tensor):
                 out[i] = torch.full_like(g["lr"], out[i])
         return out
 
-    def get_lr(self) -> list[float]:
-        """The LRs at the current ``last_epoch`` (closed form; use get_last_lr() to inspect)."""
-        if not self._get_lr_called_within_step:
-            warnings.warn("To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
-                          UserWarning, stacklevel=2)
-        return self._lrfast_program().values_at(self.last_epoch)
+    def get_lr(self) -> list[float | torch.Tensor]:
+        """torch's ``get_lr()``: the next values of torch's chainable form, from the groups'
+        current LRs (warns outside ``step()``, as torch's does; use get_last_lr())."""
+        if _torch_twin(type(self)) is None:
+            if not self._get_lr_called_within_step:
+                warnings.warn("To get the last learning rate computed by the scheduler, please use "
+                              "`get_last_lr()`.", UserWarning, stacklevel=2)
+            program = self._lrfast_program()
+            if program is None:
+                raise NotImplementedError(f"{type(self).__name__}.get_lr")
+            return program.values_at(self.last_epoch)
+        return super().get_lr()
 
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer" and not k.startswith(_PRIVATE_PREFIX)}
@@ -425,44 +730,69 @@ class LRScheduler(_TorchLRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = {k: v for k, v in state_dict.items() if not k.startswith(_PRIVATE_PREFIX)}
         self.__dict__.update(state)
-        self._last_lr = [float(v) if isinstance(v, torch.Tensor) else v for v in self._last_lr]
-        self._lrfast_t = self._lrfast_resume_step()
         self.refresh()
-
-    def _lrfast_resume_step(self) -> float:
-        """The step whose values the groups hold, as restored by load_state_dict."""
-        return self.last_epoch
 
     # -- the binding protocol with lrfast's fused optimizers ------------------------------
     # NOTE [scheduler binding] A scheduler built on an optimizer that has
-    # ``_lrfast_bind_scheduler`` registers itself there (a composite, built after its
-    # children, replaces them). The optimizer then evaluates, inside its kernels, the
-    # scheduler's packed program at ``current_step`` -- the same values this scheduler
-    # writes into the groups, so group["lr"] and get_last_lr() stay true. ``packed_lr()``
-    # may return None: the scheduler writes the groups' ``lr`` itself and the optimizer
-    # reads them (ReduceLROnPlateau, whose LRs the device may decide; its
-    # ``live_lr_program()`` offers the descriptors and the live table instead).
+    # ``_lrfast_bind_scheduler`` registers itself there (the last one built wins). The
+    # optimizer then evaluates, inside its kernels, the scheduler's packed program at
+    # ``current_step`` for every group whose LR is what the scheduler wrote
+    # (``lrs_written()``), and the group's own LR for the others (another scheduler stepped
+    # it, a hand edit, a loaded state). ``packed_lr()`` is None when the groups are not on
+    # the program (torch's recursion wrote them; ReduceLROnPlateau, whose LRs the device may
+    # decide, offers ``live_lr_program()`` instead).
     @property
     def current_step(self) -> float:
         """The step the groups' current LRs belong to (``last_epoch`` for most schedulers)."""
-        return self._lrfast_t
+        rt = self._lrfast_runtime()
+        if rt.t is None:
+            rt.t = self._lrfast_step_of(self.last_epoch)
+        return rt.t
 
     def packed_lr(self):
-        """(descriptors (G, DESCRIPTOR_SIZE), table): the packed LR schedule of every group."""
-        return self._lrfast_program().lr
+        """(descriptors (G, DESCRIPTOR_SIZE), table): the packed LR schedule of every group,
+        or None when the groups' LRs are not the program's (NOTE [scheduler binding])."""
+        rt = self._lrfast_runtime()
+        program = self._lrfast_program()
+        if program is None or not rt.on_program:
+            return None
+        return program.lr
 
     def packed_momentum(self):
         """The packed momentum / beta1 schedules when this scheduler cycles them, else None."""
-        return self._lrfast_program().momentum
+        program = self._lrfast_program()
+        return None if program is None else program.momentum
+
+    def lrs_written(self) -> list | None:
+        """The float LRs this scheduler wrote at its last step (None for a tensor group, or
+        for all when unknown): a bound optimizer uses the program only where they still hold."""
+        return self._lrfast_runtime().written
 
 
 LRScheduler.step = compile_aware_scheduler_step(LRScheduler.step)
 
 
+def _set_group_value(group: dict, key: str, value) -> None:
+    """torch's ``_update_param_group_val``: fill a tensor in place, assign otherwise."""
+    if isinstance(group[key], torch.Tensor):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().reshape(())
+        group[key].fill_(value)
+    else:
+        group[key] = value
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return True
+
+
 def bind_to_optimizer(scheduler: LRScheduler) -> None:
-    """NOTE [scheduler binding]: let an lrfast optimizer run this scheduler in its kernels.
-    Also gives the scheduler its handle for compiled steps (NOTE [compiled steps])."""
-    attach(scheduler)
+    """NOTE [scheduler binding]: let an lrfast optimizer run this scheduler in its kernels."""
+    if not isinstance(scheduler, LRScheduler):
+        attach(scheduler)  # ReduceLROnPlateau: its compiled-step handle (NOTE [compiled steps])
     bind = getattr(scheduler.optimizer, "_lrfast_bind_scheduler", None)
     if bind is not None:
         bind(scheduler)
@@ -474,7 +804,7 @@ def optimizer_device(optimizer: torch.optim.Optimizer) -> torch.device:
     for group in optimizer.param_groups:
         for p in group["params"]:
             if isinstance(p, torch.Tensor):
-                return p.device if p.device.type == "cuda" else torch.device("cpu")
+                return p.device if device_api.is_device(p.device) else torch.device("cpu")
     return torch.device("cpu")
 
 

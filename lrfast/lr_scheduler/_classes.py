@@ -8,10 +8,12 @@ group's LR as a :mod:`lrfast.schedules` curve of ``last_epoch``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from .. import schedules as S
@@ -40,6 +42,8 @@ class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
+        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size <= 0:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
         self.step_size = step_size
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
@@ -82,6 +86,10 @@ class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
                  last_epoch: int = -1) -> None:
         if factor > 1.0 or factor < 0:
             raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        if factor == 0 and isinstance(total_iters, numbers.Real) and total_iters > 0:
+            # torch divides the LR by factor at total_iters (ZeroDivisionError): refuse it up front
+            raise ValueError(f"ConstantLR: factor=0 with total_iters={total_iters!r} would divide by zero at step "
+                             f"total_iters (torch raises ZeroDivisionError there); use factor > 0")
         self.factor = factor
         self.total_iters = total_iters
         LRScheduler.__init__(self, optimizer, last_epoch)
@@ -142,6 +150,10 @@ class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_iters: int = 5, power: float = 1.0,
                  last_epoch: int = -1) -> None:
+        if isinstance(power, numbers.Real) and power < 0 and isinstance(total_iters, numbers.Real) \
+                and total_iters > 0:
+            raise ValueError(f"PolynomialLR: power={power!r} is negative, so the LR would be infinite at step "
+                             f"total_iters={total_iters!r} (torch raises ZeroDivisionError there); use power >= 0")
         self.total_iters = total_iters
         self.power = power
         LRScheduler.__init__(self, optimizer, last_epoch)
@@ -162,6 +174,9 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
 
     def __init__(self, optimizer: torch.optim.Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
+        if isinstance(T_max, bool) or not isinstance(T_max, numbers.Real) or T_max <= 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive number, got {T_max!r} (torch divides "
+                             "by it at the first step)")
         self.T_max = T_max
         self.eta_min = eta_min
         LRScheduler.__init__(self, optimizer, last_epoch)
@@ -173,9 +188,13 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
 class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
     r"""Cosine annealing with warm restarts (torch's ``CosineAnnealingWarmRestarts``).
     ``step(epoch)`` accepts fractional epochs (``epoch + i / iters``) as torch's does.
+
+    ``T_cur`` and ``T_i`` are kept as torch keeps them (a hand-set ``T_cur`` is honoured:
+    the LR then follows torch's formula in ``T_cur / T_i``). An explicit epoch finds its
+    period with exact integer arithmetic, where torch takes a floating-point logarithm.
     """
 
-    _lrfast_chain_kind = "absolute"
+    _lrfast_absolute = True
 
     def __init__(self, optimizer: torch.optim.Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
@@ -202,26 +221,44 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
             epoch = 0
         if epoch is None:
             t = self.last_epoch + 1
+            t_cur, t_i = self.T_cur + 1, self.T_i
+            if t_cur >= t_i:
+                t_cur, t_i = t_cur % t_i, t_i * self.T_mult
         else:
-            if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
-                raise TypeError(f"CosineAnnealingWarmRestarts.step: epoch must be a number, got {epoch!r}")
-            if epoch < 0:
-                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
-            t = epoch
-        self._lrfast_advance(t)
-        self._lrfast_apply(t)
+            t = self._lrfast_check_epoch(epoch)
+            t_cur, t_i = self._period_at(t)
+        previous = (self.T_cur, self.T_i, self.last_epoch)
+        self.T_cur, self.T_i, self.last_epoch = t_cur, t_i, math.floor(t)
+        try:
+            self._last_lr = self._lrfast_write_restart(t)
+        except BaseException:
+            self.T_cur, self.T_i, self.last_epoch = previous
+            raise
 
-    def _lrfast_advance(self, t: float, counted: bool = True) -> None:
-        cached = getattr(self, "_lrfast_period", None)  # (step, T_cur, T_i) of the last integer step
+    def _lrfast_write_restart(self, t: float) -> list:
+        """The closed form at ``t`` where T_cur / T_i are where the schedule puts them, else
+        torch's formula in the T_cur / T_i it holds (a hand-set T_cur)."""
+        rt = self._lrfast_runtime()
+        cached = rt.period  # (t, T_cur, T_i) of the last integer step: torch's recursion, no logarithm
         if cached is not None and isinstance(t, int) and t == cached[0] + 1:
-            t_cur, t_i = cached[1] + 1, cached[2]  # torch's own recursion: no logarithm
+            t_cur, t_i = cached[1] + 1, cached[2]
             if t_cur >= t_i:
                 t_cur, t_i = t_cur - t_i, t_i * self.T_mult
         else:
             t_cur, t_i = self._period_at(t)
-        self._lrfast_period = (t, t_cur, t_i) if isinstance(t, int) else None
-        self.T_cur, self.T_i = t_cur, t_i
-        self.last_epoch = math.floor(t)
+        rt.period = (t, t_cur, t_i) if isinstance(t, int) else None
+        if (self.T_cur, self.T_i) != (t_cur, t_i) or self._lrfast_program() is None:
+            rt.period = None
+            return self._lrfast_torch_write(False)
+        return self._lrfast_write(t - 1, t, True)
+
+    def _lrfast_check_epoch(self, epoch) -> float:
+        try:
+            return super()._lrfast_check_epoch(epoch)
+        except ValueError:
+            if isinstance(epoch, numbers.Real) and epoch < 0:
+                raise ValueError(f"Expected non-negative epoch, but got {epoch}") from None
+            raise
 
     def _period_at(self, t: float) -> tuple[float, int]:
         """(T_cur, T_i) at step t, as torch's attributes hold them."""
@@ -239,8 +276,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
 
 
 class _BakedLambdas(LRScheduler):
-    """LambdaLR and MultiplicativeLR: per-group callables baked into tables ahead of the
-    count, ``horizon`` steps at a time, re-baked as the count nears the end."""
+    """LambdaLR and MultiplicativeLR: per-group callables of the step."""
 
     _lrfast_check_callable = True
 
@@ -250,17 +286,8 @@ class _BakedLambdas(LRScheduler):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=self._lrfast_check_callable)
         self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
-        self._lrfast_baked = 0
+        self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (lrfast/optim/_base.py)
         LRScheduler.__init__(self, optimizer, last_epoch)
-
-    def _lrfast_bake_length(self) -> int:
-        """How many steps to bake now (and remember it): a horizon past the current step."""
-        n = self._lrfast_baked = max(self._lrfast_horizon, self.last_epoch + 1 + self._lrfast_horizon)
-        return n
-
-    def _lrfast_check_step(self, t: float) -> None:
-        if t >= self._lrfast_baked:  # past the baked table: bake further (pure lr_lambda assumed)
-            self.refresh()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         lambdas = state_dict.pop("lr_lambdas")
@@ -277,44 +304,69 @@ class _BakedLambdas(LRScheduler):
 class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
     r"""Sets each group's LR to ``base_lr * lr_lambda(t)`` (torch's ``LambdaLR``).
 
-    The callable is baked into a table ahead of the count, ``horizon`` steps at a time
-    (default 1024; the table grows as training goes on, so unbounded runs keep working).
-    ``lr_lambda`` must therefore be a pure function of the step. A ``horizon`` as long
-    as the run makes the whole schedule device-resident (CUDA-graph capturable).
+    The callable is baked into a table of ``horizon`` steps (default 1024) starting at the
+    current step, and baked again when the count leaves it: the cost per step and the
+    memory do not grow with the step number, and ``lr_lambda`` must be a pure function of
+    the step. A ``horizon`` covering the steps a CUDA graph replays keeps the schedule
+    device-resident while it runs.
     """
 
-    _lrfast_chain_kind = "absolute"
-
+    _lrfast_absolute = True
     _lrfast_check_callable = False
 
+    def _lrfast_window(self) -> tuple[int, int]:
+        """The baked steps [start, stop): ``horizon`` steps from the current one."""
+        start = max(0, math.floor(self.last_epoch))
+        window = (start, start + self._lrfast_horizon)
+        self._lrfast_runtime().window = window
+        return window
+
     def _lrfast_lr_schedules(self) -> list[Schedule]:
-        n = self._lrfast_bake_length()
+        start, stop = self._lrfast_window()
         out = []
         for base, fn in zip(self.base_lrs, self.lr_lambdas):
-            out.append(as_float(base) * S.from_values([float(fn(t)) for t in range(n)]))
+            table = S.from_values([float(fn(t)) for t in range(start, stop)])
+            if start > 0:
+                table = S.join([S.constant(table(0)), table], [start])
+            out.append(as_float(base) * table)
         return out
+
+    def _lrfast_check_step(self, t: float) -> None:
+        window = self._lrfast_runtime().window
+        if window is not None and not window[0] <= t < window[1]:
+            self.refresh()  # bake the window around t (pure lr_lambda assumed)
+
+    @property
+    def _lrfast_baked(self) -> int:
+        """The end of the baked window (ReduceLROnPlateau's composition watches it move)."""
+        window = self._lrfast_runtime().window
+        return 0 if window is None else window[1]
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.LambdaLR.state_dict)
 
 
 class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR):
     r"""Multiplies each group's LR by ``lr_lambda(t)`` at every step ``t >= 1`` (torch's
-    ``MultiplicativeLR``): :math:`\eta_t = \eta_0 \prod_{k=1}^{t} \lambda(k)`, baked into a
-    table (``horizon`` steps at a time, as :class:`LambdaLR`), products taken in
-    torch's order.
+    ``MultiplicativeLR``): :math:`\eta_t = \eta_{t-1}\,\lambda(t)`.
+
+    A product of the LR the group holds, so it runs torch's recursion on the host, one call
+    of each lambda per step (constant cost at any step), and a bound lrfast optimizer reads
+    the groups' LRs.
     """
 
-    def _lrfast_lr_schedules(self) -> list[Schedule]:
-        n = self._lrfast_bake_length()
-        return [S.from_values(self.lr_values(as_float(base), fn, n))
-                for base, fn in zip(self.base_lrs, self.lr_lambdas)]
+    _lrfast_host_recursive = True
 
-    @staticmethod
-    def lr_values(start: float, fn: Callable[[int], float], n: int) -> list[float]:
-        values = [start]
-        for t in range(1, n):
-            values.append(values[-1] * fn(t))
-        return values
+    def _lrfast_lr_schedules(self) -> list[Schedule]:
+        """The LR from this step on for ``horizon`` steps, as tables (for ``schedules``)."""
+        start = max(0, math.floor(self.last_epoch))
+        out = []
+        for group, fn in zip(self.optimizer.param_groups, self.lr_lambdas):
+            values = [as_float(group["lr"])]
+            for t in range(start + 1, start + self._lrfast_horizon):
+                values.append(values[-1] * fn(t))
+            table = S.from_values(values)
+            out.append(S.join([S.constant(values[0]), table], [start]) if start > 0 else table)
+        return out
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.MultiplicativeLR.state_dict)
 
@@ -356,10 +408,11 @@ def _check_horizon(cls: str, horizon) -> int:
 
 class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
     r"""Cyclical learning rate (torch's ``CyclicLR``), momentum cycled inversely when
-    ``cycle_momentum``. A custom ``scale_fn`` is baked ahead like :class:`LambdaLR`.
+    ``cycle_momentum``. A custom ``scale_fn`` is called on the host at each step, as
+    torch's is (no table; a bound lrfast optimizer reads the groups' LRs).
     """
 
-    _lrfast_chain_kind = "absolute"
+    _lrfast_absolute = True
 
     @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float | list[float], max_lr: float | list[float],
@@ -381,9 +434,7 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
                 raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             base_momentums = format_param("CyclicLR", "base_momentum", optimizer, base_momentum)
             max_momentums = format_param("CyclicLR", "max_momentum", optimizer, max_momentum)
-        self._lrfast_horizon = _check_horizon("CyclicLR", horizon)
-        # steps baked ahead: only a custom scale_fn is baked (composites re-bake below this)
-        self._lrfast_baked = 0 if scale_fn is not None else math.inf
+        _check_horizon("CyclicLR", horizon)  # accepted for compatibility: nothing is baked any more
         # Checks done: now change state, in torch's order.
         self.optimizer = optimizer
         if last_epoch == -1:
@@ -395,6 +446,9 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
         self.max_lrs = max_lrs
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
+        if up + down != 0 and not (up > 0 and down >= 0 and math.isfinite(up + down)):  # 0/0: torch's error
+            raise ValueError(f"CyclicLR: step_size_up must be > 0 and step_size_down >= 0, got step_size_up="
+                             f"{step_size_up!r}, step_size_down={step_size_down!r} (torch divides by them)")
         self.total_size = up + down
         self.step_ratio = up / self.total_size
         self.mode = mode
@@ -415,15 +469,15 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
             self.base_lrs = base_lrs
             self.refresh()
 
+    @property
+    def _lrfast_host_recursive(self) -> bool:  # type: ignore[override]
+        # a custom scale_fn is called by torch's get_lr on the host, once per step (no table)
+        return self._scale_fn_custom is not None
+
     def _lrfast_cyclic(self, low: float, high: float) -> Schedule:
         up = self.total_size * self.step_ratio
         down = self.total_size - up
-        if self._scale_fn_custom is None:
-            return S.cyclic(low, high, up, down, self.mode, self.gamma)
-        n = self._lrfast_baked = max(self._lrfast_horizon, self.last_epoch + 1 + self._lrfast_horizon)
-        entries = n if self.scale_mode == "iterations" else int(n // self.total_size) + 2
-        return S.cyclic(low, high, up, down, scale_fn=self._scale_fn_custom, scale_mode=self.scale_mode,
-                        horizon=entries)
+        return S.cyclic(low, high, up, down, self.mode, self.gamma)
 
     def _lrfast_lr_schedules(self) -> list[Schedule]:
         return [self._lrfast_cyclic(as_float(b), as_float(m)) for b, m in zip(self.base_lrs, self.max_lrs)]
@@ -434,10 +488,6 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
         # momentum = max - (max - base) * scale: a cycle from max_momentum towards base_momentum
         return [self._lrfast_cyclic(as_float(hi), as_float(lo))
                 for lo, hi in zip(self.base_momentums, self.max_momentums)]
-
-    def _lrfast_check_step(self, t: float) -> None:
-        if self._scale_fn_custom is not None and t >= self._lrfast_baked:
-            self.refresh()
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.CyclicLR.state_dict)
 
@@ -458,7 +508,7 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
     ``cycle_momentum``. Stepping past ``total_steps`` raises ``ValueError`` as torch does.
     """
 
-    _lrfast_chain_kind = "absolute"
+    _lrfast_absolute = True
 
     @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, max_lr: float | list[float], total_steps: int | None = None,
@@ -495,8 +545,14 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
             base_momentums = format_param("OneCycleLR", "base_momentum", optimizer, base_momentum)
         # Checks done: now change state, in torch's order.
         self.optimizer = optimizer
-        self.total_steps = total
         ends = S.one_cycle_phase_ends(total, pct_start, three_phase)
+        if ends[0] == 0 or ends[-1] == ends[-2]:
+            # torch divides by the phase's length: at step 0 (first phase) or total_steps (last)
+            raise ValueError(
+                f"OneCycleLR: pct_start={pct_start!r} with total_steps={total!r} gives a phase of length 0 "
+                f"(phase ends {ends}), where torch divides by zero; choose pct_start so that every phase "
+                f"has at least one step")
+        self.total_steps = total
         if three_phase:
             names = [("initial_lr", "max_lr", "max_momentum", "base_momentum"),
                      ("max_lr", "initial_lr", "base_momentum", "max_momentum"),
@@ -524,7 +580,13 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
         ends = [p["end_step"] for p in self._schedule_phases]
         values = [as_float(group[self._schedule_phases[0][start_key]])]
         values += [as_float(group[p[end_key]]) for p in self._schedule_phases]
-        return S.one_cycle_phases(ends, values, self._anneal_func_type == "linear")
+        return S.one_cycle_phases(ends, values, self._lrfast_linear())
+
+    def _lrfast_linear(self) -> bool:
+        """Whether the phases anneal linearly (a legacy state dict names the function)."""
+        if "_anneal_func_type" in self.__dict__:
+            return self._anneal_func_type == "linear"
+        return getattr(self, "anneal_func", None) is torch.optim.lr_scheduler.OneCycleLR._annealing_linear
 
     def _lrfast_lr_schedules(self) -> list[Schedule]:
         return [self._lrfast_phase_schedule(g, "start_lr", "end_lr") for g in self.optimizer.param_groups]
@@ -545,8 +607,6 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
     :math:`\eta = s + (\eta_0 - s)\tfrac12(1 + \cos(\pi k/K))`, ``linear``: a straight line.
     """
 
-    _lrfast_chain_kind = "absolute"
-
     @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, swa_lr: float, anneal_epochs: int = 10,
                  anneal_strategy: Literal["cos", "linear"] = "cos", last_epoch: int = -1) -> None:
@@ -560,13 +620,14 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
             group["swa_lr"] = value
         self._set_anneal_func(anneal_strategy)
         self.anneal_epochs = anneal_epochs
-        # SWALR anneals from each group's LR at the moment it starts.
-        self._lrfast_start_lrs = [as_float(g["lr"]) for g in optimizer.param_groups]
+        # SWALR anneals from each group's LR at the moment it starts (kept in the state dict:
+        # a resumed run anneals from the same LR; torch recovers it from the group's LR).
+        self._anneal_start_lrs = [as_float(g["lr"]) for g in optimizer.param_groups]
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_lr_schedules(self) -> list[Schedule]:
         out = []
-        for start, group in zip(self._lrfast_start_lrs, self.optimizer.param_groups):
+        for start, group in zip(self._anneal_start_lrs, self.optimizer.param_groups):
             swa = as_float(group["swa_lr"])
             if self.anneal_epochs == 0:
                 out.append(S.constant(swa))
@@ -576,35 +637,24 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
                 out.append(S.warmup_cosine_decay(start, start, 0, self.anneal_epochs, end_value=swa))
         return out
 
-    def _lrfast_alpha(self, k: int) -> float:
-        """torch's anneal fraction after k steps."""
-        t = max(0.0, min(1.0, k / max(1, self.anneal_epochs)))
-        return t if self._anneal_strategy == "linear" else (1 - math.cos(math.pi * t)) / 2
-
-    def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
-        # SWALR counts its own steps (_step_count), whatever last_epoch says.
-        if self._step_count == 1:
-            self._lrfast_warn_order()
-        self._step_count += 1
-        self.last_epoch = self.last_epoch + 1 if epoch is None else self._lrfast_check_epoch(epoch)
-        self._lrfast_apply(self._step_count - 1)
-
-    def _lrfast_resume_step(self) -> float:
+    def _lrfast_step_of(self, t: float) -> float:
+        # SWALR counts its own steps (_step_count), whatever last_epoch says
         return max(0, self._step_count - 1)
+
+    def _lrfast_expected(self, program, prev: float):
+        """Before this step the group held the closed form one count back; before the
+        first step, the LR the anneal starts from."""
+        k = self._step_count - 2
+        if k < 0:
+            return np.array(self._anneal_start_lrs, dtype=np.float64)
+        rt = self._lrfast_rt
+        if rt.prev_t != k or rt.prev_values is None:
+            program.values_at(k)
+            rt.prev_t, rt.prev_values = k, program.lr_out.copy()
+        return rt.prev_values
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.swa_utils.SWALR.state_dict)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load the state; the LR the anneal started from is recovered, as torch does, from
-        the groups' current LR (load the optimizer's state first)."""
         LRScheduler.load_state_dict(self, state_dict)
         self._set_anneal_func(self._anneal_strategy)
-        alpha = self._lrfast_alpha(max(0, self._step_count - 1))
-        starts = []
-        for group in self.optimizer.param_groups:
-            lr, swa = as_float(group["lr"]), as_float(group["swa_lr"])
-            starts.append(swa if alpha == 1 else (lr - alpha * swa) / (1 - alpha))
-        self._lrfast_start_lrs = starts
-        self.refresh()
-
-

@@ -35,7 +35,7 @@ class FunctionalLR(LRScheduler):
     [0.0, 0.125, 0.25, 0.375, 0.5, 0.5]
     """
 
-    _lrfast_chain_kind = "absolute"
+    _lrfast_absolute = True
 
     def __init__(self, optimizer: torch.optim.Optimizer, schedule_factor: Schedule | Sequence[Schedule],
                  last_epoch: int = -1) -> None:

@@ -36,6 +36,7 @@ import torch
 
 from .. import _C
 from .. import _layout as L
+from .._backend import device_api
 from ..schedules import Packed, Schedule, Segment, chain, pack_many
 from ._base import LRScheduler, _Writer, as_float, bind_to_optimizer, optimizer_device
 
@@ -115,8 +116,8 @@ class _DeviceProgram:
                 self.host_groups.append(g)
         self.targets = upload(addresses.view(np.int64), device, self._keep)
         self.dtypes = upload(dtypes, device, self._keep)
-        self.pinned = torch.empty(_STATE + 2 * self.n_groups, dtype=torch.float64).pin_memory()
-        self.event = torch.cuda.Event()
+        self.pinned = device_api.active().pinned_empty(_STATE + 2 * self.n_groups, torch.float64)
+        self.event = device_api.active().event()
         self.staged = -1  # the device step whose values the pinned buffer is receiving
 
     def still_valid(self, groups: list[dict], min_lrs: list) -> bool:
@@ -137,7 +138,7 @@ class _DeviceProgram:
         self.pinned[:_STATE].copy_(self.state, non_blocking=True)
         self.pinned[_STATE:_STATE + n].copy_(self.out, non_blocking=True)
         self.pinned[_STATE + n:].copy_(self.table.index_select(0, self.slot_index), non_blocking=True)
-        self.event.record(torch.cuda.current_stream(self.device))
+        self.event.record(device_api.active().current_stream(self.device))
         self.staged = step_id
 
     def read(self, step_id: int) -> np.ndarray:
@@ -370,15 +371,22 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
 
     def _lrfast_device_metric(self, metrics) -> tuple[torch.Tensor, int] | None:
         """(metric, dtype code) when this step runs on the device (NOTE [plateau mirror])."""
-        if not (isinstance(metrics, torch.Tensor) and metrics.device.type == "cuda"):
+        if not (isinstance(metrics, torch.Tensor) and device_api.is_device(metrics.device)):
             return None
         if metrics.numel() != 1:
             raise RuntimeError(f"a Tensor with {metrics.numel()} elements cannot be converted to Scalar")
-        if optimizer_device(self.optimizer) != metrics.device or not _C.has_cuda():
+        if optimizer_device(self.optimizer) != metrics.device or not device_api.kernels().has_cuda():
             return None  # not where the LRs live (or no kernels): torch's host path, float(metric)
         return _metric_code(metrics.detach())
 
     def _lrfast_step_device(self, metric: tuple[torch.Tensor, int] | None, epoch) -> None:
+        api = device_api.active()
+        if api.is_capturing():
+            # the step number goes to the kernel by value and the mirror is staged into pinned
+            # memory: a graph would replay the captured step forever
+            raise RuntimeError(
+                "ReduceLROnPlateau.step: cannot be captured in a CUDA graph (the step would be frozen into the "
+                "graph); call scheduler.step(metric) outside the captured region, after graph.replay()")
         if epoch is None:
             epoch = self.last_epoch + 1
         else:
@@ -389,13 +397,12 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         self._lrfast_step_inner()
         program = self._lrfast_dev
         rule = self._lrfast_rule()
-        stream = torch.cuda.current_stream(device)
         value, code = metric if metric is not None else (None, 0)
-        _C.cuda_plateau_step(
+        api.kernels().cuda_plateau_step(
             0 if value is None else value.data_ptr(), code, program.state.data_ptr(), program.descriptors.data_ptr(),
             program.table.data_ptr(), program.min_lrs.data_ptr(), program.n_groups, float(epoch),
-            program.targets.data_ptr(), program.dtypes.data_ptr(), program.out.data_ptr(), stream=stream.cuda_stream,
-            device=device.index if device.index is not None else torch.cuda.current_device(), **rule)
+            program.targets.data_ptr(), program.dtypes.data_ptr(), program.out.data_ptr(),
+            stream=api.current_stream(device).cuda_stream, device=api.device_index(device), **rule)
         self._lrfast_steps_on_device += 1
         if program.host_groups:
             program.stage(self._lrfast_steps_on_device)

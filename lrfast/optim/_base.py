@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._backend import device_api
 from .._compile import attach, disable
 from ..schedules import Schedule, constant, pack_many
 from ._dispatch import Planner, backend_for
@@ -50,10 +51,30 @@ except ImportError:  # pragma: no cover - a torch without them: always take torc
 def host_float(value: Any) -> float:
     """A Python float from a number or a CPU tensor (NaN for a device tensor: no sync)."""
     if isinstance(value, torch.Tensor):
-        if value.device.type != "cpu":
+        if value.device.type != "cpu" or device_api.is_device(value.device):
             return float("nan")
         return value.item()
     return float(value)
+
+
+def _groups_hold(groups: list[dict], scheduler: Any) -> bool:
+    """Whether every group's LR is what the bound scheduler wrote (a float group edited by
+    hand, loaded from a state dict or stepped by another scheduler is not): only then do the
+    kernels evaluate its program; otherwise each group's own LR is applied."""
+    lrs_written = getattr(scheduler, "lrs_written", None)
+    if lrs_written is None:
+        return True  # ReduceLROnPlateau: its program is live, its packed_lr None when groups differ
+    written = lrs_written()
+    if written is None or len(written) != len(groups):
+        return False
+    for group, value in zip(groups, written):
+        lr = group["lr"]
+        if value is None:
+            if not isinstance(lr, torch.Tensor):
+                return False
+        elif lr != value:
+            return False
+    return True
 
 
 class FusedOptimizer:
@@ -174,10 +195,14 @@ class FusedOptimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        # a copy's groups are new dicts: what their Schedule lrs wrote is what they hold
+        self._lrfast_lr_written = {id(g): g["lr"] for g in self.param_groups if "lr_schedule" in g}
         self.refresh()
 
     def state_dict(self) -> dict[str, Any]:
         state_dict = super().state_dict()
+        # plain dicts, not the watched ones (NOTE [watched state]): torch.load(weights_only=True) reads them
+        state_dict["state"] = {k: dict(v) for k, v in state_dict["state"].items()}
         for group in state_dict["param_groups"]:
             group.pop("lr_schedule", None)
         return state_dict
@@ -234,6 +259,8 @@ class FusedOptimizer:
             planner = self._lrfast_planner = Planner(self, self._lrfast_kind)
         groups = self.param_groups
         lr_schedule, momentum_schedule, schedule_t, owned = self._lrfast_schedules(groups)
+        if device_api.is_capturing():
+            self._lrfast_check_capturable(lr_schedule)
         all_lr_scheduled = lr_schedule is not None and owned is None
         momentum_scheduled = momentum_schedule is not None
         momentum_flag = 1.0 if momentum_scheduled else 0.0
@@ -278,6 +305,37 @@ class FusedOptimizer:
         self._lrfast_last_found_inf = found_inf
         return loss
 
+    def _lrfast_check_capturable(self, lr_schedule) -> None:
+        """Refuse a CUDA graph capture that would freeze a bound scheduler's LR (issue 13,
+        finding 1): graph replays run the kernels, never the scheduler's Python.
+
+        - The scheduler drives the groups' float LRs on the host (``packed_lr()`` is None:
+          torch's recursion, e.g. MultiplicativeLR, CyclicLR with ``scale_fn``, an LR set by
+          hand): the capture would bake the current LR into the graph.
+        - A LambdaLR (or a composite holding one) evaluates a table baked ``horizon`` steps
+          ahead; replays cannot bake further and the lookup holds the last entry. Allowed
+          when the user gave ``horizon=``, their statement that it covers the replays.
+        """
+        scheduler = self._lrfast_bound_scheduler()
+        if scheduler is None:
+            return
+        name = type(scheduler).__name__
+        if lr_schedule is None:
+            raise RuntimeError(
+                f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {name} sets the param groups' LRs "
+                "on the host (torch's recursion), so every replay would use the LR of the captured step. Use a "
+                "scheduler with a closed form, or LambdaLR(..., horizon=total_steps) for a custom function")
+        for s in (scheduler, *getattr(scheduler, "_schedulers", ())):
+            baked = getattr(s, "_lrfast_baked", None)
+            if baked is None or getattr(s, "_lrfast_horizon_given", True):
+                continue
+            child = type(s).__name__
+            raise RuntimeError(
+                f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {child} bakes its function into a "
+                f"table {s._lrfast_horizon} steps long (now up to step {baked}), and graph replays cannot extend "
+                f"it, so the LR would freeze there. Build the scheduler with horizon= covering the whole run, e.g. "
+                f"{child}(..., horizon=total_steps)")
+
     def _lrfast_advance_owned_schedules(self) -> None:
         """NOTE [schedule as lr]: after a step taken, each Schedule-lr group moves one step on."""
         for group in self.param_groups:
@@ -316,6 +374,8 @@ class FusedOptimizer:
                 momentum_packed = scheduler.packed_momentum()
             except ValueError:  # groups added after the scheduler: it no longer describes them
                 lr_packed = None
+            if lr_packed is not None and not _groups_hold(groups, scheduler):
+                lr_packed = None  # NOTE [scheduler binding]: an LR changed since the scheduler wrote it
             if lr_packed is not None and np.ndim(lr_packed.descriptors) == 2 and len(lr_packed.descriptors) == n:
                 if momentum_packed is not None and len(momentum_packed.descriptors) != n:
                     momentum_packed = None

@@ -80,6 +80,7 @@ from __future__ import annotations
 import importlib
 import operator
 import warnings
+from collections import defaultdict
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any
@@ -88,6 +89,7 @@ import numpy as np
 import torch
 
 from .. import _layout as descriptor_layout
+from .._backend import device_api
 from . import _layout as L
 
 __all__ = ["Bucket", "SUPPORTED_DTYPES", "STATE_KEYS", "backend_for", "Planner"]
@@ -203,12 +205,13 @@ _backends: dict[str, Callable[[Bucket], None]] = {}
 
 def backend_for(device: torch.device) -> Callable[[Bucket], None]:
     """The ``step_bucket`` function of ``device``'s backend (loaded once)."""
-    backend = _backends.get(device.type)
+    kind = "cuda" if device_api.is_device(device) else device.type  # NOTE [emulated device]
+    backend = _backends.get(kind)
     if backend is None:
-        loader = _BACKEND_LOADERS.get(device.type)
+        loader = _BACKEND_LOADERS.get(kind)
         if loader is None:
             raise RuntimeError(f"lrfast.optim: parameters on {device.type} devices are not supported (cpu, cuda)")
-        backend = _backends[device.type] = loader()
+        backend = _backends[kind] = loader()
     return backend
 
 
@@ -247,18 +250,74 @@ def _as_layout_of(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _counting(method: Callable) -> Callable:
+    """``method`` of dict, counting one edit per call (NOTE [watched state])."""
+
+    def edited(self, *args, **kwargs):
+        self._edits[0] += 1
+        return method(self, *args, **kwargs)
+
+    edited.__name__ = method.__name__
+    return edited
+
+
+_EDITING = ("__setitem__", "__delitem__", "__ior__", "pop", "popitem", "clear", "update", "setdefault")
+
+
+class _WatchedState(dict):
+    """One parameter's state dict that counts the entries replaced in it (NOTE [watched state])."""
+
+    __slots__ = ("_edits",)
+
+    def __init__(self, entries: dict, edits: list[int]) -> None:
+        super().__init__(entries)
+        self._edits = edits
+
+    def __reduce_ex__(self, protocol):
+        return dict, (dict(self),)  # copies and pickles are plain dicts, as torch makes them
+
+
+class _WatchedStates(defaultdict):
+    """``optimizer.state`` counting the parameters whose state dict was replaced."""
+
+    __slots__ = ("_edits",)
+
+    def __init__(self, states: dict, edits: list[int]) -> None:
+        super().__init__(dict, states)
+        self._edits = edits
+
+    def __reduce_ex__(self, protocol):
+        return defaultdict, (self.default_factory,), None, None, iter(self.items())
+
+
+for _name in _EDITING:
+    setattr(_WatchedState, _name, _counting(getattr(dict, _name)))
+    setattr(_WatchedStates, _name, _counting(getattr(dict, _name)))
+del _name
+
+
 class Planner:
     """Turns an optimizer's param groups and state into buckets, once; then checks
     cheaply on every step whether they still hold (NOTE [persistent buckets]).
 
     NOTE [persistent buckets] Built at the first step and rebuilt only when something
     changed: the param groups (added, or their ``params`` lists edited), a parameter's
-    storage (``p.data = ...``), which parameters have a gradient, the state (loaded, or
-    ``optimizer.refresh()`` after editing it by hand), a group option that changes which
-    state exists (``amsgrad``, ``momentum`` to or from 0). Gradients replaced by new
+    storage (``p.data = ...``), which parameters have a gradient, the state (loaded, an
+    entry replaced, NOTE [watched state], or ``optimizer.refresh()``), a group option that
+    changes which state exists (``amsgrad``, ``momentum`` to or from 0). Gradients replaced by new
     tensors (``zero_grad(set_to_none=True)``, torch's default) only refresh the gradient
     pointers. Per step this costs one ``data_ptr()`` per parameter and one ``.grad`` read
     per parameter (plus a ``data_ptr()`` and a contiguity check per new gradient).
+
+    NOTE [watched state] The kernels hold the state tensors' addresses, so a state tensor
+    replaced by hand (``opt.state[p]["exp_avg"] = t``, or ``opt.state[p] = {...}``) must
+    rebuild the buckets, or the kernel would go on writing into the old (possibly freed)
+    memory. Checking every state tensor's ``data_ptr()`` per step would cost more than the
+    rest of the step, so the rebuild wraps ``optimizer.state`` and each parameter's state
+    dict in dict subclasses that count their edits (``edits``); the count is part of the
+    per-step state token. Reads and in-place tensor updates cost nothing extra. Not seen:
+    a state tensor's storage swapped under the same object (``t.data = ...``, ``t.set_``):
+    call ``optimizer.refresh()`` after those.
     """
 
     def __init__(self, optimizer: Any, kind: str) -> None:
@@ -280,6 +339,7 @@ class Planner:
         self.lr_tensors: list = []
         self.previous_lr_tensors: list = []
         self.fresh_ids: set[int] = set()  # SGD: params whose momentum buffer holds no history yet
+        self.edits = [0]  # NOTE [watched state]
 
     # -- per step ---------------------------------------------------------------------
     def prepare(self, rows: list[tuple], signature: list) -> list[Bucket]:
@@ -292,7 +352,7 @@ class Planner:
             self.group_hyper = np.array(rows, dtype=np.float64).reshape(len(rows), L.GROUP_COLUMNS)
             self.hyper_rows = rows
         params = self.params
-        state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version)
+        state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version, self.edits[0])
         current = list(map(_local, params)) if self.has_dtensor else params
         if (signature != self.group_signature or state_token != self.state_token
                 or list(map(_data_ptr, current)) != self.param_ptrs):
@@ -381,6 +441,7 @@ class Planner:
             if not _is_dense(p):
                 raise ValueError(f"{opt._lrfast_name}: parameters must be dense tensors (no gaps or overlaps "
                                  f"in memory), got one of shape {tuple(p.shape)} and strides {p.stride()}")
+        self._watch_state()
         members: dict[tuple[torch.device, torch.dtype], list[tuple[int, int]]] = {}
         flat = 0
         for gi, group in enumerate(opt.param_groups):
@@ -397,7 +458,18 @@ class Planner:
         self.grads = grads
         self.any_none = any(g is None for g in grads)
         self.group_signature = signature
-        self.state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version)
+        self.state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version, self.edits[0])
+
+    def _watch_state(self) -> None:
+        """NOTE [watched state]: wrap the state dicts (once; again after a load replaced them)."""
+        opt = self.opt
+        edits = self.edits
+        states = opt.state
+        if type(states) is not _WatchedStates or states._edits is not edits:
+            states = opt.state = _WatchedStates(states, edits)
+        for p, state in list(states.items()):
+            if type(state) is not _WatchedState or state._edits is not edits:
+                dict.__setitem__(states, p, _WatchedState(state, edits))
 
     def _build(self, device: torch.device, dtype: torch.dtype, entries: list[tuple[int, int]],
                params: list[torch.Tensor], grads: list) -> Bucket:
@@ -410,6 +482,9 @@ class Planner:
             if needs is None:
                 needs = needs_by_group[gi] = opt._lrfast_needed_state(opt.param_groups[gi])
             state = opt.state[p]
+            if type(state) is not _WatchedState:  # a parameter with no state yet
+                state = _WatchedState(state, self.edits)
+                dict.__setitem__(opt.state, p, state)
             if self.kind == "adam":
                 bucket.steps.append(self._step_tensor(state, p))
             for key in self.state_keys:

@@ -53,7 +53,9 @@ LRFAST_HD void adam_update(M& param, M grad, M& exp_avg, M& exp_avg_sq, M& max_e
     max_exp_avg_sq = max_exp_avg_sq > exp_avg_sq ? max_exp_avg_sq : exp_avg_sq;
     second = max_exp_avg_sq;
   }
-  const M denom = sqrt(second) / s.bias_correction2_sqrt + s.eps;
+  // std::sqrt picks the overload of M: an unqualified sqrt(float) is the double ::sqrt on
+  // the host (the quotient then computed in double) but float on the device.
+  const M denom = std::sqrt(second) / s.bias_correction2_sqrt + s.eps;
   param = param - s.step_size * (exp_avg / denom);
 }
 
