@@ -1,13 +1,16 @@
 """First optimizer step of a fresh process: Numba's on-disk cache cold vs warm.
 
-    python benchmarks/first_step_time.py [--repeats 3]
+    python benchmarks/first_step_time.py [--repeats 3] [--optimizers AdamW,SGD] [--dtypes float32,bfloat16]
+        [--no-warmup]
 
 Each measurement is a new interpreter with NUMBA_CACHE_DIR pointing at a scratch
 directory: "cold" empties it first (the kernels compile), "warm" reuses what the cold
 run left (they load). The child times ``import lrfast.optim``, then on a small MLP the
 first ``opt.step()`` (which compiles or loads the kernel for float32), the second, and
-in a separate child ``lrfast.warmup()`` for every optimizer and dtype. Medians over
-``--repeats`` processes; a markdown table on stdout.
+in a separate child ``lrfast.warmup()`` for every optimizer and dtype. The first step
+is split into loading Numba with lrfast's kernel module (``import lrfast._backend.cpu``)
+and the step itself (compiling, or loading from the cache, the kernel of that dtype
+only). Medians over ``--repeats`` processes; a markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -37,25 +40,30 @@ if sys.argv[1] == "warmup":
     out["lrfast.warmup() (all)"] = time.perf_counter() - t2
 else:
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1))
+    dtype = getattr(torch, sys.argv[2])
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1)).to(dtype)
     opt = getattr(lrfast.optim, sys.argv[1])(model.parameters(), lr=1e-3)
     sched = lr_scheduler.CosineAnnealingLR(opt, T_max=100)
-    model(torch.randn(32, 64)).pow(2).mean().backward()
+    model(torch.randn(32, 64, dtype=dtype)).float().pow(2).mean().backward()
     t3 = time.perf_counter()
+    import lrfast._backend.cpu
+    t3b = time.perf_counter()
+    out["numba + kernel module"] = t3b - t3
     opt.step()
     t4 = time.perf_counter()
     sched.step()
     opt.step()
     t5 = time.perf_counter()
     out["first step"] = t4 - t3
+    out["first step kernel"] = t4 - t3b
     out["second step"] = t5 - t4
 print(json.dumps(out))
 """
 
 
-def run_child(what: str, cache_dir: str) -> dict:
+def run_child(what: str, cache_dir: str, dtype: str = "float32") -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    result = subprocess.run([sys.executable, "-c", CHILD, what], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", CHILD, what, dtype], env=env, capture_output=True, text=True,
                             timeout=900, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -63,31 +71,38 @@ def run_child(what: str, cache_dir: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--optimizers", default="AdamW,SGD")
+    parser.add_argument("--dtypes", default="float32,float64,bfloat16,float16")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the lrfast.warmup() rows")
     args = parser.parse_args()
-    rows: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for what in ("AdamW", "SGD", "warmup"):
+    runs = [(o, d) for o in args.optimizers.split(",") for d in args.dtypes.split(",")]
+    runs += [] if args.no_warmup else [("warmup", "-")]
+    rows: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for what, dtype in runs:
         for _ in range(args.repeats):
             cache = tempfile.mkdtemp(prefix="lrfast-numba-cache-")
             try:
                 for state in ("cold", "warm"):
-                    sample = run_child(what, cache)
-                    cell = rows.setdefault((what, state), {})
+                    sample = run_child(what, cache, dtype)
+                    cell = rows.setdefault((what, dtype, state), {})
                     for key, value in sample.items():
                         cell.setdefault(key, []).append(value)
             finally:
                 shutil.rmtree(cache, ignore_errors=True)
-    print(f"- {args.repeats} fresh processes per row (medians, seconds); NUMBA_CACHE_DIR a scratch directory")
+    print(f"- {args.repeats} fresh processes per row (medians, seconds); NUMBA_CACHE_DIR a scratch directory; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print()
     print("| run | Numba cache | import torch | import lrfast.optim | import lrfast.lr_scheduler "
-          "| first step / lrfast.warmup() | second step |")
-    print("|---|---|---|---|---|---|---|")
-    for (what, state), cell in rows.items():
+          "| first step / lrfast.warmup() | of which Numba + kernel module | second step |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (what, dtype, state), cell in rows.items():
         med = {k: statistics.median(v) for k, v in cell.items()}
         first = med.get("first step", med.get("lrfast.warmup() (all)"))
         second = f"{med['second step'] * 1e3:.3f} ms" if "second step" in med else "-"
-        label = "lrfast.warmup() (2 kernels x 4 dtypes)" if what == "warmup" else f"{what}, float32 MLP"
+        module = f"{med['numba + kernel module']:.3f}" if "numba + kernel module" in med else "-"
+        label = "lrfast.warmup() (2 kernels x 4 dtypes)" if what == "warmup" else f"{what}, {dtype} MLP"
         print(f"| {label} | {state} | {med['import torch']:.3f} | {med['import lrfast.optim']:.3f} | "
-              f"{med['import lrfast.lr_scheduler']:.3f} | {first:.3f} | {second} |")
+              f"{med['import lrfast.lr_scheduler']:.3f} | {first:.3f} | {module} | {second} |")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,15 @@ def numba_status() -> tuple[bool, str]:
     return True, f"numba {numba.__version__}"
 
 
+def _numba_threading() -> str:
+    try:
+        from ._backend import cpu  # noqa: F401 - imports the kernels, which set the layer preference
+        from ._numba import threads
+    except ImportError as exc:
+        return f"none (numba unavailable: {exc})"
+    return threads.describe()
+
+
 def info(file=None) -> dict:
     """Print (and return) what was built and what is usable at run time, and why not."""
     from . import _C
@@ -105,6 +114,7 @@ def info(file=None) -> dict:
         "cuda": cuda_why,
         "numba_usable": numba_ok,
         "numba": numba_why,
+        "numba_threading_layer": _numba_threading() if numba_ok else "none",
     }
     width = max(map(len, report))
     print(f"lrfast {__version__}", file=file)

@@ -96,7 +96,19 @@ def compile_aware_scheduler_step(step_fn):
     return step
 
 
-@torch.compiler.disable
+# NOTE [lazy dynamo] ``torch.compiler.disable`` imports ``torch._dynamo`` (about a second)
+# when it decorates, so applying it here at import would charge every user of lrfast,
+# compiling or not. torch's own ``_disable_dynamo`` wrapper defers that import to the
+# first call, which only happens under compilation, and Dynamo skips the wrapper's file
+# (a graph break, then the call runs eagerly), as for torch's own lazily disabled
+# functions such as ``torch.manual_seed``.
+def disable(fn):
+    """``torch.compiler.disable(fn)`` without importing ``torch._dynamo`` now (NOTE [lazy dynamo])."""
+    lazy = getattr(torch, "_disable_dynamo", None)
+    return lazy(fn) if lazy is not None else torch.compiler.disable(fn)
+
+
+@disable
 def _eager_call(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 

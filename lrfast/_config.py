@@ -6,7 +6,7 @@ then and kept); ``optimizer.refresh()`` makes an optimizer rebuild it.
 
 from __future__ import annotations
 
-__all__ = ["CHUNK_SIZE"]
+__all__ = ["CHUNK_SIZE", "PARALLEL_MIN_CHUNKS"]
 
 # Elements per work item of the CPU kernels. Every tensor is cut into chunks of this
 # many elements and the chunks of a whole bucket are shared among the threads, so one
@@ -16,3 +16,11 @@ __all__ = ["CHUNK_SIZE"]
 # over the threads; on the 2-core development machine 16 Ki beat 4, 8 and 64 Ki at
 # 64K, 1M and 16M elements.
 CHUNK_SIZE: int = 16384
+
+# A bucket of fewer chunks than this runs the serial twin of its kernel on the calling
+# thread (NOTE [serial twins] in lrfast/_numba/kernels.py): a serial call never enters
+# the threading layer. Below 8 chunks (128 Ki elements, some 100-200 us of AdamW on one
+# core) waking a team saves little on a quiet machine and can cost a scheduler quantum
+# per step on a busy one: on the shared 2-core machine (load 12) a 17K-element AdamW
+# step took 16-44 ms through GNU OpenMP and under 0.2 ms serially (issue 14).
+PARALLEL_MIN_CHUNKS: int = 8

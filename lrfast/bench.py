@@ -63,7 +63,8 @@ def _cases(quick: bool, device: str) -> list[Case]:
         sizes = [2**16, 2**20] if quick else [2**16, 2**20, 2**24]
         many = [(2000, 2**20)] if quick else [(200, 2**24), (2000, 2**24), (2000, 2**20)]
     cases = [Case(f"1 x {n:,}", [n]) for n in sizes]
-    cases += [Case(f"{t:,} tensors = {n:,}", [n // t] * t) for t, n in many]
+    # labelled with the elements actually built (n // t per tensor), not the nominal n
+    cases += [Case(f"{t:,} x {n // t:,} = {t * (n // t):,}", [n // t] * t) for t, n in many]
     return cases
 
 
@@ -230,9 +231,36 @@ def _optimizer_rows(device: str, quick: bool, cache_mib: int, progress) -> list[
 
 # -- report --------------------------------------------------------------------------------
 
+BUSY_LOAD_PER_CPU = 0.5  # above this 1-minute load per CPU, other processes took a share of the run
+
+
+def _warnings(meta: dict) -> list[str]:
+    """Lines saying what makes this run's numbers less than they seem (empty when nothing does)."""
+    out = []
+    loads = meta.get("load_average")
+    cpus = meta.get("cpus") or os.cpu_count() or 1
+    if loads and max(loads) / cpus > BUSY_LOAD_PER_CPU:
+        out.append(f"**Warning: load average {' -> '.join(f'{x:.1f}' for x in loads)} (start -> end) on {cpus} "
+                   "CPUs: other processes competed for the CPUs during this run; times and ratios are unreliable.**")
+    if meta.get("device") == "cpu" and meta.get("numba_usable") is False:
+        out.append(f"**The lrfast column measures torch's fallback code, not lrfast's kernels: "
+                   f"{meta.get('numba', 'Numba is unavailable')}.**")
+    elif meta.get("numba_threading_layer"):
+        out.append(f"lrfast CPU kernels: Numba threading layer {meta['numba_threading_layer']}.")
+    return out + [""] if out else out
+
+
+def _column(contender: str, meta: dict) -> str:
+    if contender == "lrfast" and meta.get("device") == "cpu" and meta.get("numba_usable") is False:
+        return "lrfast (torch fallback: no Numba)"
+    return contender
+
+
 def _markdown(meta: dict, rows: list[Result]) -> str:
     out = [f"Machine: {meta['machine']}; device {meta['device']}; torch {meta['torch']}, lrfast {meta['lrfast']}; "
-           f"{meta['date']}; `{meta['command']}`", "",
+           f"{meta['date']}; `{meta['command']}`", ""]
+    out += _warnings(meta)
+    out += [
            f"Memory bandwidth in the same run: copy {meta['copy_GBs']:.1f} GB/s, triad {meta['triad_GBs']:.1f} GB/s "
            "(STREAM counting).", ""]
     sched = [r for r in rows if r.section == "scheduler"]
@@ -253,7 +281,7 @@ def _markdown(meta: dict, rows: list[Result]) -> str:
         title = "AdamW + cosine" if algo == "adamw" else "SGD(momentum) + cosine"
         out += [f"### {title}: ms per step (GB/s at {BYTES_PER_ELEMENT[algo]} B/element); ratio = "
                 "torch fused / lrfast", "",
-                "| layout | " + " | ".join(contenders) + " | ratio vs fused |",
+                "| layout | " + " | ".join(_column(c, meta) for c in contenders) + " | ratio vs fused |",
                 "|---|" + "---|" * (len(contenders) + 1)]
         by_case = {}
         for r in opt_rows:
@@ -322,10 +350,18 @@ def run_bench(device: str = "cpu", quick: bool = False, groups: Sequence[int] = 
             "torch": torch.__version__, "lrfast": lrfast.__version__, "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(["python -m lrfast", *sys.argv[1:]]),
             "quick": quick}
+    numba_ok, numba_why = lrfast.numba_status()
+    meta.update(cpus=os.cpu_count(), numba_usable=numba_ok, numba=numba_why, load_average=[os.getloadavg()[0]])
+    if numba_ok and device == "cpu":
+        from ._backend import cpu  # noqa: F401 - sets the threading layer preference
+        from ._numba import threads
+
+        meta["numba_threading_layer"] = threads.describe()
     meta.update(_bandwidth(device, quick))
     rows = _scheduler_rows(groups if not quick else [g for g in groups if g <= 100], 100 if quick else 300)
     with Progress(total, "bench", disable=not show_progress) as progress:
         rows += _optimizer_rows(device, quick, cache_mib, progress)
+    meta["load_average"].append(os.getloadavg()[0])
     return meta, rows
 
 

@@ -17,6 +17,7 @@ import torch
 from .. import _config
 from .. import _layout as descriptor_layout
 from .._numba import kernels as K
+from .._numba import threads
 from ..optim import _layout as L
 
 __all__ = ["step_bucket", "chunk_map", "warmup"]
@@ -54,15 +55,17 @@ def chunk_map(numels: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarr
 class _Tables:
     """What the kernel needs beyond the bucket, derived once per bucket structure."""
 
-    __slots__ = ("version", "chunk_size", "kernel", "proto", "scalars", "flags", "chunk_tensor", "chunk_start",
-                 "schedules")
+    __slots__ = ("version", "chunk_size", "parallel_min_chunks", "kernel", "serial", "proto", "scalars", "flags",
+                 "chunk_tensor", "chunk_start", "schedules")
 
     def __init__(self, bucket) -> None:
         _check_bucket(bucket)
         T = len(bucket.params)
         self.version = bucket.structure_version
         self.chunk_size = int(_config.CHUNK_SIZE)
+        self.parallel_min_chunks = int(_config.PARALLEL_MIN_CHUNKS)
         self.kernel = K.KERNELS[bucket.kind]
+        self.serial = K.SERIAL_KERNELS[bucket.kind]
         self.proto = np.empty(0, dtype=_STORAGE[bucket.dtype])
         self.scalars = np.zeros((T, L.SCALAR_COLUMNS), dtype=_MATH[bucket.dtype])
         self.flags = np.zeros((T, L.FLAG_COLUMNS), dtype=np.int32)
@@ -125,14 +128,16 @@ def _scalar(tensor: torch.Tensor | None) -> np.ndarray:
     return tensor.detach().reshape(-1)[:1].to(device="cpu", dtype=torch.float32).numpy()
 
 
-def step_bucket(bucket) -> None:
-    """One optimizer step of ``bucket`` on the CPU (NOTE [bucket contract])."""
-    if not bucket.params:
-        return
+def _tables(bucket) -> _Tables:
     tables = bucket.backend_cache
     if (not isinstance(tables, _Tables) or tables.version != bucket.structure_version
-            or tables.chunk_size != _config.CHUNK_SIZE):
+            or tables.chunk_size != _config.CHUNK_SIZE
+            or tables.parallel_min_chunks != _config.PARALLEL_MIN_CHUNKS):
         tables = bucket.backend_cache = _Tables(bucket)
+    return tables
+
+
+def _kernel_args(bucket, tables: _Tables) -> tuple:
     hyper = bucket.group_hyper
     n_groups = hyper.shape[0]
     if hyper.ndim != 2 or hyper.shape[1] != L.GROUP_COLUMNS or hyper.dtype != np.float64 \
@@ -144,10 +149,20 @@ def step_bucket(bucket) -> None:
     args = (tables.proto, tables.scalars, tables.flags, bucket.pointers, bucket.numels, bucket.tensor_group,
             tables.chunk_tensor, tables.chunk_start, tables.chunk_size, hyper, lr_desc, lr_table, mom_desc,
             mom_table, bucket.schedule_t, _scalar(bucket.grad_scale), _scalar(bucket.found_inf))
-    if bucket.kind == "sgd":
-        tables.kernel(*args, bucket.momentum_fresh)
+    return args + (bucket.momentum_fresh,) if bucket.kind == "sgd" else args
+
+
+def step_bucket(bucket) -> None:
+    """One optimizer step of ``bucket`` on the CPU (NOTE [bucket contract])."""
+    if not bucket.params:
+        return
+    tables = _tables(bucket)
+    args = _kernel_args(bucket, tables)
+    # NOTE [threading layer] in lrfast/_numba/threads.py
+    if tables.chunk_tensor.shape[0] < tables.parallel_min_chunks or not threads.parallel_allowed():
+        tables.serial(*args)
     else:
-        tables.kernel(*args)
+        threads.run_parallel(tables.kernel, *args)
 
 
 def warmup(kinds: Iterable[str] = ("adam", "sgd"),
@@ -178,4 +193,6 @@ def warmup(kinds: Iterable[str] = ("adam", "sgd"),
             bucket.group_hyper = hyper
             bucket.schedule_t = np.zeros(1)
             bucket.momentum_fresh = np.zeros(1, dtype=np.uint8)
-            step_bucket(bucket)
+            tables = _tables(bucket)
+            tables.serial(*_kernel_args(bucket, tables))  # both twins: which one a step takes depends on its size
+            threads.run_parallel(tables.kernel, *_kernel_args(bucket, tables))

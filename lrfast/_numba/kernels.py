@@ -37,7 +37,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..optim import _layout as L
+from . import threads
 from .schedule import evaluate
+
+threads.configure()  # before any parallel kernel runs: NOTE [threading layer]
 
 __all__: list[str] = []  # private: lrfast._backend.cpu is the public wrapper
 
@@ -299,14 +302,10 @@ def _common_scalars(s, h, grad_scale):
 
 # -- the kernels ----------------------------------------------------------------------------------------
 
-@njit(parallel=True, **_jit)
-def adam_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
-              group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf):
-    """One Adam/AdamW step of a bucket (see the module docstring for the phases)."""
-    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
-        return
-    has_scale = grad_scale.shape[0] > 0
-    scale = np.float64(grad_scale[0]) if has_scale else 1.0
+@njit(**_jit)
+def _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
+                  schedule_t, scale):
+    """Phase 1 of an Adam step: advance the steps, fill every tensor's scalars and flags."""
     lrs, beta1s = _group_values(group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t)
     last_group = -1
     last_step = -1.0
@@ -350,21 +349,12 @@ def adam_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tenso
             mode |= L.MODE_DECOUPLED_WD if decoupled else L.MODE_COUPLED_WD
         flags[t, L.FLAG_LERP_SMALL] = 1 if small else 0
         flags[t, L.FLAG_MODE] = mode
-    for c in prange(chunk_tensor.shape[0]):
-        t = chunk_tensor[c]
-        start = chunk_start[c]
-        n = min(chunk_size, numels[t] - start)
-        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
 
 
-@njit(parallel=True, **_jit)
-def sgd_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
-             group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf, fresh):
-    """One SGD step of a bucket; ``fresh[t]`` (momentum buffer not yet written) is cleared."""
-    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
-        return
-    has_scale = grad_scale.shape[0] > 0
-    scale = np.float64(grad_scale[0]) if has_scale else 1.0
+@njit(**_jit)
+def _sgd_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
+                 schedule_t, scale, fresh):
+    """Phase 1 of an SGD step: every tensor's scalars and flags; ``fresh`` flags are cleared."""
     lrs, momenta = _group_values(group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t)
     for t in range(numels.shape[0]):
         g = tensor_group[t]
@@ -388,6 +378,59 @@ def sgd_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor
                 mode |= L.MODE_FRESH
                 fresh[t] = 0
         flags[t, L.FLAG_MODE] = mode
+
+
+# NOTE [serial twins] Each kernel exists twice, parallel (``prange``) and serial
+# (``range``), as two functions rather than one ``py_func`` compiled twice: Numba's
+# on-disk cache keys an entry by the function's name and signature, not by
+# ``parallel=``, so one function compiled both ways would load the wrong twin. The
+# serial twin serves buckets too small to share and forked children of an OpenMP
+# process (NOTE [threading layer] in ``lrfast/_numba/threads.py``).
+
+@njit(parallel=True, **_jit)
+def adam_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
+              group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf):
+    """One Adam/AdamW step of a bucket (see the module docstring for the phases)."""
+    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
+        return
+    has_scale = grad_scale.shape[0] > 0
+    scale = np.float64(grad_scale[0]) if has_scale else 1.0
+    _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
+                  schedule_t, scale)
+    for c in prange(chunk_tensor.shape[0]):
+        t = chunk_tensor[c]
+        start = chunk_start[c]
+        n = min(chunk_size, numels[t] - start)
+        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
+
+
+@njit(**_jit)
+def adam_step_serial(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
+                     group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf):
+    """``adam_step`` on the calling thread alone (NOTE [serial twins])."""
+    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
+        return
+    has_scale = grad_scale.shape[0] > 0
+    scale = np.float64(grad_scale[0]) if has_scale else 1.0
+    _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
+                  schedule_t, scale)
+    for c in range(chunk_tensor.shape[0]):
+        t = chunk_tensor[c]
+        start = chunk_start[c]
+        n = min(chunk_size, numels[t] - start)
+        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
+
+
+@njit(parallel=True, **_jit)
+def sgd_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
+             group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf, fresh):
+    """One SGD step of a bucket; ``fresh[t]`` (momentum buffer not yet written) is cleared."""
+    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
+        return
+    has_scale = grad_scale.shape[0] > 0
+    scale = np.float64(grad_scale[0]) if has_scale else 1.0
+    _sgd_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
+                 schedule_t, scale, fresh)
     for c in prange(chunk_tensor.shape[0]):
         t = chunk_tensor[c]
         start = chunk_start[c]
@@ -395,7 +438,25 @@ def sgd_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor
         _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
 
 
+@njit(**_jit)
+def sgd_step_serial(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
+                    group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf, fresh):
+    """``sgd_step`` on the calling thread alone (NOTE [serial twins])."""
+    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
+        return
+    has_scale = grad_scale.shape[0] > 0
+    scale = np.float64(grad_scale[0]) if has_scale else 1.0
+    _sgd_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
+                 schedule_t, scale, fresh)
+    for c in range(chunk_tensor.shape[0]):
+        t = chunk_tensor[c]
+        start = chunk_start[c]
+        n = min(chunk_size, numels[t] - start)
+        _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
+
+
 KERNELS = {"adam": adam_step, "sgd": sgd_step}
+SERIAL_KERNELS = {"adam": adam_step_serial, "sgd": sgd_step_serial}
 
 
 # -- cache hygiene -------------------------------------------------------------------------------------------
@@ -426,7 +487,8 @@ def _drop_stale_cache() -> None:
     try:
         if stamp.exists() and stamp.read_text() == digest:
             return
-        for dispatcher in (adam_step, sgd_step, _bfloat16_bits, _adam_dispatch, _sgd_dispatch, _adam_chunk, _sgd_chunk,
+        for dispatcher in (adam_step, sgd_step, adam_step_serial, sgd_step_serial, _adam_scalars,
+                           _sgd_scalars, _bfloat16_bits, _adam_dispatch, _sgd_dispatch, _adam_chunk, _sgd_chunk,
                            _group_values, _common_scalars, _view):
             dispatcher._cache.flush()
         stamp.write_text(digest)

@@ -27,14 +27,14 @@ import numpy as np
 import torch
 
 from .._backend import device_api
-from .._compile import attach
+from .._compile import attach, disable
 from ..schedules import Schedule, constant, pack_many
 from ._dispatch import Planner, backend_for
 
 __all__ = ["FusedOptimizer"]
 
 
-@torch.compiler.disable
+@disable  # not torch.compiler.disable: NOTE [lazy dynamo] in lrfast/_compile.py
 def _eager_step(optimizer, closure, **kwargs):
     """A step with a closure or GradScaler tensors under compilation: run eagerly (a graph break)."""
     return type(optimizer).step(optimizer, closure, **kwargs)
