@@ -55,8 +55,12 @@ def plot(items, steps: int, path: str | Path | None = None, labels: Sequence[str
     Returns the figure: ``fig.axes[0]`` holds the LR lines (one per group), ``fig.axes[1]``,
     when present, the momentum lines.
 
+    >>> import os, tempfile
     >>> from lrfast import schedules as S, plot
-    >>> fig = plot([S.cosine_decay(1.0, 100), S.warmup_constant(0.0, 1.0, 10)], 120)  # doctest: +SKIP
+    >>> path = os.path.join(tempfile.mkdtemp(), "lr.png")
+    >>> fig = plot([S.cosine_decay(1.0, 100), S.warmup_constant(0.0, 1.0, 10)], 120, path)
+    >>> len(fig.axes[0].lines), os.path.getsize(path) > 0
+    (2, True)
     """
     import matplotlib
 

@@ -71,10 +71,12 @@ class AdamW(_AdamMixin, torch.optim.AdamW):
     >>> import torch, lrfast.optim
     >>> from lrfast import schedules
     >>> p = torch.nn.Parameter(torch.ones(2))
-    >>> opt = lrfast.optim.AdamW([p], lr=schedules.linear(0.1, 0.0, 10), weight_decay=0.0)
+    >>> opt = lrfast.optim.AdamW([p], lr=schedules.linear(0.5, 0.0, 4), weight_decay=0.0)
     >>> p.grad = torch.ones(2); opt.step()
-    >>> opt.param_groups[0]["lr"], opt.param_groups[0]["lr_step"]
-    (0.09, 1)
+    >>> opt.param_groups[0]["lr"], opt.param_groups[0]["lr_step"]  # the lr of the next step
+    (0.375, 1)
+    >>> [round(v, 6) for v in p.tolist()]  # Adam's first step: lr (0.5) against the gradient's sign
+    [0.5, 0.5]
     """
 
     def __init__(self, params: ParamsT, lr: Any = 1e-3, betas: tuple[Any, Any] = (0.9, 0.999), eps: float = 1e-8,
