@@ -22,8 +22,11 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # the lazy submodules, for type checkers and IDEs
     import torch
+    from matplotlib.figure import Figure
+    from torch.optim.lr_scheduler import LRScheduler
 
     from . import lr_scheduler, optim, schedules
+    from .schedules import Schedule
 
 __all__ = ["__version__", "schedules", "lr_scheduler", "optim", "info", "get_include", "cuda_status",
            "numba_status", "plot", "get_cmake_dir", "LAYOUT_VERSION", "warmup"]
@@ -45,8 +48,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | _LAZY_SUBMODULES)
 
 
-def plot(items: Any, steps: int, path: str | Path | None = None, labels: Sequence[str] | None = None,
-         title: str | None = None, log_y: bool = False) -> Any:
+def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps: int,
+         path: str | Path | None = None, labels: Sequence[str] | None = None, title: str | None = None,
+         log_y: bool = False) -> Figure:
     """Draw LR curves of schedules or schedulers and return the matplotlib figure (see
     :func:`lrfast.plotting.plot`; needs matplotlib: ``pip install "lrfast[plot]"``).
 

@@ -47,7 +47,7 @@ def demo_training(print_fn: Callable[[str], None] = print) -> list[float]:
         loss.backward()
         optimizer.step()
         scheduler.step()
-        lrs.append(scheduler.get_last_lr()[0])
+        lrs.append(float(scheduler.get_last_lr()[0]))
         print_fn(f"Epoch {epoch + 1}: Learning Rate = {scheduler.get_last_lr()[0]:.5f}")
     return lrs
 
@@ -123,13 +123,17 @@ def parse_schedule(spec: str) -> Schedule:
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in factories:
                 raise ValueError(f"plot: {ast.unparse(node.func)!r} is not an lrfast.schedules factory")
+            if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args):
+                raise ValueError(f"plot: write the arguments out (no * or **), got {ast.unparse(node)!r}")
             args = [build(a) for a in node.args]
-            kwargs = {k.arg: build(k.value) for k in node.keywords}
+            kwargs = {str(k.arg): build(k.value) for k in node.keywords}
             return getattr(schedules, node.func.id)(*args, **kwargs)
         if isinstance(node, (ast.List, ast.Tuple)):
             return [build(e) for e in node.elts]
         if isinstance(node, ast.Dict):
-            return {build(k): build(v) for k, v in zip(node.keys, node.values)}
+            if any(k is None for k in node.keys):
+                raise ValueError(f"plot: write the dict out (no **), got {ast.unparse(node)!r}")
+            return {build(k): build(v) for k, v in zip(node.keys, node.values) if k is not None}
         try:
             return ast.literal_eval(node)
         except ValueError:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from gpu_support import gpu_unusable_reason
 
 import lrfast
 
@@ -77,17 +78,6 @@ PYTHON = [b for b in BLOCKS if b.language == "python"]
 CMAKE = [b for b in BLOCKS if b.language == "cmake"]
 
 
-def _gpu_reason() -> str | None:
-    import torch
-
-    usable, why = lrfast.cuda_status()
-    if not usable:
-        return f"lrfast's CUDA kernels cannot run here: {why}"
-    if not torch.cuda.is_available():
-        return "torch sees no GPU"
-    return None
-
-
 def _checkout_snapshot() -> dict[str, float]:
     """Files at the top of the checkout and in docs/, with their modification times."""
     return {str(p): p.stat().st_mtime for d in (ROOT, ROOT / "docs") for p in d.iterdir() if p.is_file()}
@@ -103,7 +93,7 @@ def test_every_block_has_a_known_language():
 
 @pytest.mark.parametrize("block", PYTHON, ids=[b.id for b in PYTHON])
 def test_python_block_runs(block: Block, tmp_path):
-    if block.gpu and (why := _gpu_reason()):
+    if block.gpu and (why := gpu_unusable_reason()):
         pytest.skip(f"{block.id} is a GPU example: {why}")
     script = tmp_path / "snippet.py"
     script.write_text(block.code)

@@ -45,11 +45,10 @@ def test_the_public_modules_are_walked_and_have_examples():
 
 
 @pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])
-def test_docstring_example(test: doctest.DocTest, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_docstring_example(test: doctest.DocTest, in_tmp_path):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report: list[str] = []
     test.globs = dict(test.globs)  # examples must not leak names into the module (or into each other)
     result = runner.run(test, out=report.append, clear_globs=True)
     assert result.failed == 0, "".join(report)
-    assert list(tmp_path.iterdir()) == [], "a docstring example wrote into the working directory"
+    assert list(in_tmp_path.iterdir()) == [], "a docstring example wrote into the working directory"

@@ -138,10 +138,8 @@ def test_cuda_lion_extension_builds_against_installed_headers(cuda_extension):
     assert callable(cuda_extension.lion_step)
 
 
+@pytest.mark.gpu
 def test_cuda_lion_matches_reference(cuda_extension):
-    usable, why = lrfast.cuda_status()
-    if not (usable and torch.cuda.is_available()):
-        pytest.skip(f"running the CUDA example needs a GPU: {why}")
     sys.path.insert(0, str(EXAMPLES / "lion_cuda"))
     from lion_cuda import CudaLion
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -30,7 +30,12 @@ from .._compile import attach
 from ..schedules import Schedule, constant, pack_many
 from ._dispatch import Planner, backend_for
 
-__all__ = ["FusedOptimizer"]
+__all__ = ["FusedOptimizer", "LRLike", "ScalarLike"]
+
+# What an optimizer's ``lr`` may be (NOTE [schedule as lr]); other hyperparameters may be
+# floats or 1-element tensors, as in torch.
+LRLike: TypeAlias = float | torch.Tensor | Schedule
+ScalarLike: TypeAlias = float | torch.Tensor
 
 
 @torch.compiler.disable
@@ -98,7 +103,7 @@ class FusedOptimizer:
     def _lrfast_name(self) -> str:
         return f"lrfast.optim.{type(self).__name__}"
 
-    def _lrfast_begin_init(self, lr: Any) -> Any:
+    def _lrfast_begin_init(self, lr: LRLike) -> float | torch.Tensor:
         """Before torch's ``__init__``: a Schedule ``lr`` becomes the default of new groups."""
         self._lrfast_lr_written = {}
         if isinstance(lr, Schedule):
