@@ -91,6 +91,7 @@ def test_every_block_has_a_known_language():
             assert block.filename, f"{block.id}: a C++ block must be a named file of a project a cmake block builds"
 
 
+@pytest.mark.slow  # a fresh interpreter per block (a user's paste), torch imported each time
 @pytest.mark.parametrize("block", PYTHON, ids=[b.id for b in PYTHON])
 def test_python_block_runs(block: Block, tmp_path):
     if block.gpu and (why := gpu_unusable_reason()):
@@ -106,6 +107,7 @@ def test_python_block_runs(block: Block, tmp_path):
     assert _checkout_snapshot() == before, f"{block.id} wrote into the checkout"
 
 
+@pytest.mark.slow  # configures and compiles a CUDA project
 @pytest.mark.parametrize("block", CMAKE, ids=[b.id for b in CMAKE])
 def test_cmake_project_builds(block: Block, tmp_path):
     if shutil.which("cmake") is None:
