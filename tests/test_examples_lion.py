@@ -133,12 +133,14 @@ def cuda_extension(tmp_path_factory):
     return module
 
 
+@pytest.mark.slow  # a CMake + nvcc build of the example
 def test_cuda_lion_extension_builds_against_installed_headers(cuda_extension):
     assert cuda_extension.layout_version == lrfast.LAYOUT_VERSION
     assert callable(cuda_extension.lion_step)
 
 
 @pytest.mark.gpu
+@pytest.mark.slow
 def test_cuda_lion_matches_reference(cuda_extension):
     sys.path.insert(0, str(EXAMPLES / "lion_cuda"))
     from lion_cuda import CudaLion

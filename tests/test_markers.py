@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import is_gpu_module
+
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_FILES = [p for p in sorted((ROOT / "tests").glob("test_*.py")) + sorted((ROOT / "benchmarks").glob("test_*.py"))
@@ -49,3 +52,13 @@ def test_not_gpu_deselects_the_gpu_modules_without_importing_them():
                           timeout=600)
     assert proc.returncode == 5, proc.stdout + proc.stderr  # 5: nothing collected
     assert "skipped" not in proc.stdout.lower() and "error" not in proc.stdout.lower(), proc.stdout
+
+
+def test_markers_are_registered_strictly_and_long_modules_are_slow():
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "--strict-markers" in options["addopts"]
+    assert {m.split(":")[0] for m in options["markers"]} == {"gpu", "slow"}
+    for path in TEST_FILES:
+        text = path.read_text()
+        if "run_ranks(" in text or "torch.compile(" in text:  # spawned ranks, compilation: always long
+            assert re.search(r"^pytestmark\s*=.*pytest\.mark\.slow", text, re.MULTILINE), path.name
