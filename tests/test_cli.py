@@ -183,3 +183,10 @@ def test_program_name_of_both_entry_points(entry, tmp_path):
     assert usage.returncode == 0 and usage.stdout.startswith(f"usage: {prog} ")
     version = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=120)
     assert version.stdout.strip() == f"{prog} {lrfast.__version__}"
+
+
+def test_plot_without_matplotlib_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: import raises ImportError
+    code, out, err = run_main(capsys, "plot", "constant(1.0)", "-o", str(tmp_path / "lr.png"))
+    assert_one_line_error(code, err, "matplotlib", 'pip install "lrfast[plot]"')
+    assert not (tmp_path / "lr.png").exists()
