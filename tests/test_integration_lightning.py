@@ -22,7 +22,6 @@ REL = 1e-9
 EPOCHS, BATCHES = 4, 6  # optimizer steps: EPOCHS * BATCHES
 
 pytestmark = [
-    pytest.mark.slow,  # Lightning fits, twice per case
     pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
     pytest.mark.filterwarnings("ignore:.*LightningModule.log.*"),
     pytest.mark.filterwarnings("ignore:.*GPU available but not used.*"),

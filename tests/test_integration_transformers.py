@@ -249,7 +249,6 @@ def _train(tmp_path, make_scheduler, steps: int, warmup: int) -> tuple[list[floa
     return recorder.lrs, logged, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.slow  # transformers' Trainer, twice
 def test_trainer_lr_trajectory_matches_transformers_cosine(tmp_path) -> None:
     steps, warmup = 14, 4
     ours_lrs, ours_logged, ours_params = _train(tmp_path / "lrfast", lf.get_cosine_schedule_with_warmup,
