@@ -12,17 +12,10 @@ modules use.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from gpu_support import gpu_unusable_reason
-
-_GPU_MODULE = re.compile(r"^pytestmark\s*=.*\bpytest\.mark\.gpu\b", re.MULTILINE)
-
-
-def is_gpu_module(path: Path) -> bool:
-    return path.suffix == ".py" and path.name.startswith("test_") and bool(_GPU_MODULE.search(path.read_text()))
+from gpu_support import gpu_unusable_reason, is_gpu_module
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,6 +19,14 @@ def gpu_unusable_reason() -> str | None:
     if not torch.cuda.is_available():
         return "GPU tests need a CUDA build of torch with a visible GPU"
     return None
+
+
+_GPU_MODULE = re.compile(r"^pytestmark\s*=.*\bpytest\.mark\.gpu\b", re.MULTILINE)
+
+
+def is_gpu_module(path: Path) -> bool:
+    """A test module marked gpu as a whole (``pytestmark = pytest.mark.gpu``)."""
+    return path.suffix == ".py" and path.name.startswith("test_") and bool(_GPU_MODULE.search(path.read_text()))
 
 
 def require_cuda() -> None:
