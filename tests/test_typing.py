@@ -30,7 +30,11 @@ def _public_functions():
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isclass(obj):
-                for attr, member in vars(obj).items():
+                # lrfast's own classes in the MRO (their inherited public methods are API too);
+                # torch patches `step` into an optimizer class once one is built: skip that wrapper
+                members = {attr: member for base in reversed(obj.__mro__) if base.__module__.startswith("lrfast")
+                           for attr, member in vars(base).items() if not getattr(member, "hooked", False)}
+                for attr, member in members.items():
                     if attr.startswith("_") and (attr != "__init__" or dataclasses.is_dataclass(obj)):
                         continue  # private, or a dataclass's generated __init__ (typed by its fields)
                     if isinstance(member, (staticmethod, classmethod)):

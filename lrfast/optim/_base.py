@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -78,7 +79,7 @@ class FusedOptimizer:
 
     # -- construction -------------------------------------------------------------------
     @staticmethod
-    def profile_hook_step(func):
+    def profile_hook_step(func: Callable[..., Any]) -> Callable[..., Any]:
         """torch's step wrapper (profiler range, step hooks), skipped while no profiler
         runs and no hook is registered: its ``record_function`` alone costs several µs,
         as much as the rest of a small step."""
@@ -216,8 +217,8 @@ class FusedOptimizer:
         raise NotImplementedError
 
     # -- the step ---------------------------------------------------------------------------
-    def step(self, closure=None, *, grad_scale: torch.Tensor | None = None,
-             found_inf: torch.Tensor | None = None):
+    def step(self, closure: Callable[[], Any] | None = None, *, grad_scale: torch.Tensor | None = None,
+             found_inf: torch.Tensor | None = None) -> Any:
         """One optimization step: one backend call per (device, dtype) bucket.
 
         ``grad_scale`` / ``found_inf`` (or the optimizer attributes of the same names,
