@@ -22,6 +22,9 @@ from optim_cpu_report import IMPLS, Contender, make_grad_sets, sets
 
 FULL = os.environ.get("LRFAST_BENCH_FULL", "") not in ("", "0")
 SETS = sets(full=FULL)
+# Each case builds four contenders over up to a million elements in thousands of tensors:
+# a quick loop (-m "not slow") leaves them out; scripts/test.sh runs them once each.
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("name", list(SETS))

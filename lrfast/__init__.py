@@ -3,35 +3,77 @@
 Schedules are pure functions of an integer step, evaluated in closed form in float64
 by one C++ header shared by the host, the CUDA kernels and a Numba twin.
 
+``import lrfast`` is cheap (neither torch nor Numba is imported): the submodules
+``lrfast.schedules``, ``lrfast.lr_scheduler`` and ``lrfast.optim`` load on first use.
+
 >>> import lrfast
->>> from lrfast import schedules
->>> schedules.cosine_annealing(0.1, T_max=100)(50)
+>>> lrfast.schedules.cosine_annealing(0.1, T_max=100)(50)
 0.05
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
-from . import schedules
 from ._version import __version__
 
-__all__ = ["__version__", "schedules", "info", "get_include", "cuda_status", "numba_status", "plot",
-           "get_cmake_dir", "LAYOUT_VERSION", "warmup"]
+if TYPE_CHECKING:  # the lazy submodules, for type checkers and IDEs
+    import torch
+    from matplotlib.figure import Figure
+    from torch.optim.lr_scheduler import LRScheduler
+
+    from . import lr_scheduler, optim, schedules
+    from .schedules import Schedule
+
+__all__ = ["__version__", "schedules", "lr_scheduler", "optim", "info", "get_include", "cuda_status",
+           "numba_status", "plot", "get_cmake_dir", "LAYOUT_VERSION", "warmup"]
+
+# Loaded on first attribute access: lr_scheduler and optim import torch (and optim Numba),
+# which a plain `import lrfast` (the CLI's `info`, a build script's get_include) should not pay for.
+_LAZY_SUBMODULES = frozenset({"schedules", "lr_scheduler", "optim", "integrations", "plotting", "bench"})
 
 
-def plot(*args, **kwargs):
-    """Draw LR curves of schedules or schedulers (see :func:`lrfast.plotting.plot`)."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'lrfast' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_SUBMODULES)
+
+
+def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps: int,
+         path: str | Path | None = None, labels: Sequence[str] | None = None, title: str | None = None,
+         log_y: bool = False) -> Figure:
+    """Draw LR curves of schedules or schedulers and return the matplotlib figure (see
+    :func:`lrfast.plotting.plot`; needs matplotlib: ``pip install "lrfast[plot]"``).
+
+    >>> import lrfast, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "lr.png")
+    >>> fig = lrfast.plot(lrfast.schedules.cosine_decay(1.0, 100), 120, path)
+    >>> os.path.getsize(path) > 0
+    True
+    """
     from .plotting import plot as _plot
 
-    return _plot(*args, **kwargs)
+    return _plot(items, steps, path, labels=labels, title=title, log_y=log_y)
 
 
-def warmup(optimizers=("sgd", "adam", "adamw"), dtypes=None) -> bool:
+def warmup(optimizers: Iterable[str] = ("sgd", "adam", "adamw"), dtypes: Iterable[torch.dtype] | None = None) -> bool:
     """Compile (or load from Numba's on-disk cache) the fused CPU optimizer kernels now,
     so that the first ``optimizer.step()`` does not pay for it. ``optimizers``: names
     among ``"sgd"``, ``"adam"``, ``"adamw"``; ``dtypes``: parameter dtypes (default:
     float32, float64, bfloat16, float16). Returns False when Numba is unavailable.
+
+    >>> import lrfast, torch
+    >>> lrfast.warmup(["sgd"], [torch.float32])
+    True
     """
     try:
         from ._backend import cpu
@@ -50,7 +92,12 @@ def warmup(optimizers=("sgd", "adam", "adamw"), dtypes=None) -> bool:
 
 
 def get_include() -> str:
-    """The directory holding ``lrfast/schedule.h`` (for out-of-tree C++/CUDA extensions)."""
+    """The directory holding ``lrfast/schedule.h`` (for out-of-tree C++/CUDA extensions).
+
+    >>> import lrfast, os
+    >>> os.path.exists(os.path.join(lrfast.get_include(), "lrfast", "schedule.h"))
+    True
+    """
     here = Path(__file__).resolve().parent
     for candidate in (here / "include", here.parent / "csrc" / "include"):
         if (candidate / "lrfast" / "schedule.h").exists():
@@ -60,7 +107,12 @@ def get_include() -> str:
 
 def get_cmake_dir() -> str:
     """The directory holding ``lrfastConfig.cmake``: ``find_package(lrfast CONFIG)`` with
-    ``-Dlrfast_DIR=<this>`` gives the header-only target ``lrfast::headers``."""
+    ``-Dlrfast_DIR=<this>`` gives the header-only target ``lrfast::headers``.
+
+    >>> import lrfast, os
+    >>> os.path.exists(os.path.join(lrfast.get_cmake_dir(), "lrfastConfig.cmake"))
+    True
+    """
     return str(Path(__file__).resolve().parent / "cmake")
 
 
@@ -68,7 +120,13 @@ LAYOUT_VERSION = 1  # the descriptor layout of schedule.h (NOTE [descriptor layo
 
 
 def cuda_status() -> tuple[bool, str]:
-    """(usable, why not): whether lrfast's CUDA kernels can run here."""
+    """(usable, why not): whether lrfast's CUDA kernels can run here.
+
+    >>> import lrfast
+    >>> usable, why = lrfast.cuda_status()
+    >>> isinstance(usable, bool) and isinstance(why, str)
+    True
+    """
     from . import _C
 
     if not _C.has_cuda():
@@ -80,7 +138,12 @@ def cuda_status() -> tuple[bool, str]:
 
 
 def numba_status() -> tuple[bool, str]:
-    """(usable, why not): whether the Numba CPU kernels can run here."""
+    """(usable, why not): whether the Numba CPU kernels can run here.
+
+    >>> import lrfast
+    >>> lrfast.numba_status()[0]
+    True
+    """
     try:
         import numba
     except ImportError as exc:
@@ -97,8 +160,15 @@ def _numba_threading() -> str:
     return threads.describe()
 
 
-def info(file=None) -> dict:
-    """Print (and return) what was built and what is usable at run time, and why not."""
+def info(file: IO[str] | None = None) -> dict[str, Any]:
+    """Print (to ``file``, default stdout) and return what was built and what is usable
+    at run time, and why not.
+
+    >>> import io, lrfast
+    >>> report = lrfast.info(io.StringIO())
+    >>> report["version"] == lrfast.__version__
+    True
+    """
     from . import _C
 
     build = _C.build_info()

@@ -1,4 +1,4 @@
-"""``python -m lrfast``: demo, info, plot.
+"""``lrfast`` / ``python -m lrfast``: demo, info, bench, plot.
 
     python -m lrfast demo                      # the StepLR example, then step() costs vs torch
     python -m lrfast info                      # what was built and what is usable here
@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
+import os
 import statistics
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, get_type_hints
 
-__all__ = ["main", "parse_schedule"]
+if TYPE_CHECKING:
+    from .schedules import Schedule
+
+__all__ = ["main", "build_parser", "parse_schedule", "UsageError"]
 
 
 # -- demo ------------------------------------------------------------------------------
@@ -40,12 +47,12 @@ def demo_training(print_fn: Callable[[str], None] = print) -> list[float]:
         loss.backward()
         optimizer.step()
         scheduler.step()
-        lrs.append(scheduler.get_last_lr()[0])
+        lrs.append(float(scheduler.get_last_lr()[0]))
         print_fn(f"Epoch {epoch + 1}: Learning Rate = {scheduler.get_last_lr()[0]:.5f}")
     return lrs
 
 
-_DEMO_SCHEDULERS: dict[str, Callable] = {
+_DEMO_SCHEDULERS: dict[str, Callable[[Any, Any], Any]] = {
     "StepLR": lambda m, o: m.StepLR(o, step_size=30, gamma=0.5),
     "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=1000),
     "OneCycleLR": lambda m, o: m.OneCycleLR(o, max_lr=0.1, total_steps=100_000),
@@ -53,7 +60,8 @@ _DEMO_SCHEDULERS: dict[str, Callable] = {
 }
 
 
-def time_scheduler_step(module, make, groups: int, steps: int = 300, repeats: int = 5) -> float:
+def time_scheduler_step(module: Any, make: Callable[[Any, Any], Any], groups: int, steps: int = 300,
+                        repeats: int = 5) -> float:
     """Median µs per ``scheduler.step()`` over ``repeats`` runs of ``steps`` steps."""
     import torch
 
@@ -72,7 +80,9 @@ def time_scheduler_step(module, make, groups: int, steps: int = 300, repeats: in
     return statistics.median(samples)
 
 
-def demo_costs(group_counts: Sequence[int] = (1, 10, 100), print_fn: Callable[[str], None] = print) -> list[dict]:
+def demo_costs(group_counts: Sequence[int] = (1, 10, 100),
+               print_fn: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Time ``scheduler.step()`` for torch and lrfast side by side; print and return the rows."""
     import torch.optim.lr_scheduler as torch_sched
 
     from . import lr_scheduler
@@ -92,68 +102,206 @@ def demo_costs(group_counts: Sequence[int] = (1, 10, 100), print_fn: Callable[[s
 
 # -- plot ------------------------------------------------------------------------------
 
-def parse_schedule(spec: str):
-    """A schedule from a factory-call expression such as ``"cosine_decay(1.0, 1000)"`` or
+def parse_schedule(spec: str) -> Schedule:
+    """The Schedule of a factory-call expression such as ``"cosine_decay(1.0, 1000)"`` or
     ``"join([constant(1.0), linear(1.0, 0.0, 10)], [5])"``: only lrfast.schedules
-    factories and literal arguments are allowed (nothing is evaluated otherwise)."""
+    factories and literal arguments are allowed (nothing is evaluated otherwise).
+
+    >>> from lrfast.cli import parse_schedule
+    >>> parse_schedule("join([constant(1.0), linear(1.0, 0.0, 10)], [5])")(10)
+    0.5
+    """
     from . import schedules
 
+    factories = set(factory_names())
     try:
         tree = ast.parse(spec, mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"plot: cannot parse schedule spec {spec!r}: {exc.msg}") from None
 
-    def build(node):
+    def build(node: ast.expr) -> Any:
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in schedules.__all__ or \
-                    not callable(getattr(schedules, node.func.id)) or node.func.id[0].isupper():
+            if not isinstance(node.func, ast.Name) or node.func.id not in factories:
                 raise ValueError(f"plot: {ast.unparse(node.func)!r} is not an lrfast.schedules factory")
+            if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args):
+                raise ValueError(f"plot: write the arguments out (no * or **), got {ast.unparse(node)!r}")
             args = [build(a) for a in node.args]
-            kwargs = {k.arg: build(k.value) for k in node.keywords}
+            kwargs = {str(k.arg): build(k.value) for k in node.keywords}
             return getattr(schedules, node.func.id)(*args, **kwargs)
         if isinstance(node, (ast.List, ast.Tuple)):
             return [build(e) for e in node.elts]
         if isinstance(node, ast.Dict):
-            return {build(k): build(v) for k, v in zip(node.keys, node.values)}
+            if any(k is None for k in node.keys):
+                raise ValueError(f"plot: write the dict out (no **), got {ast.unparse(node)!r}")
+            return {build(k): build(v) for k, v in zip(node.keys, node.values) if k is not None}
         try:
             return ast.literal_eval(node)
         except ValueError:
             raise ValueError(f"plot: only literals and schedule factories are allowed, got "
                              f"{ast.unparse(node)!r}") from None
 
-    return build(tree.body)
+    schedule = build(tree.body)
+    if not isinstance(schedule, schedules.Schedule):
+        raise ValueError(f"plot: {spec!r} is not a schedule (a factory call such as \"constant(1.0)\")")
+    return schedule
 
 
 # -- entry point -----------------------------------------------------------------------
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lrfast",
-                                     description="lrfast: learning-rate schedules that cost nothing")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="run the StepLR example, then compare scheduler.step() costs with torch")
-    p_demo.add_argument("--groups", type=int, nargs="+", default=[1, 10, 100], help="param-group counts to time")
-    sub.add_parser("info", help="print what was built and what is usable here")
-    p_bench = sub.add_parser("bench", help="compare lrfast with torch on this machine (side by side, one run)")
-    p_bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (under a minute on 2 cores)")
-    p_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p_bench.add_argument("--json", default=None, help="write results, machine, versions and command as JSON")
-    p_bench.add_argument("--markdown", default=None, help="write the tables as markdown")
-    p_bench.add_argument("--plot", default=None, help="write time per step vs size as a PNG")
-    p_bench.add_argument("--cache-mib", type=int, default=64, help="rotate working sets smaller than this")
-    p_bench.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p_bench.add_argument("--from-json", default=None, help="regenerate the tables (and --plot) from a saved --json run")
-    p_plot = sub.add_parser("plot", help="draw schedules to a PNG")
-    p_plot.add_argument("specs", nargs="+", help='schedule factory calls, e.g. "cosine_decay(1.0, 1000)"')
-    p_plot.add_argument("-o", "--output", required=True, help="output image path (.png)")
-    p_plot.add_argument("--steps", type=int, default=1000, help="steps to draw (default 1000)")
-    p_plot.add_argument("--log", action="store_true", help="logarithmic LR axis")
-    args = parser.parse_args(argv)
+class UsageError(Exception):
+    """A mistake in the command line or its files: reported as one line, no traceback."""
 
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage before its error; one line keeps a user error readable
+    # (and greppable in CI logs); --help still shows the usage.
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def factory_names() -> list[str]:
+    """The public ``lrfast.schedules`` functions that return a Schedule (what ``plot`` accepts)."""
+    from . import schedules
+
+    return [n for n in schedules.__all__ if n[0].islower() and callable(getattr(schedules, n))
+            and get_type_hints(getattr(schedules, n)).get("return") is schedules.Schedule]
+
+
+def _check_output(option: str, path: str | None) -> None:
+    """Fail before the work (a bench run takes minutes) when an output cannot be written."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option}: folder {folder!r} does not exist (for {path!r})")
+    if os.path.isdir(path):
+        raise UsageError(f"{option}: {path!r} is a folder, expected a file path")
+
+
+def _check_bench(args: argparse.Namespace) -> None:
+    for option in ("json", "markdown", "plot"):
+        _check_output(f"--{option}", getattr(args, option))
+    if args.plot is not None:
+        _require_matplotlib("bench --plot")
+    if args.from_json is not None:
+        try:
+            with open(args.from_json) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise UsageError(f"--from-json: no such file {args.from_json!r}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--from-json: cannot read {args.from_json!r} as JSON ({exc})") from None
+        if not (isinstance(data, dict) and isinstance(data.get("meta"), dict) and isinstance(data.get("rows"), list)):
+            raise UsageError(f"--from-json: {args.from_json!r} is not a saved `bench --json` run "
+                             "(expected an object with 'meta' and 'rows')")
+    elif args.device == "cuda":
+        import torch
+
+        from . import cuda_status
+
+        usable, why = cuda_status()
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: torch sees no GPU here (a CUDA build of torch and a GPU are needed)")
+        if not usable:
+            raise UsageError(f"--device cuda: lrfast's CUDA kernels cannot run here: {why}")
+
+
+def _require_matplotlib(what: str) -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{what} needs matplotlib: pip install \"lrfast[plot]\"") from None
+
+
+def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
+    """The command line of ``lrfast`` / ``python -m lrfast``."""
+    from . import __version__
+
+    parser = _Parser(prog=prog, description="lrfast: learning-rate schedules that cost nothing")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,info,bench,plot}")
+    p_demo = sub.add_parser("demo", help="run the StepLR example, then compare scheduler.step() costs with torch",
+                            description="The README's StepLR example (30 epochs), then scheduler.step() host cost "
+                                        "of torch and lrfast side by side.")
+    p_demo.add_argument("--groups", type=_positive_int, nargs="+", default=[1, 10, 100],
+                        help="param-group counts to time (default: 1 10 100)")
+    sub.add_parser("info", help="print what was built and what is usable here",
+                   description="What was built (host module, CUDA kernels) and what is usable here, and why not.")
+    p_bench = sub.add_parser("bench", help="compare lrfast with torch on this machine (side by side, one run)",
+                             description="lrfast vs torch on this machine, side by side in one run: "
+                                         "scheduler.step() cost, optimizer + scheduler steps, memory bandwidth.")
+    p_bench.add_argument("--quick", action="store_true",
+                         help="small sizes, few repeats: under a minute on 2 cores (default: off, the full run)")
+    p_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                         help="where the optimizers run; cuda needs a GPU and lrfast's CUDA kernels (default: cpu)")
+    p_bench.add_argument("--json", default=None, metavar="PATH",
+                         help="write results, machine, versions and command as JSON (default: not written)")
+    p_bench.add_argument("--markdown", default=None, metavar="PATH",
+                         help="write the tables as markdown (default: not written)")
+    p_bench.add_argument("--plot", default=None, metavar="PATH",
+                         help="write time per step vs size as a PNG; needs matplotlib (default: not drawn)")
+    p_bench.add_argument("--cache-mib", type=_positive_int, default=64, metavar="MIB",
+                         help="rotate working sets smaller than this many MiB through copies (default: 64)")
+    p_bench.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a tty)")
+    p_bench.add_argument("--from-json", default=None, metavar="PATH",
+                         help="regenerate the tables (and --plot) from a saved --json run instead of measuring "
+                              "(default: measure)")
+    names = factory_names()
+    p_plot = sub.add_parser(
+        "plot", help="draw schedules to a PNG", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Draw lrfast.schedules curves to an image (needs matplotlib: pip install \"lrfast[plot]\").",
+        epilog="factories (lrfast.schedules):\n" + textwrap.fill(", ".join(names), 88, initial_indent="  ",
+                                                                  subsequent_indent="  ")
+        + '\n\nexample:\n  %(prog)s "warmup_cosine_decay(0.0, 1.0, 100, 1000)" "one_cycle(1.0, 1000)" -o lr.png')
+    p_plot.add_argument("specs", nargs="+", metavar="SPEC",
+                        help='a schedule factory call with literal arguments, e.g. "cosine_decay(1.0, 1000)"')
+    p_plot.add_argument("-o", "--output", required=True, metavar="PATH",
+                        help="the image to write; the format follows the suffix, e.g. .png (required)")
+    p_plot.add_argument("--steps", type=_positive_int, default=1000, help="steps to draw (default: 1000)")
+    p_plot.add_argument("--log", action="store_true", help="logarithmic LR axis (default: linear)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "lrfast") -> int:
+    """Run the command line; returns the exit status (0 ok, 1 a failed write, 2 a usage error).
+
+    >>> from lrfast.cli import main
+    >>> main(["info"]) == 0  # doctest: +ELLIPSIS
+    lrfast ...
+    True
+    """
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write that failed after the checks (disk full, permissions)
+        print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         demo_training()
         demo_costs(args.groups)
         return 0
     if args.command == "bench":
+        _check_bench(args)
         from .bench import main as bench_main
 
         return bench_main(args)
@@ -163,14 +311,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         info()
         return 0
     if args.command == "plot":
-        from .plotting import plot
+        _check_output("-o/--output", args.output)
+        _require_matplotlib("plot")
+        suffix = os.path.splitext(args.output)[1].lower().lstrip(".")
+        import matplotlib.figure
 
+        formats = matplotlib.figure.Figure().canvas.get_supported_filetypes()
+        if suffix not in formats:
+            raise UsageError(f"-o/--output: {args.output!r} has no image suffix matplotlib writes "
+                             f"(one of {', '.join(sorted(formats))})")
         try:
             schedules = [parse_schedule(s) for s in args.specs]
-        except (ValueError, TypeError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        except (ValueError, TypeError) as exc:  # the factories' argument errors name the factory
+            raise UsageError(str(exc).removeprefix("plot: ")) from None
+        from .plotting import plot
+
         plot(schedules, args.steps, args.output, labels=args.specs, log_y=args.log)
         print(f"wrote {args.output}")
         return 0
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    raise AssertionError(args.command)  # argparse rejects unknown commands

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
 
 from .schedules import Schedule
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from torch.optim.lr_scheduler import LRScheduler
 
 __all__ = ["plot", "Curve", "curves"]
 
@@ -27,7 +31,7 @@ class Curve(NamedTuple):
     momentum: np.ndarray | None = None
 
 
-def curves(item, steps: int, label: str) -> list[Curve]:
+def curves(item: Schedule | LRScheduler, steps: int, label: str) -> list[Curve]:
     """The curves :func:`plot` draws for one schedule or lrfast scheduler."""
     if isinstance(item, Schedule):
         return [Curve(label, item.values(steps))]
@@ -48,15 +52,20 @@ def _short(name: str) -> str:
     return name if len(name) <= 70 else name[:67] + "..."
 
 
-def plot(items, steps: int, path: str | Path | None = None, labels: Sequence[str] | None = None,
-         title: str | None = None, log_y: bool = False):
+def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps: int,
+         path: str | Path | None = None, labels: Sequence[str] | None = None, title: str | None = None,
+         log_y: bool = False) -> Figure:
     """Draw the LR (and momentum, for cycling schedulers) of each schedule or scheduler
     over ``steps`` steps on one figure; save it to ``path`` when given (and close it).
     Returns the figure: ``fig.axes[0]`` holds the LR lines (one per group), ``fig.axes[1]``,
     when present, the momentum lines.
 
+    >>> import os, tempfile
     >>> from lrfast import schedules as S, plot
-    >>> fig = plot([S.cosine_decay(1.0, 100), S.warmup_constant(0.0, 1.0, 10)], 120)  # doctest: +SKIP
+    >>> path = os.path.join(tempfile.mkdtemp(), "lr.png")
+    >>> fig = plot([S.cosine_decay(1.0, 100), S.warmup_constant(0.0, 1.0, 10)], 120, path)
+    >>> len(fig.axes[0].lines), os.path.getsize(path) > 0
+    (2, True)
     """
     import matplotlib
 
@@ -65,7 +74,8 @@ def plot(items, steps: int, path: str | Path | None = None, labels: Sequence[str
     import matplotlib.pyplot as plt
 
     if isinstance(items, Schedule) or hasattr(items, "schedules"):
-        items = [items]
+        items = [items]  # type: ignore[list-item]  # one schedule or scheduler
+    items = cast("Sequence[Schedule | LRScheduler]", items)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"plot: steps must be a positive int, got {steps!r}")
     labels = list(labels) if labels is not None else [repr(i) if isinstance(i, Schedule) else type(i).__name__
@@ -91,7 +101,7 @@ def plot(items, steps: int, path: str | Path | None = None, labels: Sequence[str
         mom_ax.set_ylabel("momentum / beta1 (dashed)")
         handles += mom_ax.lines
     # One legend for both axes, under the plot: inside, it would cover the curves.
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.12),
+    ax.legend(handles, [str(h.get_label()) for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.12),
               ncol=2 if len(handles) > 4 else 1, fontsize="small", frameon=False)
     ax.grid(alpha=0.3)
     ax.set_title(title or "lrfast schedules")

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The test command the README gives: the whole suite, benchmarks run once as tests.
+# The test command the README gives (and .ci/run runs): the whole suite, slow- and
+# gpu-marked tests included (GPU tests skip, saying why, where no GPU is usable), benchmarks
+# run once as tests. Extra arguments go to pytest: -m "not slow" is the quick loop.
+# The 15 slowest tests are listed at the end, to keep the suite's time in view.
 # pytest exits 5 when it collects no test; that is a failure here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pytest -q -p no:cacheprovider --benchmark-disable "$@"
+python -m pytest -q -p no:cacheprovider --benchmark-disable --durations=15 "$@"

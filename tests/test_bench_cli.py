@@ -8,7 +8,10 @@ import math
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # the whole quick bench, in a subprocess
 def test_bench_quick_writes_table_json_and_plot(tmp_path):
     out_json, out_png, out_md = tmp_path / "b.json", tmp_path / "b.png", tmp_path / "b.md"
     proc = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--quick", "--no-progress", "--json", str(out_json),

@@ -51,6 +51,9 @@ def train(model, opt, sched, x, steps, compile_backend=None):
     return counter, frames
 
 
+pytestmark = pytest.mark.slow  # every case compiles a training step with torch.compile
+
+
 @pytest.fixture(autouse=True)
 def fresh_dynamo():
     torch._dynamo.reset()

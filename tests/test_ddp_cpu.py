@@ -84,6 +84,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+pytestmark = pytest.mark.slow  # spawns gloo ranks, each importing torch
+
+
 @pytest.fixture(scope="module")
 def ddp_histories(tmp_path_factory) -> list:
     out_dir = tmp_path_factory.mktemp("ddp")

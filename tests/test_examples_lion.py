@@ -133,15 +133,15 @@ def cuda_extension(tmp_path_factory):
     return module
 
 
+@pytest.mark.slow  # a CMake + nvcc build of the example
 def test_cuda_lion_extension_builds_against_installed_headers(cuda_extension):
     assert cuda_extension.layout_version == lrfast.LAYOUT_VERSION
     assert callable(cuda_extension.lion_step)
 
 
+@pytest.mark.gpu
+@pytest.mark.slow
 def test_cuda_lion_matches_reference(cuda_extension):
-    usable, why = lrfast.cuda_status()
-    if not (usable and torch.cuda.is_available()):
-        pytest.skip(f"running the CUDA example needs a GPU: {why}")
     sys.path.insert(0, str(EXAMPLES / "lion_cuda"))
     from lion_cuda import CudaLion
 

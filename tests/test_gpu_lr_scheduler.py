@@ -10,6 +10,7 @@ import pytest
 import torch
 from gpu_support import require_cuda
 
+pytestmark = pytest.mark.gpu
 require_cuda()
 
 from lrfast import lr_scheduler  # noqa: E402

@@ -13,6 +13,7 @@ import pytest
 import torch
 from gpu_support import require_cuda
 
+pytestmark = pytest.mark.gpu
 require_cuda()
 
 import lrfast.optim  # noqa: E402

@@ -144,6 +144,9 @@ def _run(rank: int, out_dir: Path) -> dict:
     return result
 
 
+pytestmark = pytest.mark.slow  # spawns gloo ranks, each importing torch
+
+
 @pytest.fixture(scope="module")
 def fsdp_result(tmp_path_factory) -> dict:
     out_dir = tmp_path_factory.mktemp("fsdp")

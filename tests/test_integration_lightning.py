@@ -8,14 +8,15 @@ the trained weights must agree.
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.loggers import Logger
 
 import lrfast.lr_scheduler
 import lrfast.optim
+
+pl = pytest.importorskip("lightning.pytorch", reason='Lightning is not installed (pip install -e ".[test]")')
+from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
+from lightning.pytorch.loggers import Logger  # noqa: E402
 
 REL = 1e-9
 EPOCHS, BATCHES = 4, 6  # optimizer steps: EPOCHS * BATCHES

@@ -14,13 +14,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
-import transformers
-from transformers import optimization as hf
 
 import lrfast.integrations.transformers as lf
 from lrfast import _layout as L
 from lrfast.lr_scheduler import FunctionalLR
 from lrfast.optim import AdamW
+
+transformers = pytest.importorskip("transformers", reason='transformers is not installed (pip install -e ".[test]")')
+pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (pip install -e \".[test]\")")
+from transformers import optimization as hf  # noqa: E402
 
 REL = 1e-9
 BASE_LR = 1e-3

@@ -7,6 +7,7 @@ import pytest
 import torch
 from gpu_support import require_cuda
 
+pytestmark = pytest.mark.gpu
 require_cuda()
 
 import lrfast.lr_scheduler as FL  # noqa: E402

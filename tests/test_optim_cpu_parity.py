@@ -165,6 +165,9 @@ def _id(case):
     return f"{name}-{i}"
 
 
+# 5-76 s a case on 2 shared cores: each (option set, dtype) compiles its own Numba kernel on
+# a cold cache. The quick loop (-m "not slow") keeps test_every_scheduler_float32's parity.
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[1])
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_every_option_and_dtype(case, dtype):

@@ -108,14 +108,30 @@ def _args(fn: str, **kwargs) -> str:
 # -- the helpers ---------------------------------------------------------------------------
 
 def get_constant_schedule(optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> FunctionalLR:
-    """A constant LR: the optimizer's own."""
+    """A constant LR: the optimizer's own.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_constant_schedule
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_constant_schedule(opt)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    """
     return FunctionalLR(optimizer, S.constant(1.0), last_epoch)
 
 
 def get_constant_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int,
                                       last_epoch: int = -1) -> FunctionalLR:
     r"""Linear warmup from 0 over ``num_warmup_steps``, then the optimizer's LR:
-    :math:`f_t = t/W` for :math:`t < W`, 1 after."""
+    :math:`f_t = t/W` for :math:`t < W`, 1 after.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_constant_schedule_with_warmup
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_constant_schedule_with_warmup(opt, num_warmup_steps=4)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0]
+    """
     fn = "get_constant_schedule_with_warmup"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     factor = _sequence([_warmup(w), (0, S.constant(1.0))], _args(fn, num_warmup_steps=w))
@@ -126,7 +142,15 @@ def get_linear_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warmup
                                     num_training_steps: int, last_epoch: int = -1) -> FunctionalLR:
     r"""Linear warmup from 0 to the optimizer's LR over ``num_warmup_steps``, then linear
     decay to 0 at ``num_training_steps``, held at 0 after:
-    :math:`f_t = \max(0, (N - t) / \max(1, N - W))` for :math:`t \ge W`."""
+    :math:`f_t = \max(0, (N - t) / \max(1, N - W))` for :math:`t \ge W`.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_linear_schedule_with_warmup
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=6)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.5, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    """
     fn = "get_linear_schedule_with_warmup"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     n = _steps(fn, "num_training_steps", num_training_steps)
@@ -140,7 +164,15 @@ def get_cosine_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warmup
                                     last_epoch: int = -1) -> FunctionalLR:
     r"""Linear warmup, then :math:`f_t = \tfrac12(1 + \cos(2\pi c\,(t - W) / \max(1, N - W)))`
     (``c = num_cycles``; 0.5 is a half cosine from 1 to 0 at ``num_training_steps``),
-    periodic past the end as transformers' is."""
+    periodic past the end as transformers' is.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_cosine_schedule_with_warmup
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_cosine_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=6)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 0.0, 0.1464]
+    """
     fn = "get_cosine_schedule_with_warmup"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     n = _steps(fn, "num_training_steps", num_training_steps)
@@ -157,7 +189,16 @@ def get_cosine_with_min_lr_schedule_with_warmup(optimizer: torch.optim.Optimizer
                                                 last_epoch: int = -1, min_lr: float | None = None,
                                                 min_lr_rate: float | None = None) -> FunctionalLR:
     r"""As :func:`get_cosine_schedule_with_warmup`, with the cosine between 1 and
-    ``min_lr_rate`` (or ``min_lr`` over the optimizer's default LR) instead of 0."""
+    ``min_lr_rate`` (or ``min_lr`` over the optimizer's default LR) instead of 0.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_cosine_with_min_lr_schedule_with_warmup
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_cosine_with_min_lr_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=6,
+    ...     min_lr_rate=0.1)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.5, 1.0, 0.8682, 0.55, 0.2318, 0.1, 0.2318]
+    """
     fn = "get_cosine_with_min_lr_schedule_with_warmup"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     n = _steps(fn, "num_training_steps", num_training_steps)
@@ -205,7 +246,16 @@ def get_cosine_with_hard_restarts_schedule_with_warmup(optimizer: torch.optim.Op
                                                        num_training_steps: int, num_cycles: int = 1,
                                                        last_epoch: int = -1) -> FunctionalLR:
     r"""Linear warmup, then ``num_cycles`` half cosines from 1 to 0, each restarting at 1,
-    ending at ``num_training_steps`` and 0 after."""
+    ending at ``num_training_steps`` and 0 after.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_cosine_with_hard_restarts_schedule_with_warmup
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_cosine_with_hard_restarts_schedule_with_warmup(opt, num_warmup_steps=2,
+    ...     num_training_steps=10, num_cycles=2)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 1.0, 0.8536]
+    """
     fn = "get_cosine_with_hard_restarts_schedule_with_warmup"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     n = _steps(fn, "num_training_steps", num_training_steps)
@@ -223,7 +273,16 @@ def get_polynomial_decay_schedule_with_warmup(optimizer: torch.optim.Optimizer, 
     ``lr_end`` at ``num_training_steps``, held after (every group takes the same factor,
     as transformers computes it from ``optimizer.defaults["lr"]``):
     :math:`f_t = (e + (a - e)(1 - (t - W)/(N - W))^p) / a`. transformers divides by zero at
-    ``t = W = N``; here the factor is ``lr_end / a`` from ``W`` on when ``N <= W``."""
+    ``t = W = N``; here the factor is ``lr_end / a`` from ``W`` on when ``N <= W``.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_polynomial_decay_schedule_with_warmup
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_polynomial_decay_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=6,
+    ...     lr_end=0.0, power=2.0)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.5, 1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
+    """
     fn = "get_polynomial_decay_schedule_with_warmup"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     n = _steps(fn, "num_training_steps", num_training_steps)
@@ -242,7 +301,15 @@ def get_polynomial_decay_schedule_with_warmup(optimizer: torch.optim.Optimizer, 
 def get_inverse_sqrt_schedule(optimizer: torch.optim.Optimizer, num_warmup_steps: int,
                               timescale: int | None = None, last_epoch: int = -1) -> FunctionalLR:
     r"""Linear warmup, then :math:`f_t = 1/\sqrt{(t - W + \tau)/\tau}`; ``timescale``
-    :math:`\tau` defaults to ``num_warmup_steps``, or 10,000 without warmup."""
+    :math:`\tau` defaults to ``num_warmup_steps``, or 10,000 without warmup.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_inverse_sqrt_schedule
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_inverse_sqrt_schedule(opt, num_warmup_steps=2)
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.5, 1.0, 0.8165, 0.7071, 0.6325, 0.5774, 0.5345]
+    """
     fn = "get_inverse_sqrt_schedule"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     if timescale is not None and _steps(fn, "timescale", timescale) == 0:
@@ -260,7 +327,15 @@ def get_wsd_schedule(optimizer: torch.optim.Optimizer, num_warmup_steps: int, nu
     ``num_warmup_steps``, 1 for the stable steps (``num_stable_steps``, or what
     ``num_training_steps`` leaves), a ``decay_type`` fall to ``min_lr_ratio`` over
     ``num_decay_steps`` (cosine: ``num_cycles`` as in :func:`get_cosine_schedule_with_warmup`),
-    then ``min_lr_ratio``. Types: ``linear``, ``cosine``, ``1-sqrt``."""
+    then ``min_lr_ratio``. Types: ``linear``, ``cosine``, ``1-sqrt``.
+
+    >>> import torch
+    >>> from lrfast.integrations.transformers import get_wsd_schedule
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = get_wsd_schedule(opt, num_warmup_steps=2, num_decay_steps=2, num_stable_steps=2, decay_type="linear")
+    >>> [round(float(f), 4) for f in sched.schedules[0].values(8)]  # the factor at steps 0..7
+    [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+    """
     fn = "get_wsd_schedule"
     w = _steps(fn, "num_warmup_steps", num_warmup_steps)
     d = _steps(fn, "num_decay_steps", num_decay_steps)

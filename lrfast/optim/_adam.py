@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
-from ._base import FusedOptimizer
+from ._base import FusedOptimizer, LRLike, ScalarLike
 
 __all__ = ["Adam", "AdamW"]
 
@@ -53,12 +53,13 @@ class Adam(_AdamMixin, torch.optim.Adam):
     [0.9, 0.9, 0.9]
     """
 
-    def __init__(self, params: ParamsT, lr: Any = 1e-3, betas: tuple[Any, Any] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: ParamsT, lr: LRLike = 1e-3, betas: tuple[ScalarLike, ScalarLike] = (0.9, 0.999),
+                 eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
                  fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
-        lr = self._lrfast_begin_init(lr)
-        torch.optim.Adam.__init__(self, params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+        first_lr = self._lrfast_begin_init(lr)
+        torch.optim.Adam.__init__(self, params, first_lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
                                   maximize=maximize, capturable=capturable, differentiable=differentiable,
                                   fused=fused, decoupled_weight_decay=decoupled_weight_decay)
         self._lrfast_end_init(differentiable)
@@ -71,18 +72,21 @@ class AdamW(_AdamMixin, torch.optim.AdamW):
     >>> import torch, lrfast.optim
     >>> from lrfast import schedules
     >>> p = torch.nn.Parameter(torch.ones(2))
-    >>> opt = lrfast.optim.AdamW([p], lr=schedules.linear(0.1, 0.0, 10), weight_decay=0.0)
+    >>> opt = lrfast.optim.AdamW([p], lr=schedules.linear(0.5, 0.0, 4), weight_decay=0.0)
     >>> p.grad = torch.ones(2); opt.step()
-    >>> opt.param_groups[0]["lr"], opt.param_groups[0]["lr_step"]
-    (0.09, 1)
+    >>> opt.param_groups[0]["lr"], opt.param_groups[0]["lr_step"]  # the lr of the next step
+    (0.375, 1)
+    >>> [round(v, 6) for v in p.tolist()]  # Adam's first step: lr (0.5) against the gradient's sign
+    [0.5, 0.5]
     """
 
-    def __init__(self, params: ParamsT, lr: Any = 1e-3, betas: tuple[Any, Any] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: ParamsT, lr: LRLike = 1e-3, betas: tuple[ScalarLike, ScalarLike] = (0.9, 0.999),
+                 eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
                  foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
                  fused: bool | None = None) -> None:
-        lr = self._lrfast_begin_init(lr)
-        torch.optim.AdamW.__init__(self, params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+        first_lr = self._lrfast_begin_init(lr)
+        torch.optim.AdamW.__init__(self, params, first_lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
                                    foreach=foreach, capturable=capturable, differentiable=differentiable,
                                    fused=fused)
         self._lrfast_end_init(differentiable)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -31,7 +32,12 @@ from .._compile import attach, disable
 from ..schedules import Schedule, constant, pack_many
 from ._dispatch import Planner, backend_for
 
-__all__ = ["FusedOptimizer"]
+__all__ = ["FusedOptimizer", "LRLike", "ScalarLike"]
+
+# What an optimizer's ``lr`` may be (NOTE [schedule as lr]); other hyperparameters may be
+# floats or 1-element tensors, as in torch.
+LRLike: TypeAlias = float | torch.Tensor | Schedule
+ScalarLike: TypeAlias = float | torch.Tensor
 
 
 @disable  # not torch.compiler.disable: NOTE [lazy dynamo] in lrfast/_compile.py
@@ -94,7 +100,7 @@ class FusedOptimizer:
 
     # -- construction -------------------------------------------------------------------
     @staticmethod
-    def profile_hook_step(func):
+    def profile_hook_step(func: Callable[..., Any]) -> Callable[..., Any]:
         """torch's step wrapper (profiler range, step hooks), skipped while no profiler
         runs and no hook is registered: its ``record_function`` alone costs several µs,
         as much as the rest of a small step."""
@@ -119,7 +125,7 @@ class FusedOptimizer:
     def _lrfast_name(self) -> str:
         return f"lrfast.optim.{type(self).__name__}"
 
-    def _lrfast_begin_init(self, lr: Any) -> Any:
+    def _lrfast_begin_init(self, lr: LRLike) -> float | torch.Tensor:
         """Before torch's ``__init__``: a Schedule ``lr`` becomes the default of new groups."""
         self._lrfast_lr_written = {}
         if isinstance(lr, Schedule):
@@ -236,8 +242,8 @@ class FusedOptimizer:
         raise NotImplementedError
 
     # -- the step ---------------------------------------------------------------------------
-    def step(self, closure=None, *, grad_scale: torch.Tensor | None = None,
-             found_inf: torch.Tensor | None = None):
+    def step(self, closure: Callable[[], Any] | None = None, *, grad_scale: torch.Tensor | None = None,
+             found_inf: torch.Tensor | None = None) -> Any:
         """One optimization step: one backend call per (device, dtype) bucket.
 
         ``grad_scale`` / ``found_inf`` (or the optimizer attributes of the same names,

@@ -66,8 +66,8 @@ class ScheduledOptimizer(FusedOptimizer, torch.optim.Optimizer):
                 self._lrfast_advance_owned_schedules()  # NOTE [schedule as lr]
                 return out
 
-            stepped._lrfast_advances = True
-            cls.step = stepped
+            stepped._lrfast_advances = True  # type: ignore[attr-defined]  # the marker a subclass checks
+            cls.step = stepped  # type: ignore[method-assign]  # wrapping the subclass's own step
 
     # -- the scheduled values as tensors -------------------------------------------------
     def lr_tensor(self, device: torch.device | str | None = None) -> torch.Tensor:

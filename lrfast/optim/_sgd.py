@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
-from ._base import FusedOptimizer, host_float
+from ._base import FusedOptimizer, LRLike, ScalarLike, host_float
 
 __all__ = ["SGD"]
 
@@ -27,17 +27,17 @@ class SGD(FusedOptimizer, torch.optim.SGD):
     >>> p = torch.nn.Parameter(torch.ones(2))
     >>> opt = lrfast.optim.SGD([p], lr=0.5, momentum=0.9)
     >>> for _ in range(2): p.grad = torch.ones(2); opt.step()
-    >>> p.tolist()
-    [-0.4500000476837158, -0.4500000476837158]
+    >>> p.tolist()  # torch.optim.SGD gives the same float32 values
+    [-0.44999998807907104, -0.44999998807907104]
     """
 
     _lrfast_kind = "sgd"
 
-    def __init__(self, params: ParamsT, lr: Any = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: Any = 0, nesterov: bool = False, *, maximize: bool = False,
+    def __init__(self, params: ParamsT, lr: LRLike = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: ScalarLike = 0, nesterov: bool = False, *, maximize: bool = False,
                  foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None) -> None:
-        lr = self._lrfast_begin_init(lr)
-        torch.optim.SGD.__init__(self, params, lr, momentum, dampening, weight_decay, nesterov, maximize=maximize,
+        first_lr = self._lrfast_begin_init(lr)
+        torch.optim.SGD.__init__(self, params, first_lr, momentum, dampening, weight_decay, nesterov, maximize=maximize,
                                  foreach=foreach, differentiable=differentiable, fused=fused)
         self._lrfast_end_init(differentiable)
 

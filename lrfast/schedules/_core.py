@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _layout as L
 
@@ -75,7 +76,7 @@ class Schedule:
     __slots__ = ("_segments", "_scale", "_description", "_packed", "_floor")
 
     def __init__(self, segments: Sequence[Segment], scale: float = 1.0, description: str = "Schedule()",
-                 floor: float = 0.0):
+                 floor: float = 0.0) -> None:
         segments = tuple(sorted(segments, key=lambda s: (s.track, s.start)))
         if len(segments) > L.MAX_SEGMENTS:
             raise ValueError(
@@ -161,7 +162,7 @@ class Schedule:
         packed = self.pack()
         return _C().evaluate(packed.descriptors[None, :], packed.table, steps)[0]
 
-    def at(self, steps) -> np.ndarray:
+    def at(self, steps: ArrayLike) -> np.ndarray:
         """The schedule at arbitrary (possibly fractional) steps, vectorised."""
         try:
             steps = np.ascontiguousarray(steps, dtype=np.float64)
