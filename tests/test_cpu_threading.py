@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses per threading layer, minutes on 2 cores
+
 pytest.importorskip("numba")
 
 CHILD_PRELUDE = textwrap.dedent("""

@@ -91,7 +91,12 @@ def _open(kind: str):
     return api, Device(torch.device("cpu"), api, _C_emu)
 
 
-@pytest.fixture(params=["emulated-forward", "cuda"])
+# The real-GPU variants carry the gpu marker (-m "not gpu" deselects them; tests/conftest.py
+# skips them with the reason where no GPU is usable).
+_REAL_GPU = pytest.param("cuda", marks=pytest.mark.gpu)
+
+
+@pytest.fixture(params=["emulated-forward", _REAL_GPU])
 def dev(request):
     """The big parity tests: the emulator in forward order, and the real GPU."""
     api, device = _open(request.param)
@@ -99,7 +104,7 @@ def dev(request):
         yield device
 
 
-@pytest.fixture(params=[*(f"emulated-{o}" for o in ORDERS), "cuda"])
+@pytest.fixture(params=[*(f"emulated-{o}" for o in ORDERS), _REAL_GPU])
 def dev3(request):
     """A representative set: all three thread orders, and the real GPU."""
     api, device = _open(request.param)

@@ -28,7 +28,8 @@ def test_every_module_that_needs_a_gpu_is_marked():
     for path in TEST_FILES:
         text = path.read_text()
         if path not in gpu_modules and re.search(r"if not .*torch\.cuda\.is_available\(\)", text):
-            assert "@pytest.mark.gpu" in text, f"{path.name} skips without a GPU inline: mark that test gpu"
+            assert "@pytest.mark.gpu" in text or "marks=pytest.mark.gpu" in text, \
+                f"{path.name} skips without a GPU inline: mark that test (or its GPU parameter) gpu"
 
 
 def test_integration_modules_skip_with_a_reason_without_their_framework():
