@@ -102,6 +102,7 @@ class _Writer:
             else:
                 self.float_groups.append(i)
         self.all_float = len(self.float_groups) == len(groups)
+        self.cpu_index = np.array([i for i, _ in self.cpu_tensors], dtype=np.int64)
         self.cuda_groups = {i for indices in cuda_by_device.values() for i in indices}
         if out is not None and device_api.is_device(out.device):
             cuda_by_device.setdefault(out.device, [])
@@ -140,9 +141,12 @@ class _Writer:
         for i in self.float_groups:
             if groups[i][key] != expected[i]:
                 off.append(i)
-        for i, view in self.cpu_tensors:
-            if view[0] != view.dtype.type(expected[i]):
-                off.append(i)
+        if self.cpu_tensors:
+            held = [view[0] for _, view in self.cpu_tensors]  # what each tensor holds, in its dtype
+            want = np.asarray(expected, dtype=np.float64)[self.cpu_index]
+            for (i, view), h, w in zip(self.cpu_tensors, held, want.tolist()):
+                if h != view.dtype.type(w):
+                    off.append(i)
         return off
 
     def write(self, groups: list[dict], values: list[float], step: float) -> None:
@@ -589,10 +593,12 @@ class LRScheduler(_TorchLRScheduler):
                 return self._lrfast_mixed_write(program, s, self._lrfast_expected(program, prev))
             writer.write(groups, values, s)
             rt.prev_t, rt.prev_values = s, program.lr_out.copy()
-            for i, _ in writer.cpu_tensors:  # torch's _last_lr holds copies of tensor LRs
-                values[i] = groups[i]["lr"].clone()
         self._lrfast_write_momentum(program, s)
-        rt.written = [None if isinstance(v, torch.Tensor) else v for v in values]
+        # floats; get_last_lr() makes tensor copies for tensor groups, as torch's _last_lr holds
+        written = list(values)
+        for i in (*writer.cuda_groups, *writer.cpu_index.tolist()):
+            written[i] = None  # a tensor group: a bound optimizer's kernel reads the tensor itself
+        rt.written = written
         rt.on_program = True
         return values
 
@@ -612,25 +618,35 @@ class LRScheduler(_TorchLRScheduler):
             rt.prev_t, rt.prev_values = s, program.lr_out.copy()
         return rt.prev_values
 
-    def _lrfast_mixed_write(self, program: _Program, s: float, expected: np.ndarray) -> list:
+    def _lrfast_mixed_write(self, program: _Program, s: float, expected) -> list:
         """Some groups are off program: they get torch's get_lr(), the others the closed form."""
         rt = self._lrfast_rt
         groups = self.optimizer.param_groups
-        off = set(program.lr_writer.on_program(groups, expected))
-        if not off:  # CUDA tensors only, which count as on program
-            off = set()
-        closed = program.values_at(s)
+        writer = program.lr_writer
+        off = set(writer.on_program(groups, expected))
+        values = program.values_at(s)
         closed_array = program.lr_out.copy()
         self._lrfast_check_finite(closed_array, s)
-        torch_values = self._lrfast_torch_get_lr() if off else None
-        out = []
-        for i, group in enumerate(groups):
-            value = torch_values[i] if i in off else closed[i]
-            _set_group_value(group, "lr", value)
-            out.append(group["lr"].clone() if isinstance(group["lr"], torch.Tensor) else group["lr"])
+        if off:
+            torch_values = self._lrfast_torch_get_lr()
+            for i in off:
+                value = torch_values[i]
+                if not isinstance(value, torch.Tensor) and not _finite(value):
+                    raise ValueError(f"{type(self).__name__}: the next learning rate is {value!r}; lrfast never "
+                                     "writes a non-finite LR")
+                values[i] = value
+        if writer.all_float:  # the common case (stacked schedulers on float LRs): no per-group type checks
+            deque(map(setitem, groups, repeat("lr"), values), maxlen=0)
+            out = values
+            rt.written = list(values)
+        else:
+            out = []
+            for group, value in zip(groups, values):
+                _set_group_value(group, "lr", value)
+                out.append(_host_copy(group["lr"]))
+            rt.written = [None if isinstance(g["lr"], torch.Tensor) else v for g, v in zip(groups, out)]
         self._lrfast_write_momentum(program, s)
         rt.prev_t, rt.prev_values = s, closed_array
-        rt.written = [None if isinstance(v, torch.Tensor) else v for v in out]
         rt.on_program = not off
         self._lrfast_fill_out(out)
         return out
@@ -678,14 +694,20 @@ class LRScheduler(_TorchLRScheduler):
             raise ValueError(
                 f"{type(self).__name__}: the optimizer has {len(groups)} param groups but the scheduler was built "
                 f"for {len(values)} (groups added after it; torch raises here too)")
+        plain = all(type(v) is float or type(v) is int for v in values)  # noqa: E721 - the common case, fast
         for value in values:
-            if not isinstance(value, torch.Tensor) and not _finite(value):
+            if (plain or not isinstance(value, torch.Tensor)) and not _finite(value):
                 raise ValueError(f"{type(self).__name__}: the next learning rate is {value!r}; lrfast never "
                                  "writes a non-finite LR")
-        for group, value in zip(groups, values):
-            _set_group_value(group, "lr", value)
-        out = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"] for g in groups]
-        rt.written = [None if isinstance(v, torch.Tensor) else v for v in out]
+        if plain and all(type(g["lr"]) is float or type(g["lr"]) is int for g in groups):  # noqa: E721
+            deque(map(setitem, groups, repeat("lr"), values), maxlen=0)
+            out = list(values)
+            rt.written = list(values)
+        else:
+            for group, value in zip(groups, values):
+                _set_group_value(group, "lr", value)
+            out = [_host_copy(g["lr"]) for g in groups]
+            rt.written = [None if isinstance(g["lr"], torch.Tensor) else v for g, v in zip(groups, out)]
         rt.on_program = False
         rt.prev_t = None
         self._lrfast_fill_out(out)
@@ -696,8 +718,9 @@ class LRScheduler(_TorchLRScheduler):
         if self._lrfast_host_path:
             return self._last_lr
         last = self._last_lr
-        if all(not isinstance(g["lr"], torch.Tensor) for g in self.optimizer.param_groups) \
-                or len(last) != len(self.optimizer.param_groups):
+        groups = self.optimizer.param_groups
+        if len(last) != len(groups) or all(type(g["lr"]) is float or not isinstance(g["lr"], torch.Tensor)
+                                           for g in groups):
             return last
         out: list[float | torch.Tensor] = list(last)
         for i, g in enumerate(self.optimizer.param_groups):
@@ -782,6 +805,14 @@ def _set_group_value(group: dict, key: str, value) -> None:
         group[key].fill_(value)
     else:
         group[key] = value
+
+
+def _host_copy(value):
+    """What _last_lr keeps of a group's LR: the float (a CPU tensor's value, read for free),
+    or a copy of a device tensor (reading it would sync)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone() if device_api.is_device(value.device) else float(value)
+    return value
 
 
 def _finite(value) -> bool:

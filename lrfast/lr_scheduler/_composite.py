@@ -15,6 +15,7 @@ import torch
 
 from .. import _C
 from .. import schedules as S
+from .._backend import device_api
 from .._compile import compile_aware_scheduler_step
 from ..schedules import Schedule, pack_many
 from ._base import LRScheduler, as_float, bind_to_optimizer
@@ -59,15 +60,22 @@ class _CompositeMixin:
         rt = self._lrfast_runtime()
         groups = self.optimizer.param_groups
         rt.t = self._lrfast_composite_step()
-        rt.written = [None if isinstance(g["lr"], torch.Tensor) else g["lr"] for g in groups]
+        lrs = [g["lr"] for g in groups]
+        plain = all(type(lr) is float for lr in lrs)  # noqa: E721 - the common case, without isinstance
+        rt.written = lrs if plain else [None if isinstance(lr, torch.Tensor) else lr for lr in lrs]
         packed = self._lrfast_composite_program()
         rt.on_program = False
         if packed is not None and packed.descriptors.shape[0] == len(groups):
-            values = np.empty(len(groups))
+            values = rt.prev_values
+            if values is None or values.shape[0] != len(groups):
+                values = rt.prev_values = np.empty(len(groups))
             _C.evaluate_at_trusted(packed.descriptors, packed.table, float(rt.t), values)
-            rt.on_program = all(
-                (g["lr"].device.type == "cuda" or float(g["lr"]) == values[i]) if isinstance(g["lr"], torch.Tensor)
-                else g["lr"] == values[i] for i, g in enumerate(groups))
+            if plain:
+                rt.on_program = lrs == values.tolist()
+            else:
+                rt.on_program = all(
+                    (device_api.is_device(lr.device) or float(lr) == v) if isinstance(lr, torch.Tensor) else lr == v
+                    for lr, v in zip(lrs, values.tolist()))
         if rt.lr_buffer is not None:
             self._lrfast_fill_out(self._last_lr)
 
