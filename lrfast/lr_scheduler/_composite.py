@@ -47,6 +47,10 @@ class _CompositeMixin:
 
     def _lrfast_composite_program(self):
         rt = self._lrfast_runtime()
+        # a LambdaLR child bakes a new window as it goes: the join or product is packed again
+        windows = tuple(getattr(getattr(c, "_lrfast_rt", None), "window", None) for c in self._schedulers)
+        if rt.window != windows:
+            rt.packed, rt.window, rt.no_program = None, windows, False
         if rt.packed is None and not rt.no_program:
             try:
                 packed = pack_many(self.schedules)
