@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # fresh interpreters and torch.compile
+
 CHILD = """
 import json, sys
 import torch
 before = sorted(m for m in sys.modules if m.startswith("torch._dynamo"))
 import lrfast, lrfast.optim, lrfast.lr_scheduler, lrfast.schedules
-
-pytestmark = pytest.mark.slow  # fresh interpreters and torch.compile
 print(json.dumps({"before": before, "after": sorted(m for m in sys.modules if m.startswith("torch._dynamo")),
                   "numba": "numba" in sys.modules}))
 """
