@@ -606,13 +606,21 @@ class LRScheduler(_TorchLRScheduler):
         """The step of the closed form the groups hold after stepping to ``t``."""
         return t
 
+    def _lrfast_prev_step(self, prev: float) -> float | None:
+        """The closed form's step the groups held before this step (None: before the first)."""
+        return None if prev == -1 else self._lrfast_step_of(prev)
+
+    def _lrfast_start_values(self) -> np.ndarray:
+        """What the groups hold before the first step: the base LRs (torch's initial step starts there)."""
+        return np.array([as_float(b) for b in self.base_lrs])
+
     def _lrfast_expected(self, program: _Program, prev: float) -> np.ndarray | list[float]:
         """What an on-program group holds before this step: the closed form at ``prev``, and
         before the first step the base LR (torch's initial step starts from it)."""
         rt = self._lrfast_rt
-        if prev == -1:
-            return np.array([as_float(b) for b in self.base_lrs])
-        s = self._lrfast_step_of(prev)
+        s = self._lrfast_prev_step(prev)
+        if s is None:
+            return self._lrfast_start_values()
         if rt.prev_t != s or rt.prev_values is None:
             program.values_at(s)
             rt.prev_t, rt.prev_values = s, program.lr_out.copy()
@@ -630,26 +638,24 @@ class LRScheduler(_TorchLRScheduler):
         if off:
             torch_values = self._lrfast_torch_get_lr()
             for i in off:
-                value = torch_values[i]
-                if not isinstance(value, torch.Tensor) and not _finite(value):
-                    raise ValueError(f"{type(self).__name__}: the next learning rate is {value!r}; lrfast never "
-                                     "writes a non-finite LR")
-                values[i] = value
-        if writer.all_float:  # the common case (stacked schedulers on float LRs): no per-group type checks
-            deque(map(setitem, groups, repeat("lr"), values), maxlen=0)
-            out = values
-            rt.written = list(values)
-        else:
-            out = []
-            for group, value in zip(groups, values):
-                _set_group_value(group, "lr", value)
-                out.append(_host_copy(group["lr"]))
-            rt.written = [None if isinstance(g["lr"], torch.Tensor) else v for g, v in zip(groups, out)]
+                values[i] = torch_values[i]
+            self._lrfast_check_torch_values([values[i] for i in off])
+        out, rt.written = _write_host_values(groups, values, writer.all_float)
         self._lrfast_write_momentum(program, s)
         rt.prev_t, rt.prev_values = s, closed_array
         rt.on_program = not off
         self._lrfast_fill_out(out)
         return out
+
+    def _lrfast_check_torch_values(self, values: list) -> bool:
+        """Raise before writing a non-finite value of torch's recursion; returns whether all
+        values are plain numbers (the common case, told apart without isinstance)."""
+        plain = all(type(v) in (float, int) for v in values)
+        for value in values:
+            if (plain or not isinstance(value, torch.Tensor)) and not _finite(value):
+                raise ValueError(f"{type(self).__name__}: the next learning rate is {value!r}; lrfast never "
+                                 "writes a non-finite LR")
+        return plain
 
     def _lrfast_check_finite(self, values: np.ndarray, s: float) -> None:
         if not np.isfinite(values).all():
@@ -694,20 +700,9 @@ class LRScheduler(_TorchLRScheduler):
             raise ValueError(
                 f"{type(self).__name__}: the optimizer has {len(groups)} param groups but the scheduler was built "
                 f"for {len(values)} (groups added after it; torch raises here too)")
-        plain = all(type(v) is float or type(v) is int for v in values)  # noqa: E721 - the common case, fast
-        for value in values:
-            if (plain or not isinstance(value, torch.Tensor)) and not _finite(value):
-                raise ValueError(f"{type(self).__name__}: the next learning rate is {value!r}; lrfast never "
-                                 "writes a non-finite LR")
-        if plain and all(type(g["lr"]) is float or type(g["lr"]) is int for g in groups):  # noqa: E721
-            deque(map(setitem, groups, repeat("lr"), values), maxlen=0)
-            out = list(values)
-            rt.written = list(values)
-        else:
-            for group, value in zip(groups, values):
-                _set_group_value(group, "lr", value)
-            out = [_host_copy(g["lr"]) for g in groups]
-            rt.written = [None if isinstance(g["lr"], torch.Tensor) else v for g, v in zip(groups, out)]
+        plain = self._lrfast_check_torch_values(values)
+        out, rt.written = _write_host_values(
+            groups, list(values), plain and all(type(g["lr"]) in (float, int) for g in groups))
         rt.on_program = False
         rt.prev_t = None
         self._lrfast_fill_out(out)
@@ -805,6 +800,20 @@ def _set_group_value(group: dict, key: str, value) -> None:
         group[key].fill_(value)
     else:
         group[key] = value
+
+
+def _write_host_values(groups: list[dict], values: list, all_float: bool) -> tuple[list, list]:
+    """Write values computed on the host into the groups' ``lr``; returns (what _last_lr
+    keeps, what a bound optimizer compares: None for tensor groups). ``all_float``: every
+    group and value is a plain number, written without per-group type checks."""
+    if all_float:
+        deque(map(setitem, groups, repeat("lr"), values), maxlen=0)
+        return values, list(values)
+    out = []
+    for group, value in zip(groups, values):
+        _set_group_value(group, "lr", value)
+        out.append(_host_copy(group["lr"]))
+    return out, [None if isinstance(g["lr"], torch.Tensor) else v for g, v in zip(groups, out)]
 
 
 def _host_copy(value):

@@ -641,17 +641,12 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
         # SWALR counts its own steps (_step_count), whatever last_epoch says
         return max(0, self._step_count - 1)
 
-    def _lrfast_expected(self, program, prev: float):
-        """Before this step the group held the closed form one count back; before the
-        first step, the LR the anneal starts from."""
-        k = self._step_count - 2
-        if k < 0:
-            return np.array(self._anneal_start_lrs, dtype=np.float64)
-        rt = self._lrfast_rt
-        if rt.prev_t != k or rt.prev_values is None:
-            program.values_at(k)
-            rt.prev_t, rt.prev_values = k, program.lr_out.copy()
-        return rt.prev_values
+    def _lrfast_prev_step(self, prev: float) -> float | None:
+        k = self._step_count - 2  # the count of the previous step
+        return None if k < 0 else k
+
+    def _lrfast_start_values(self) -> np.ndarray:
+        return np.array(self._anneal_start_lrs, dtype=np.float64)  # the LR the anneal starts from
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.swa_utils.SWALR.state_dict)
 
