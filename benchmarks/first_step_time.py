@@ -7,7 +7,9 @@ Each measurement is a new interpreter with NUMBA_CACHE_DIR pointing at a scratch
 directory: "cold" empties it first (the kernels compile), "warm" reuses what the cold
 run left (they load). The child times ``import lrfast.optim``, then on a small MLP the
 first ``opt.step()`` (which compiles or loads the kernel for float32), the second, and
-in a separate child ``lrfast.warmup()`` for every optimizer and dtype. The first step
+in a separate child ``lrfast.warmup()`` for every optimizer and dtype. The "Numba floor"
+row is what any Numba program pays at its first call: ``import numba`` and a one-line
+``@njit(cache=True)`` function, cold and warm. The first step
 is split into loading Numba with lrfast's kernel module (``import lrfast._backend.cpu``)
 and the step itself (compiling, or loading from the cache, the kernel of that dtype
 only). Medians over ``--repeats`` processes; a markdown table on stdout.
@@ -35,7 +37,15 @@ from lrfast import lr_scheduler
 t2b = time.perf_counter()
 out = {"import torch": t1 - t0, "import lrfast.optim": t2 - t1, "import lrfast.lr_scheduler": t2b - t2}
 t2 = t2b
-if sys.argv[1] == "warmup":
+if sys.argv[1] == "floor":
+    # Numba's own first call: import it, then call a one-line cached function
+    import numba, numpy
+    t3 = time.perf_counter()
+    first = numba.njit(cache=True)(lambda x: x[0] + 1.0)
+    first(numpy.zeros(1))
+    out["import numba"] = t3 - t2
+    out["first step"] = time.perf_counter() - t2
+elif sys.argv[1] == "warmup":
     lrfast.warmup()
     out["lrfast.warmup() (all)"] = time.perf_counter() - t2
 else:
@@ -76,7 +86,7 @@ def main() -> None:
     parser.add_argument("--no-warmup", action="store_true", help="skip the lrfast.warmup() rows")
     args = parser.parse_args()
     runs = [(o, d) for o in args.optimizers.split(",") for d in args.dtypes.split(",")]
-    runs += [] if args.no_warmup else [("warmup", "-")]
+    runs = [("floor", "-")] + runs + ([] if args.no_warmup else [("warmup", "-")])
     rows: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for what, dtype in runs:
         for _ in range(args.repeats):
@@ -99,8 +109,9 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in cell.items()}
         first = med.get("first step", med.get("lrfast.warmup() (all)"))
         second = f"{med['second step'] * 1e3:.3f} ms" if "second step" in med else "-"
-        module = f"{med['numba + kernel module']:.3f}" if "numba + kernel module" in med else "-"
-        label = "lrfast.warmup() (2 kernels x 4 dtypes)" if what == "warmup" else f"{what}, {dtype} MLP"
+        module = next((f"{med[k]:.3f}" for k in ("numba + kernel module", "import numba") if k in med), "-")
+        label = {"warmup": "lrfast.warmup() (all kernels and dtypes)",
+                 "floor": "Numba floor: import numba + a one-line cached @njit"}.get(what, f"{what}, {dtype} MLP")
         print(f"| {label} | {state} | {med['import torch']:.3f} | {med['import lrfast.optim']:.3f} | "
               f"{med['import lrfast.lr_scheduler']:.3f} | {first:.3f} | {module} | {second} |")
 

@@ -105,6 +105,22 @@ void evaluate_at_trusted(const StrictArray& descriptors, const StrictArray& tabl
   for (std::int64_t g = 0; g < groups; ++g) o[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step);
 }
 
+// The CPU optimizers' scheduled values (NOTE [group values] in lrfast/_backend/cpu.py):
+// out[g] = descriptor g at steps[g], each group at its own step; descriptors validated
+// once per packed schedule by the caller, so only shapes are checked here.
+void evaluate_rows_trusted(const StrictArray& descriptors, const StrictArray& table, const StrictArray& steps,
+                           StrictArray& out) {
+  const std::int64_t groups = descriptors.ndim() == 2 ? descriptors.shape(0) : -1;
+  if (groups < 0 || descriptors.shape(1) != lrfast::kDescriptorSize || table.ndim() != 1 || steps.ndim() != 1 ||
+      steps.shape(0) != groups || out.ndim() != 1 || out.shape(0) != groups) {
+    throw py::value_error("evaluate_rows_trusted: shape mismatch");
+  }
+  const double* d = descriptors.data();
+  const double* st = steps.data();
+  double* o = out.mutable_data();
+  for (std::int64_t g = 0; g < groups; ++g) o[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), st[g]);
+}
+
 // The float-LR fast path of a scheduler step: evaluate every group (trusted
 // descriptors) and store each value as a Python float in groups[g][key]. Returns the
 // list of values (the scheduler's _last_lr). One call instead of a Python loop.
@@ -332,6 +348,8 @@ void define_module(py::module_& m) {
         "LR of every descriptor at one step.");
   m.def("evaluate_at_trusted", &evaluate_at_trusted, py::arg("descriptors"), py::arg("table"), py::arg("step"),
         py::arg("out"), "evaluate_at into out, for descriptors already validated (no content checks).");
+  m.def("evaluate_rows_trusted", &evaluate_rows_trusted, py::arg("descriptors"), py::arg("table"), py::arg("steps"),
+        py::arg("out"), "out[g] = descriptor g at steps[g], for descriptors already validated (no content checks).");
   m.def("assign_group_values", &assign_group_values, py::arg("descriptors"), py::arg("table"), py::arg("step"),
         py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1, py::arg("expected") = py::none(),
         "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors). "

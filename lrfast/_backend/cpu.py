@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .. import _config
+from .. import _C, _config
 from .. import _layout as descriptor_layout
 from .._numba import kernels as K
 from .._numba import threads
@@ -35,9 +35,22 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return view
 
 
-_NO_DESCRIPTORS = _readonly(np.zeros((0, descriptor_layout.DESCRIPTOR_SIZE)))
-_NO_TABLE = _readonly(np.zeros(0))
-_NO_SCALAR = np.zeros(0, dtype=np.float32)
+# NOTE [compiled variants] An optional input the kernel does not need this step is passed
+# as None, so Numba compiles (and caches) only the variant a bucket uses: no GradScaler
+# division without a scaler, no AMSGrad or momentum-buffer loop where no tensor has that
+# state. ``_PRESENT`` marks an option
+# some tensor of the bucket needs; the kernel then picks per tensor at run time. A cold
+# first step compiles one variant of one kernel (docs/benchmarks.md, "first step").
+#
+# NOTE [group values] A bucket's packed schedules are evaluated here, on the host, by
+# the compiled header (``_C.evaluate_rows_trusted``: one call, every group at its own
+# step) and reach the kernel as one float64 per group. Evaluating them inside the Numba
+# kernel (``lrfast._numba.schedule``) gave the same values but cost about 2.5 s of
+# compilation on every cold cache, for G scalar evaluations per step; the call costs
+# about a microsecond. The Numba twin stays for users' own Numba kernels
+# (docs/extending.md) and is tested against the header line for line.
+_PRESENT = _readonly(np.zeros(0, dtype=np.int8))
+_NOT_SCHEDULED = np.zeros(0)  # writable, as the values it stands for: one Numba type for both
 
 
 def chunk_map(numels: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,8 +68,8 @@ def chunk_map(numels: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarr
 class _Tables:
     """What the kernel needs beyond the bucket, derived once per bucket structure."""
 
-    __slots__ = ("version", "chunk_size", "parallel_min_chunks", "kernel", "serial", "proto", "scalars", "flags",
-                 "chunk_tensor", "chunk_start", "schedules")
+    __slots__ = ("version", "chunk_size", "parallel_min_chunks", "kernel", "serial", "proto", "values", "scalars",
+                 "flags", "chunk_tensor", "chunk_start", "schedules", "optional_state")
 
     def __init__(self, bucket) -> None:
         _check_bucket(bucket)
@@ -67,18 +80,27 @@ class _Tables:
         self.kernel = K.KERNELS[bucket.kind]
         self.serial = K.SERIAL_KERNELS[bucket.kind]
         self.proto = np.empty(0, dtype=_STORAGE[bucket.dtype])
+        self.values = np.zeros((bucket.group_hyper.shape[0], 2))  # (lr, momentum or beta1) per group, scratch
         self.scalars = np.zeros((T, L.SCALAR_COLUMNS), dtype=_MATH[bucket.dtype])
         self.flags = np.zeros((T, L.FLAG_COLUMNS), dtype=np.int32)
         self.chunk_tensor, self.chunk_start = chunk_map(bucket.numels, self.chunk_size)
-        self.schedules: dict[str, tuple] = {}  # what -> (Packed, n_groups, (descriptors, table)), checked once
+        # AMSGrad's maximum (Adam) or the momentum buffer (SGD): present for some tensor?
+        row = L.ROW_MAX_EXP_AVG_SQ if bucket.kind == "adam" else L.ROW_MOMENTUM_BUFFER
+        self.optional_state = _PRESENT if bool(np.any(bucket.pointers[row] != 0)) else None
+        self.schedules: dict[str, tuple] = {}  # what -> (Packed, n_groups, (descriptors, table), values), checked once
 
-    def packed(self, packed, n_groups: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    def scheduled(self, packed, schedule_t: np.ndarray, what: str) -> np.ndarray:
+        """``packed`` evaluated at each group's step (NOTE [group values]); empty without a schedule."""
+        if packed is None:
+            return _NOT_SCHEDULED
+        n_groups = schedule_t.shape[0]
         cached = self.schedules.get(what)
-        if cached is not None and cached[0] is packed and cached[1] == n_groups:
-            return cached[2]
-        arrays = _packed(packed, n_groups, what)
-        self.schedules[what] = (packed, n_groups, arrays)  # holds the Packed: its identity stays unique
-        return arrays
+        if cached is None or cached[0] is not packed or cached[1] != n_groups:
+            cached = (packed, n_groups, _packed(packed, n_groups, what), np.empty(n_groups))
+            self.schedules[what] = cached  # holds the Packed: its identity stays unique
+        (descriptors, table), out = cached[2], cached[3]
+        _C.evaluate_rows_trusted(descriptors, table, schedule_t, out)
+        return out
 
 
 def _check_bucket(bucket) -> None:
@@ -110,8 +132,6 @@ def _check_bucket(bucket) -> None:
 
 
 def _packed(packed, n_groups: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    if packed is None:
-        return _NO_DESCRIPTORS, _NO_TABLE
     descriptors, table = packed.descriptors, packed.table
     if descriptors.ndim != 2 or descriptors.shape != (n_groups, descriptor_layout.DESCRIPTOR_SIZE) \
             or descriptors.dtype != np.float64 or not descriptors.flags.c_contiguous:
@@ -119,12 +139,13 @@ def _packed(packed, n_groups: int, what: str) -> tuple[np.ndarray, np.ndarray]:
                          f"{(n_groups, descriptor_layout.DESCRIPTOR_SIZE)}, got {descriptors.shape}")
     if table.ndim != 1 or table.dtype != np.float64 or not table.flags.c_contiguous:
         raise ValueError(f"lrfast._backend.cpu.step_bucket: the {what} table must be 1-d C-contiguous float64")
+    _C.validate(descriptors, table.shape[0])  # once per packed schedule: each step evaluates it trusted
     return _readonly(descriptors), _readonly(table)
 
 
-def _scalar(tensor: torch.Tensor | None) -> np.ndarray:
+def _scalar(tensor: torch.Tensor | None) -> np.ndarray | None:
     if tensor is None:
-        return _NO_SCALAR
+        return None
     return tensor.detach().reshape(-1)[:1].to(device="cpu", dtype=torch.float32).numpy()
 
 
@@ -144,12 +165,16 @@ def _kernel_args(bucket, tables: _Tables) -> tuple:
             or bucket.schedule_t.shape != (n_groups,):
         raise ValueError("lrfast._backend.cpu.step_bucket: group_hyper must be float64 (G, GROUP_COLUMNS) "
                          "and schedule_t float64 (G,)")
-    lr_desc, lr_table = tables.packed(bucket.lr_schedule, n_groups, "lr_schedule")
-    mom_desc, mom_table = tables.packed(bucket.momentum_schedule, n_groups, "momentum_schedule")
-    args = (tables.proto, tables.scalars, tables.flags, bucket.pointers, bucket.numels, bucket.tensor_group,
-            tables.chunk_tensor, tables.chunk_start, tables.chunk_size, hyper, lr_desc, lr_table, mom_desc,
-            mom_table, bucket.schedule_t, _scalar(bucket.grad_scale), _scalar(bucket.found_inf))
-    return args + (bucket.momentum_fresh,) if bucket.kind == "sgd" else args
+    lr_scheduled = tables.scheduled(bucket.lr_schedule, bucket.schedule_t, "lr_schedule")
+    momentum_scheduled = tables.scheduled(bucket.momentum_schedule, bucket.schedule_t, "momentum_schedule")
+    if tables.values.shape[0] != n_groups:
+        tables.values = np.zeros((n_groups, 2))
+    args = (tables.proto, tables.values, tables.scalars, tables.flags, bucket.pointers, bucket.numels,
+            bucket.tensor_group, tables.chunk_tensor, tables.chunk_start, tables.chunk_size, hyper, lr_scheduled,
+            momentum_scheduled, _scalar(bucket.grad_scale), _scalar(bucket.found_inf))
+    if bucket.kind == "sgd":
+        return args + (bucket.momentum_fresh, tables.optional_state)
+    return args + (tables.optional_state,)
 
 
 def step_bucket(bucket) -> None:
@@ -167,32 +192,44 @@ def step_bucket(bucket) -> None:
 
 def warmup(kinds: Iterable[str] = ("adam", "sgd"),
            dtypes: Iterable[torch.dtype] = (torch.float32, torch.float64, torch.bfloat16, torch.float16)) -> None:
-    """Compile (or load from Numba's on-disk cache) the kernels for ``kinds`` x ``dtypes``."""
+    """Compile (or load from Numba's on-disk cache) the kernels for ``kinds`` x ``dtypes``.
+
+    For each, both twins (a step takes the serial one for small buckets) of the variant a
+    default-constructed optimizer uses (NOTE [compiled variants]): no GradScaler, no
+    AMSGrad; for SGD with and without a momentum buffer. Nothing runs: the signatures
+    are compiled.
+    """
+    import numba
+
     from ..optim._dispatch import Bucket
 
+    kinds, dtypes = list(kinds), list(dtypes)
     for kind in kinds:
         if kind not in K.KERNELS:
             raise ValueError(f"warmup: kinds must be among {sorted(K.KERNELS)}, got {kind!r}")
+    for dtype in dtypes:
+        if dtype not in _STORAGE:
+            raise ValueError(f"warmup: dtypes must be among {list(_STORAGE)}, got {dtype!r}")
+    for kind in kinds:
         for dtype in dtypes:
-            if dtype not in _STORAGE:
-                raise ValueError(f"warmup: dtypes must be among {list(_STORAGE)}, got {dtype!r}")
-            tensors = [torch.zeros(2, dtype=dtype) for _ in range(5)]
-            step = torch.zeros((), dtype=torch.float32)
             bucket = Bucket(kind, torch.device("cpu"), dtype)
-            bucket.params, bucket.grads = [tensors[0]], [tensors[1]]
-            bucket.tensor_group = np.zeros(1, dtype=np.int32)
             bucket.numels = np.array([2], dtype=np.int64)
+            bucket.tensor_group = np.zeros(1, dtype=np.int32)
             bucket.pointers = np.zeros((L.POINTER_ROWS, 1), dtype=np.int64)
-            for row, t in zip((L.ROW_PARAM, L.ROW_GRAD, L.ROW_EXP_AVG, L.ROW_EXP_AVG_SQ, L.ROW_MAX_EXP_AVG_SQ),
-                              tensors, strict=True):
-                bucket.pointers[row, 0] = t.data_ptr()
-            bucket.pointers[L.ROW_STEP, 0] = step.data_ptr()
-            bucket.steps = [step]
-            hyper = np.zeros((1, L.GROUP_COLUMNS))
-            hyper[0, L.GROUP_BETA2] = 0.5
-            bucket.group_hyper = hyper
+            bucket.group_hyper = np.zeros((1, L.GROUP_COLUMNS))
             bucket.schedule_t = np.zeros(1)
             bucket.momentum_fresh = np.zeros(1, dtype=np.uint8)
-            tables = _tables(bucket)
-            tables.serial(*_kernel_args(bucket, tables))  # both twins: which one a step takes depends on its size
-            threads.run_parallel(tables.kernel, *_kernel_args(bucket, tables))
+            tables = _Tables.__new__(_Tables)  # the arrays' types only: nothing is checked or run
+            tables.proto = np.empty(0, dtype=_STORAGE[dtype])
+            tables.values = np.zeros((1, 2))
+            tables.scalars = np.zeros((1, L.SCALAR_COLUMNS), dtype=_MATH[dtype])
+            tables.flags = np.zeros((1, L.FLAG_COLUMNS), dtype=np.int32)
+            tables.chunk_tensor, tables.chunk_start = chunk_map(bucket.numels, 1)
+            tables.chunk_size = 1
+            tables.schedules = {}
+            variants = (None, _PRESENT) if kind == "sgd" else (None,)
+            for optional_state in variants:
+                tables.optional_state = optional_state
+                signature = tuple(numba.typeof(arg) for arg in _kernel_args(bucket, tables))
+                for kernel in (K.SERIAL_KERNELS[kind], K.KERNELS[kind]):
+                    kernel.compile(signature)

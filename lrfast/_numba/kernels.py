@@ -4,7 +4,8 @@ One call updates every tensor of one dtype (a bucket, NOTE [bucket layout] in
 ``lrfast/optim/_layout.py``). It runs in two phases:
 
 1. serially, once per group: the LR (and momentum / beta1) from the group's float or
-   from its packed schedule (``lrfast._numba.schedule.evaluate``); once per tensor:
+   from its packed schedule, evaluated on the host by the compiled header (NOTE
+   [group values] in ``lrfast/_backend/cpu.py``); once per tensor:
    advance Adam's ``step``, derive the bias corrections and the other scalars, cast
    to the math dtype (float32; float64 for float64 parameters) as torch casts them;
 2. in parallel over the chunk map (chunk -> tensor, first element): the element loop.
@@ -38,7 +39,6 @@ from numba.extending import intrinsic, overload
 
 from ..optim import _layout as L
 from . import threads
-from .schedule import evaluate
 
 threads.configure()  # before any parallel kernel runs: NOTE [threading layer]
 
@@ -229,8 +229,8 @@ def _sgd_chunk(param, grad, momentum_buffer, s, coupled, nesterov, fresh, scale)
 
 
 @njit(**_jit)
-def _adam_dispatch(pointers, t, start, n, proto, s, flags, has_scale):
-    """Pick the specialised loop of tensor ``t``'s chunk (NOTE [specialised loops])."""
+def _adam_dispatch(pointers, t, start, n, proto, s, flags, grad_scale, amsgrad):
+    """Run tensor ``t``'s chunk in the loop its options need (NOTE [specialised loops])."""
     mode = flags[L.FLAG_MODE]
     lerp_small = flags[L.FLAG_LERP_SMALL] != 0
     coupled = (mode & L.MODE_COUPLED_WD) != 0
@@ -239,74 +239,60 @@ def _adam_dispatch(pointers, t, start, n, proto, s, flags, has_scale):
     grad = _view(pointers, L.ROW_GRAD, t, start, n, proto)
     exp_avg = _view(pointers, L.ROW_EXP_AVG, t, start, n, proto)
     exp_avg_sq = _view(pointers, L.ROW_EXP_AVG_SQ, t, start, n, proto)
-    scale = s[L.SCALAR_GRAD_SCALE]
-    if (mode & L.MODE_AMSGRAD) != 0:
-        max_exp_avg_sq = _view(pointers, L.ROW_MAX_EXP_AVG_SQ, t, start, n, proto)
-        if has_scale:
+    scale = None if grad_scale is None else s[L.SCALAR_GRAD_SCALE]
+    if amsgrad is not None:
+        if (mode & L.MODE_AMSGRAD) != 0:
+            max_exp_avg_sq = _view(pointers, L.ROW_MAX_EXP_AVG_SQ, t, start, n, proto)
             _adam_chunk(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s, lerp_small, coupled, decoupled, scale)
-        else:
-            _adam_chunk(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s, lerp_small, coupled, decoupled, None)
-    elif has_scale:
-        _adam_chunk(param, grad, exp_avg, exp_avg_sq, None, s, lerp_small, coupled, decoupled, scale)
-    else:
-        _adam_chunk(param, grad, exp_avg, exp_avg_sq, None, s, lerp_small, coupled, decoupled, None)
+            return
+    _adam_chunk(param, grad, exp_avg, exp_avg_sq, None, s, lerp_small, coupled, decoupled, scale)
 
 
 @njit(**_jit)
-def _sgd_dispatch(pointers, t, start, n, proto, s, flags, has_scale):
+def _sgd_dispatch(pointers, t, start, n, proto, s, flags, grad_scale, momentum):
     mode = flags[L.FLAG_MODE]
     coupled = (mode & L.MODE_COUPLED_WD) != 0
     nesterov = (mode & L.MODE_NESTEROV) != 0
     fresh = (mode & L.MODE_FRESH) != 0
     param = _view(pointers, L.ROW_PARAM, t, start, n, proto)
     grad = _view(pointers, L.ROW_GRAD, t, start, n, proto)
-    scale = s[L.SCALAR_GRAD_SCALE]
-    if (mode & L.MODE_MOMENTUM) != 0:
-        buffer = _view(pointers, L.ROW_MOMENTUM_BUFFER, t, start, n, proto)
-        if has_scale:
+    scale = None if grad_scale is None else s[L.SCALAR_GRAD_SCALE]
+    if momentum is not None:
+        if (mode & L.MODE_MOMENTUM) != 0:
+            buffer = _view(pointers, L.ROW_MOMENTUM_BUFFER, t, start, n, proto)
             _sgd_chunk(param, grad, buffer, s, coupled, nesterov, fresh, scale)
-        else:
-            _sgd_chunk(param, grad, buffer, s, coupled, nesterov, fresh, None)
-    elif has_scale:
-        _sgd_chunk(param, grad, None, s, coupled, nesterov, fresh, scale)
-    else:
-        _sgd_chunk(param, grad, None, s, coupled, nesterov, fresh, None)
+            return
+    _sgd_chunk(param, grad, None, s, coupled, nesterov, fresh, scale)
 
 
 # -- per-group values ---------------------------------------------------------------------------------
 
 @njit(**_jit)
-def _group_values(group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t):
-    """(lr, momentum or beta1) of every group: the float, or the schedule at its step."""
-    n = group_hyper.shape[0]
-    lrs = np.empty(n)
-    moms = np.empty(n)
-    for g in range(n):
+def _group_values(values, group_hyper, lr_scheduled, momentum_scheduled):
+    """values[g] = (lr, momentum or beta1) of every group: the group's float, or its schedule's value.
+
+    ``lr_scheduled`` / ``momentum_scheduled``: the schedules evaluated at each group's
+    step on the host (NOTE [group values] in ``lrfast/_backend/cpu.py``); read only
+    for the groups whose ``GROUP_*_SCHEDULED`` column is set (empty where none is).
+    """
+    for g in range(group_hyper.shape[0]):
         lr = group_hyper[g, L.GROUP_LR]
         if group_hyper[g, L.GROUP_LR_SCHEDULED] != 0.0:
-            lr = evaluate(lr_desc[g], lr_table, schedule_t[g])
+            lr = lr_scheduled[g]
         mom = group_hyper[g, L.GROUP_MOMENTUM]
         if group_hyper[g, L.GROUP_MOMENTUM_SCHEDULED] != 0.0:
-            mom = evaluate(mom_desc[g], mom_table, schedule_t[g])
-        lrs[g] = lr
-        moms[g] = mom
-    return lrs, moms
-
-
-@njit(**_jit)
-def _common_scalars(s, h, grad_scale):
-    s[L.SCALAR_ONE] = 1.0
-    s[L.SCALAR_SIGN] = -1.0 if h[L.GROUP_MAXIMIZE] != 0.0 else 1.0
-    s[L.SCALAR_GRAD_SCALE] = grad_scale
+            mom = momentum_scheduled[g]
+        values[g, 0] = lr
+        values[g, 1] = mom
 
 
 # -- the kernels ----------------------------------------------------------------------------------------
 
 @njit(**_jit)
-def _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
-                  schedule_t, scale):
+def _adam_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
+                  momentum_scheduled, scale):
     """Phase 1 of an Adam step: advance the steps, fill every tensor's scalars and flags."""
-    lrs, beta1s = _group_values(group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t)
+    _group_values(values, group_hyper, lr_scheduled, momentum_scheduled)
     last_group = -1
     last_step = -1.0
     neg_step_size = 0.0
@@ -317,8 +303,8 @@ def _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, l
         step_view = numba.carray(_address(pointers[L.ROW_STEP, t]), (1,), np.float32)
         step_view[0] = step_view[0] + np.float32(1.0)  # torch: step_t += 1 on a float32 tensor
         step = np.float64(step_view[0])
-        lr = lrs[g]
-        beta1 = beta1s[g]
+        lr = values[g, 0]
+        beta1 = values[g, 1]
         beta2 = h[L.GROUP_BETA2]
         if g != last_group or step != last_step:  # most tensors share their group's step
             # in float64, as torch: bias_correction = 1 - beta ** step
@@ -327,7 +313,9 @@ def _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, l
             last_group = g
             last_step = step
         s = scalars[t]
-        _common_scalars(s, h, scale)
+        s[L.SCALAR_ONE] = 1.0
+        s[L.SCALAR_SIGN] = -1.0 if h[L.GROUP_MAXIMIZE] != 0.0 else 1.0
+        s[L.SCALAR_GRAD_SCALE] = scale
         s[L.SCALAR_LR] = neg_step_size
         s[L.SCALAR_MOMENTUM] = 1.0 - beta1
         s[L.SCALAR_BETA2] = beta2
@@ -352,18 +340,20 @@ def _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, l
 
 
 @njit(**_jit)
-def _sgd_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
-                 schedule_t, scale, fresh):
+def _sgd_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
+                 momentum_scheduled, scale, fresh):
     """Phase 1 of an SGD step: every tensor's scalars and flags; ``fresh`` flags are cleared."""
-    lrs, momenta = _group_values(group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t)
+    _group_values(values, group_hyper, lr_scheduled, momentum_scheduled)
     for t in range(numels.shape[0]):
         g = tensor_group[t]
         h = group_hyper[g]
         s = scalars[t]
-        _common_scalars(s, h, scale)
-        momentum = momenta[g]
+        s[L.SCALAR_ONE] = 1.0
+        s[L.SCALAR_SIGN] = -1.0 if h[L.GROUP_MAXIMIZE] != 0.0 else 1.0
+        s[L.SCALAR_GRAD_SCALE] = scale
+        momentum = values[g, 1]
         weight_decay = h[L.GROUP_WEIGHT_DECAY]
-        s[L.SCALAR_LR] = -lrs[g]
+        s[L.SCALAR_LR] = -values[g, 0]
         s[L.SCALAR_MOMENTUM] = momentum
         s[L.SCALAR_DAMPENING] = 1.0 - h[L.GROUP_DAMPENING]
         s[L.SCALAR_WEIGHT_DECAY] = weight_decay
@@ -388,71 +378,75 @@ def _sgd_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr
 # process (NOTE [threading layer] in ``lrfast/_numba/threads.py``).
 
 @njit(parallel=True, **_jit)
-def adam_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
-              group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf):
+def adam_step(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
+              chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
+              amsgrad):
     """One Adam/AdamW step of a bucket (see the module docstring for the phases)."""
-    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
-        return
-    has_scale = grad_scale.shape[0] > 0
-    scale = np.float64(grad_scale[0]) if has_scale else 1.0
-    _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
-                  schedule_t, scale)
+    if found_inf is not None:
+        if found_inf[0] != 0.0:
+            return
+    scale = 1.0 if grad_scale is None else np.float64(grad_scale[0])
+    _adam_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
+                  momentum_scheduled, scale)
     for c in prange(chunk_tensor.shape[0]):
         t = chunk_tensor[c]
         start = chunk_start[c]
         n = min(chunk_size, numels[t] - start)
-        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
+        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, amsgrad)
 
 
 @njit(**_jit)
-def adam_step_serial(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
-                     group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf):
+def adam_step_serial(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
+                     chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
+                     amsgrad):
     """``adam_step`` on the calling thread alone (NOTE [serial twins])."""
-    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
-        return
-    has_scale = grad_scale.shape[0] > 0
-    scale = np.float64(grad_scale[0]) if has_scale else 1.0
-    _adam_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
-                  schedule_t, scale)
+    if found_inf is not None:
+        if found_inf[0] != 0.0:
+            return
+    scale = 1.0 if grad_scale is None else np.float64(grad_scale[0])
+    _adam_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
+                  momentum_scheduled, scale)
     for c in range(chunk_tensor.shape[0]):
         t = chunk_tensor[c]
         start = chunk_start[c]
         n = min(chunk_size, numels[t] - start)
-        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
+        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, amsgrad)
 
 
 @njit(parallel=True, **_jit)
-def sgd_step(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
-             group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf, fresh):
+def sgd_step(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
+             chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
+             fresh, momentum):
     """One SGD step of a bucket; ``fresh[t]`` (momentum buffer not yet written) is cleared."""
-    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
-        return
-    has_scale = grad_scale.shape[0] > 0
-    scale = np.float64(grad_scale[0]) if has_scale else 1.0
-    _sgd_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
-                 schedule_t, scale, fresh)
+    if found_inf is not None:
+        if found_inf[0] != 0.0:
+            return
+    scale = 1.0 if grad_scale is None else np.float64(grad_scale[0])
+    _sgd_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
+                 momentum_scheduled, scale, fresh)
     for c in prange(chunk_tensor.shape[0]):
         t = chunk_tensor[c]
         start = chunk_start[c]
         n = min(chunk_size, numels[t] - start)
-        _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
+        _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, momentum)
 
 
 @njit(**_jit)
-def sgd_step_serial(proto, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start, chunk_size,
-                    group_hyper, lr_desc, lr_table, mom_desc, mom_table, schedule_t, grad_scale, found_inf, fresh):
+def sgd_step_serial(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
+                    chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
+                    fresh, momentum):
     """``sgd_step`` on the calling thread alone (NOTE [serial twins])."""
-    if found_inf.shape[0] > 0 and found_inf[0] != 0.0:
-        return
-    has_scale = grad_scale.shape[0] > 0
-    scale = np.float64(grad_scale[0]) if has_scale else 1.0
-    _sgd_scalars(scalars, flags, pointers, numels, tensor_group, group_hyper, lr_desc, lr_table, mom_desc, mom_table,
-                 schedule_t, scale, fresh)
+    if found_inf is not None:
+        if found_inf[0] != 0.0:
+            return
+    scale = 1.0 if grad_scale is None else np.float64(grad_scale[0])
+    _sgd_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
+                 momentum_scheduled, scale, fresh)
     for c in range(chunk_tensor.shape[0]):
         t = chunk_tensor[c]
         start = chunk_start[c]
         n = min(chunk_size, numels[t] - start)
-        _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], has_scale)
+        _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, momentum)
 
 
 KERNELS = {"adam": adam_step, "sgd": sgd_step}
@@ -464,12 +458,12 @@ SERIAL_KERNELS = {"adam": adam_step_serial, "sgd": sgd_step_serial}
 def _dependency_digest() -> str:
     """A digest of the files these kernels compile in besides this one.
 
-    Numba keys its on-disk cache on the defining file alone, so an edited
-    ``schedule.py`` or ``_layout.py`` would otherwise leave stale machine code behind.
+    Numba keys its on-disk cache on the defining file alone, so an edited ``_layout.py``
+    (whose constants are compiled in) would otherwise leave stale machine code behind.
     """
     here = Path(__file__).resolve().parent
     digest = hashlib.sha1()
-    for path in (here / "schedule.py", here.parent / "optim" / "_layout.py", here.parent / "_layout.py"):
+    for path in (here.parent / "optim" / "_layout.py",):
         try:
             digest.update(path.read_bytes())
         except OSError:
@@ -489,7 +483,7 @@ def _drop_stale_cache() -> None:
             return
         for dispatcher in (adam_step, sgd_step, adam_step_serial, sgd_step_serial, _adam_scalars,
                            _sgd_scalars, _bfloat16_bits, _adam_dispatch, _sgd_dispatch, _adam_chunk, _sgd_chunk,
-                           _group_values, _common_scalars, _view):
+                           _group_values, _view):
             dispatcher._cache.flush()
         stamp.write_text(digest)
     except OSError:  # a read-only install: Numba then caches elsewhere or not at all
