@@ -268,7 +268,8 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                          help="MiB read before every timed call to evict the caches, 0 for none (default: twice "
                               "the last-level cache)")
     p_bench.add_argument("--rounds", type=_positive_int, default=None, metavar="N",
-                         help="paired rounds per row; each contender timed once a round (default: 21, 7 with --quick)")
+                         help="paired rounds per row; each contender timed once a round (default: 15, 7 with "
+                              "--quick, 21 with --targets)")
     p_bench.add_argument("--targets", action="store_true",
                          help="only issue 14's three CPU targets, lrfast vs torch fused, with the bandwidth reached "
                               "(default: off, the whole report)")
