@@ -18,8 +18,7 @@ each cell is the median over rounds with its interquartile range, and a ratio is
 median of the per-round ratios (so a load burst that slows one round slows both sides of
 it). Before every timed call the caches are evicted by reading a buffer twice the size of
 the last-level cache (``--cache-mib``), outside the timing, so a step is timed from DRAM
-as in training, where forward and backward run between two optimizer steps (rows whose
-other contenders read more than that between two calls of one skip the buffer). CUDA calls are
+as in training, where forward and backward run between two optimizer steps. CUDA calls are
 timed with CUDA events. The report warns when the machine was busy (1-minute load average
 above half the CPU count), when the spread over rounds is high, when a measured time beats
 the bandwidth floor, and when the lrfast column runs torch's fallback code (no Numba).
@@ -53,8 +52,8 @@ TITLES = {"adamw": "AdamW + cosine", "sgd": "SGD(momentum) + cosine"}
 # and writes p, m, v: 28 B per float32 element; SGD with momentum 20 B) at the fastest rate
 # this machine's memory showed in the same run. The rate is the in-place update a += b
 # (read a and b, write a: 12 B per element, the optimizers' own access pattern), taken at
-# its fastest round (torch's threads, and one thread), on 64 MiB arrays read from DRAM
-# (caches evicted). Not STREAM's copy:
+# its fastest round (torch's threads and one thread, before and after the rows, and in
+# every row's own rounds), on 64 MiB arrays read from DRAM (caches evicted). Not STREAM's copy:
 # it counts 8 B per element, but a copy into memory that is not in cache also reads the
 # destination first (write-allocate), so its real traffic is 12 B and its STREAM figure
 # understates what the memory delivers; an in-place update pays no write-allocate. The
@@ -206,7 +205,6 @@ class _Evictor:
 
         self.device = device
         self.buffer = torch.ones(mib * 2**20 // 4, device=device) if mib > 0 else None
-        self.bytes = mib * 2**20
 
     def __call__(self) -> None:
         if self.buffer is not None:
@@ -405,10 +403,19 @@ def _build(contender: str, algo: str, params, device: str, groups: int = 1):
     return step
 
 
+_PROBE = "in-place update probe"
+
+
 def _optimizer_rows(device: str, plan: list[tuple[str, Case]], contenders: list[str], rounds: int,
-                    evict: Callable[[], None], progress, loads: list) -> list[Result]:
-    """Paired rounds of ``contenders`` for every (algo, case) of ``plan``; one Result per cell."""
+                    evict: Callable[[], None], progress, loads: list, update_rates: list[float]) -> list[Result]:
+    """Paired rounds of ``contenders`` for every (algo, case) of ``plan``; one Result per cell.
+    The in-place update probe runs in every row's rounds too (its GB/s appended to
+    ``update_rates``): on a busy machine a probe timed only before and after the rows can
+    miss the quiet moments a step had, and set the floor above it."""
     import torch
+
+    n = PROBE_ELEMENTS
+    a, b = torch.rand(n, device=device), torch.rand(n, device=device)
 
     rows = []
     for algo, case in plan:
@@ -425,14 +432,11 @@ def _optimizer_rows(device: str, plan: list[tuple[str, Case]], contenders: list[
             except (ImportError, RuntimeError) as exc:  # a contender this machine cannot run
                 rows.append(Result(algo, case.name, contender, float("nan"), case.numel, len(case.shapes),
                                    {"skipped": str(exc).splitlines()[0]}))
-        # Where the other contenders' calls between two of one contender's already read more
-        # than the eviction buffer, they evict its data themselves: no buffer read (the full
-        # run's big rows would spend most of their time reading it).
-        state_bytes = case.numel * 4 * (4 if algo == "adamw" else 3)
-        evicted_anyway = state_bytes * (len(steps) - 1) >= evict.bytes > 0
+        steps[_PROBE] = lambda: a.add_(b, alpha=1e-3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the no-Numba warning is the report's, once, in its header
-            times = paired_rounds(steps, device, rounds, (lambda: None) if evicted_anyway else evict)
+            times = paired_rounds(steps, device, rounds, evict)
+        update_rates += [PROBE_BYTES["update"] * n / t / 1e9 for t in times.pop(_PROBE)]
         for contender, ts in times.items():
             median = statistics.median(ts)
             rows.append(Result(algo, case.name, contender, median, case.numel, len(case.shapes),
@@ -549,7 +553,8 @@ def _bandwidth_line(meta: dict) -> list[str]:
     return [f"Memory bandwidth in the same run ({len(bw['copy'])} paired rounds on {PROBE_ELEMENTS:,}-element "
             f"float32 arrays, before and after the optimizer rows, caches evicted): copy {cell('copy')}, triad "
             f"{cell('triad')} (STREAM counting, 8 and 12 B/element); in-place update a += b {cell('update')} "
-            "(12 B/element; torch's threads and one thread).", "",
+            f"(12 B/element; {len(bw['update'])} rounds: torch's threads and one thread, and in every optimizer "
+            "row's rounds).", "",
             f"**Bandwidth floor** = bytes per step / {floor_GBs(meta):.1f} GB/s (the fastest in-place update round; "
             "a time no step can beat). Cells: median [interquartile range] over "
             f"{meta.get('rounds', '?')} paired rounds; ratios: median [IQR] of the per-round ratios.", ""]
@@ -695,7 +700,8 @@ def _measure(meta: dict, device: str, plan: list[tuple[str, Case]], contenders: 
     bandwidth = _bandwidth(device, rounds, evict)
     rows = _scheduler_rows(scheduler_groups, scheduler_steps, rounds) if scheduler_groups else []
     with Progress(len(plan), "bench", disable=not show_progress) as progress:
-        rows += _optimizer_rows(device, plan, contenders, rounds, evict, progress, meta["load_average"])
+        rows += _optimizer_rows(device, plan, contenders, rounds, evict, progress, meta["load_average"],
+                                bandwidth["update"])
     for name, rates in _bandwidth(device, rounds, evict).items():
         bandwidth[name] += rates
     meta["bandwidth"] = bandwidth

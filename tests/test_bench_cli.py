@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from lrfast import bench
 
@@ -139,6 +140,8 @@ def test_a_run_keeps_every_round_and_samples_the_load(monkeypatch):
     assert meta["rounds"] == 3 and meta["lrfast_kernels"] is True
     assert len(meta["load_average"]) == 2 + 2 * 2  # start, after each (optimizer, case), end
     assert set(meta["bandwidth"]) == {"copy", "triad", "update"} and len(meta["bandwidth"]["copy"]) == 6
+    # start and end (torch's threads, and one thread where torch has more), then 3 in each of the 4 rows
+    assert len(meta["bandwidth"]["update"]) == 6 * (1 + (torch.get_num_threads() > 1)) + 4 * 3
     opt = [r for r in rows if r.section in ("adamw", "sgd")]
     assert {(r.section, r.case) for r in opt} == {(a, c) for a in ("adamw", "sgd")
                                                   for c in ("1 x 4,096", "8 x 64 = 512")}
