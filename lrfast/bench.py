@@ -31,6 +31,7 @@ targets (lrfast vs torch ``fused=True``), with the bandwidth each side reaches.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -52,8 +53,9 @@ TITLES = {"adamw": "AdamW + cosine", "sgd": "SGD(momentum) + cosine"}
 # and writes p, m, v: 28 B per float32 element; SGD with momentum 20 B) at the fastest rate
 # this machine's memory showed in the same run. The rate is the in-place update a += b
 # (read a and b, write a: 12 B per element, the optimizers' own access pattern), taken at
-# its fastest round (torch's threads and one thread, before and after the rows, and in
-# every row's own rounds), on 64 MiB arrays read from DRAM (caches evicted). Not STREAM's copy:
+# its fastest round (on 64 MiB arrays before and after the rows, with torch's threads and
+# one thread, and on one tensor of each row's size in that row's rounds), read from DRAM
+# (caches evicted before every timed call). Not STREAM's copy:
 # it counts 8 B per element, but a copy into memory that is not in cache also reads the
 # destination first (write-allocate), so its real traffic is 12 B and its STREAM figure
 # understates what the memory delivers; an in-place update pays no write-allocate. The
@@ -409,16 +411,16 @@ _PROBE = "in-place update probe"
 def _optimizer_rows(device: str, plan: list[tuple[str, Case]], contenders: list[str], rounds: int,
                     evict: Callable[[], None], progress, loads: list, update_rates: list[float]) -> list[Result]:
     """Paired rounds of ``contenders`` for every (algo, case) of ``plan``; one Result per cell.
-    The in-place update probe runs in every row's rounds too (its GB/s appended to
-    ``update_rates``): on a busy machine a probe timed only before and after the rows can
-    miss the quiet moments a step had, and set the floor above it."""
+    The in-place update probe runs in every row's rounds too, on one tensor of the row's
+    size (its GB/s appended to ``update_rates``): on a busy machine a probe timed only
+    before and after the rows, on 64 MiB arrays, missed the short quiet windows a step of a
+    few ms caught, and set the floor above that step."""
     import torch
-
-    n = PROBE_ELEMENTS
-    a, b = torch.rand(n, device=device), torch.rand(n, device=device)
 
     rows = []
     for algo, case in plan:
+        n = case.numel
+        a, b = torch.rand(n, device=device), torch.rand(n, device=device)
         gen = torch.Generator().manual_seed(0)
         base = [torch.randn(n, generator=gen).to(device) for n in case.shapes]
         grads = [(torch.randn(n, generator=gen) * 1e-3).to(device) for n in case.shapes]  # shared, read-only
@@ -432,7 +434,7 @@ def _optimizer_rows(device: str, plan: list[tuple[str, Case]], contenders: list[
             except (ImportError, RuntimeError) as exc:  # a contender this machine cannot run
                 rows.append(Result(algo, case.name, contender, float("nan"), case.numel, len(case.shapes),
                                    {"skipped": str(exc).splitlines()[0]}))
-        steps[_PROBE] = lambda: a.add_(b, alpha=1e-3)
+        steps[_PROBE] = functools.partial(torch.Tensor.add_, a, b, alpha=1e-3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the no-Numba warning is the report's, once, in its header
             times = paired_rounds(steps, device, rounds, evict)
@@ -553,8 +555,8 @@ def _bandwidth_line(meta: dict) -> list[str]:
     return [f"Memory bandwidth in the same run ({len(bw['copy'])} paired rounds on {PROBE_ELEMENTS:,}-element "
             f"float32 arrays, before and after the optimizer rows, caches evicted): copy {cell('copy')}, triad "
             f"{cell('triad')} (STREAM counting, 8 and 12 B/element); in-place update a += b {cell('update')} "
-            f"(12 B/element; {len(bw['update'])} rounds: torch's threads and one thread, and in every optimizer "
-            "row's rounds).", "",
+            f"(12 B/element; {len(bw['update'])} rounds: also with one thread, and at each optimizer row's "
+            "size in its rounds).", "",
             f"**Bandwidth floor** = bytes per step / {floor_GBs(meta):.1f} GB/s (the fastest in-place update round; "
             "a time no step can beat). Cells: median [interquartile range] over "
             f"{meta.get('rounds', '?')} paired rounds; ratios: median [IQR] of the per-round ratios.", ""]
