@@ -116,7 +116,7 @@ def _cases(quick: bool, device: str) -> list[Case]:
         sizes = [2**20, 2**22, 2**24] if quick else [2**18, 2**20, 2**22, 2**24, 2**26, 2**28]
         many = [(2000, 2**20)] if quick else [(2000, 2**20), (148, 124_000_000)]
     else:
-        sizes = [2**14, 2**16, 2**18] if quick else [2**16, 2**18, 2**20, 2**22, 2**24]
+        sizes = [2**14, 2**17, 2**20] if quick else [2**16, 2**18, 2**20, 2**22, 2**24]
         many = [(2000, 2**20)] if quick else [(200, 2**24), (2000, 2**24), (2000, 2**20)]
     return [case_of([n]) for n in sizes] + [case_of([n // t] * t) for t, n in many]
 
@@ -610,12 +610,13 @@ def _markdown(meta: dict, rows: list[Result]) -> str:
 
 
 def _targets_table(meta: dict, rows: list[Result]) -> list[str]:
-    copy = statistics.median(meta["bandwidth"]["copy"]) if meta.get("bandwidth") else meta["copy_GBs"]
+    copy = max(meta["bandwidth"]["copy"]) if meta.get("bandwidth") else meta["copy_GBs"]  # best vs best
     update = floor_GBs(meta)
     out = ["### Issue 14's CPU targets: lrfast vs torch fused=True (opt.step() + scheduler.step()), "
            "median [IQR] over paired rounds", "",
            f"GB/s counts {BYTES_PER_ELEMENT['adamw']} B/element for AdamW and {BYTES_PER_ELEMENT['sgd']} for SGD; "
-           f"% of the in-place update rate ({update:.1f} GB/s, the floor's) and of copy ({copy:.1f} GB/s, STREAM).", "",
+           f"% of the in-place update rate ({update:.1f} GB/s, the floor's) and of copy ({copy:.1f} GB/s, STREAM "
+           "counting), each its fastest round.", "",
            "| optimizer | set | torch fused ms | " + _column("lrfast", meta) + " ms | ratio | target | met | "
            "fused GB/s (% update, % copy) | lrfast GB/s (% update, % copy) | floor ms |",
            "|---|---|---|---|---|---|---|---|---|---|"]

@@ -116,7 +116,7 @@ def test_targets_table_from_a_saved_run(tmp_path):
     meta = {**META, "bandwidth": {"copy": [40.0] * 4, "triad": [40.0] * 4, "update": [50.0, 60.0]}}
     out = _report(tmp_path, meta, rows)
     assert "### Issue 14's CPU targets" in out and "Warning" not in out
-    # AdamW at 28 B/element: 39.1 GB/s = 65 % of the best update round (60 GB/s), 98 % of copy's median
+    # AdamW at 28 B/element: 39.1 GB/s = 65 % of the best update round (60 GB/s), 98 % of copy's best
     assert "| AdamW | 16M over 200 tensors | 12.000 [12.000–12.000] | 9.000 [9.000–9.000] | 1.33x [1.33–1.33] " \
            "| ≥ 1.2x | yes | 39.1 (65%, 98%) | 52.2 (87%, 130%) | 7.829 |" in out, out
     line = next(x for x in out.splitlines() if x.startswith("| SGD momentum | 1 x 16M"))
