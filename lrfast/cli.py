@@ -255,7 +255,7 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                              description="lrfast vs torch on this machine, side by side in one run: "
                                          "scheduler.step() cost, optimizer + scheduler steps, memory bandwidth.")
     p_bench.add_argument("--quick", action="store_true",
-                         help="small sizes, few repeats: under a minute on 2 cores (default: off, the full run)")
+                         help="small sizes (3 per curve, one 2,000-tensor set), 7 rounds (default: off, the full run)")
     p_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                          help="where the optimizers run; cuda needs a GPU and lrfast's CUDA kernels (default: cpu)")
     p_bench.add_argument("--json", default=None, metavar="PATH",
