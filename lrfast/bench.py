@@ -8,11 +8,11 @@ Everything is measured side by side in one run, on the same data for every conte
    capturable stepped in a CUDA graph) vs lrfast; ms per step and GB/s (28 bytes per
    element for AdamW, 20 for SGD with momentum).
 3. **the memory bandwidth** (copy, triad and an in-place update ``a += b``) on the same
-   device, before and after the optimizer runs, and from it the **bandwidth floor** of each
-   optimizer row: the bytes a step must move divided by the fastest in-place update rate
-   measured (NOTE [bandwidth floor]).
+   device, before and after the optimizer rows (the update also inside every row's rounds),
+   and from it the **bandwidth floor** of each optimizer row: the bytes a step must move
+   divided by the fastest in-place update rate measured (NOTE [bandwidth floor]).
 
-Timing (NOTE [paired rounds]): every contender of a row, the bandwidth probes alike, is
+NOTE [paired rounds]: every contender of a row, the bandwidth probes alike, is
 timed once per round, in an order rotated from round to round, for ``--rounds`` rounds;
 each cell is the median over rounds with its interquartile range, and a ratio is the
 median of the per-round ratios (so a load burst that slows one round slows both sides of
@@ -43,7 +43,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["run_bench", "run_targets", "main", "lrfast_backend", "eviction_mib"]
+__all__ = ["Case", "Result", "case_of", "eviction_mib", "floor_GBs", "floor_seconds", "lrfast_backend", "main",
+           "paired_rounds", "run_bench", "run_targets", "spread"]
 
 BYTES_PER_ELEMENT = {"adamw": 28, "sgd": 20}
 TITLES = {"adamw": "AdamW + cosine", "sgd": "SGD(momentum) + cosine"}
