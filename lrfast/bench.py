@@ -183,7 +183,8 @@ def eviction_mib(device: str = "cpu") -> int:
     if device == "cuda":
         import torch
 
-        return max(64, 2 * torch.cuda.get_device_properties(0).L2_cache_size // 2**20)
+        l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0)
+        return max(64, 2 * l2 // 2**20)
     largest = 0
     root = "/sys/devices/system/cpu/cpu0/cache"
     try:
@@ -350,7 +351,10 @@ def lrfast_backend(device: str = "cpu") -> tuple[bool, str]:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        backend = _dispatch.backend_for(torch.device(device))
+        try:
+            backend = _dispatch.backend_for(torch.device(device))
+        except RuntimeError as exc:  # a build without lrfast's CUDA kernels
+            return False, str(exc)
     if getattr(backend, "__module__", "").endswith("._fallback"):
         why = next((str(w.message) for w in caught), "lrfast.optim runs torch's optimizer code on this device")
         return False, why

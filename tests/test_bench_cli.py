@@ -216,3 +216,22 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
     assert {r["contender"] for r in report["rows"] if r["section"] == "scheduler"} == {"torch", "lrfast"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out_md.read_text().startswith("Machine:")
+
+
+def test_lrfast_backend_names_what_runs(monkeypatch):
+    from lrfast.optim import _dispatch, _fallback
+
+    assert bench.lrfast_backend("cpu") == (True, "lrfast kernels")
+
+    def fallback(device):
+        import warnings
+
+        warnings.warn("lrfast.optim: Numba is unavailable (x)", RuntimeWarning, stacklevel=2)
+        return _fallback.step_bucket
+    monkeypatch.setattr(_dispatch, "backend_for", fallback)
+    assert bench.lrfast_backend("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
+
+    def missing(device):
+        raise RuntimeError("lrfast.optim: the CUDA fused path is not available in this build")
+    monkeypatch.setattr(_dispatch, "backend_for", missing)
+    assert bench.lrfast_backend("cuda") == (False, "lrfast.optim: the CUDA fused path is not available in this build")
