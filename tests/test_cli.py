@@ -70,6 +70,8 @@ def saved_run(tmp_path) -> Path:
     (["bench", "--rounds", "0"], ["--rounds", "'0'"]),
     (["bench", "--targets", "--plot", "{tmp}/t.png"], ["--targets", "--plot"]),
     (["bench", "--targets", "--quick"], ["--targets", "--quick"]),
+    (["bench", "--from-json", "{tmp}/targets.json", "--plot", "{tmp}/t.png"],
+     ["--plot", "targets.json", "no size curves"]),
     (["bench", "--device", "tpu"], ["--device", "'tpu'"]),
     (["demo", "--groups", "0"], ["--groups", "'0'"]),
     (["frobnicate"], ["'frobnicate'"]),
@@ -78,6 +80,7 @@ def saved_run(tmp_path) -> Path:
 def test_user_errors_are_one_line_without_traceback(capsys, tmp_path, argv, needles):
     (tmp_path / "not_json.txt").write_text("{not json")
     (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "targets.json").write_text(json.dumps({"meta": {}, "rows": [{"section": "target sgd"}]}))
     code, out, err = run_main(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert_one_line_error(code, err, *needles)
     assert code == 2 and out == ""
