@@ -39,16 +39,19 @@ import torch
 import lrfast
 import lrfast.optim
 from lrfast import lr_scheduler
+from lrfast.bench import case_of
 
 BYTES_PER_ELEMENT = {"AdamW": 28, "SGD": 20}
 M = 2**20
 
 
 def sets(full: bool) -> dict[str, dict]:
-    """name -> {"sizes": [numel per tensor], "groups": n}. ``full``: the sizes of the
-    report; else the same shapes scaled down (tensor counts kept) for quick runs."""
+    """name -> {"sizes": [numel per tensor], "groups": n, "label": what the set holds}. ``full``:
+    the sizes of the report; else the same shapes scaled down (tensor counts kept) for quick
+    runs. The names (``--sets``) are the full sets'; the label states the elements built, so a
+    quick run's table never shows a full set's name beside a 16x smaller set."""
     s = 1 if full else 16  # scale-down factor of the element counts
-    return {
+    specs = {
         "1M x 1": {"sizes": [M // s], "groups": 1},
         "16M x 1": {"sizes": [16 * M // s], "groups": 1},
         "64M x 1": {"sizes": [64 * M // s], "groups": 1},
@@ -57,6 +60,9 @@ def sets(full: bool) -> dict[str, dict]:
         "1M / 2,000": {"sizes": [max(M // 2000 // s, 1)] * 2000, "groups": 1},
         "100 groups x 10": {"sizes": [4096 // s] * 1000, "groups": 100},
     }
+    for spec in specs.values():
+        spec["label"] = case_of(spec["sizes"], spec["groups"]).name
+    return specs
 
 
 IMPLS = ("lrfast", "torch fused", "torch foreach", "torch loop")
@@ -186,13 +192,13 @@ def main() -> None:
         print("| set | " + " | ".join(f"{impl} ms" for impl in IMPLS) + " | lrfast GB/s | fused GB/s "
               "| lrfast x fused | foreach x fused | loop x fused | copy / triad GB/s | load |")
         print("|---|" + "---|" * (len(IMPLS) + 7))
-        for name, spec in chosen.items():
+        for spec in chosen.values():
             numel = sum(spec["sizes"])
             result = run_set(optimizer, spec, rounds_for(numel, args.rounds))
             copy, triad = bandwidth(min(64 * M, max(numel, 16 * M)))
             bw.append((copy, triad))
             cells = [f"{result[impl]['ms']:.3f}" for impl in IMPLS]
-            print(f"| {name} | " + " | ".join(cells)
+            print(f"| {spec['label']} | " + " | ".join(cells)
                   + f" | {result['lrfast']['gbps']:.1f} | {result['torch fused']['gbps']:.1f}"
                   + f" | **{result['lrfast']['ratio']:.2f}** | {result['torch foreach']['ratio']:.2f}"
                   + f" | {result['torch loop']['ratio']:.2f} | {copy:.1f} / {triad:.1f} | {load_average()} |",

@@ -27,7 +27,7 @@ SETS = sets(full=FULL)
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", list(SETS))
+@pytest.mark.parametrize("name", list(SETS), ids=[spec["label"] for spec in SETS.values()])  # the real sizes
 @pytest.mark.parametrize("optimizer", ["AdamW", "SGD"])
 @pytest.mark.parametrize("impl", IMPLS)
 def test_optimizer_step(benchmark, impl, optimizer, name):

@@ -159,6 +159,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -191,6 +201,9 @@ def _check_output(option: str, path: str | None) -> None:
 def _check_bench(args: argparse.Namespace) -> None:
     for option in ("json", "markdown", "plot"):
         _check_output(f"--{option}", getattr(args, option))
+    if args.targets and (args.plot is not None or args.device != "cpu" or args.quick or args.from_json):
+        raise UsageError("--targets: measures the three CPU targets only; it takes no --plot, --device cuda, "
+                         "--quick or --from-json")
     if args.plot is not None:
         _require_matplotlib("bench --plot")
     if args.from_json is not None:
@@ -204,6 +217,9 @@ def _check_bench(args: argparse.Namespace) -> None:
         if not (isinstance(data, dict) and isinstance(data.get("meta"), dict) and isinstance(data.get("rows"), list)):
             raise UsageError(f"--from-json: {args.from_json!r} is not a saved `bench --json` run "
                              "(expected an object with 'meta' and 'rows')")
+        if args.plot is not None and not any(isinstance(r, dict) and r.get("section") in ("adamw", "sgd")
+                                             for r in data["rows"]):
+            raise UsageError(f"--plot: {args.from_json!r} holds no size curves (a --targets run): nothing to draw")
     elif args.device == "cuda":
         import torch
 
@@ -242,7 +258,7 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                              description="lrfast vs torch on this machine, side by side in one run: "
                                          "scheduler.step() cost, optimizer + scheduler steps, memory bandwidth.")
     p_bench.add_argument("--quick", action="store_true",
-                         help="small sizes, few repeats: under a minute on 2 cores (default: off, the full run)")
+                         help="small sizes (3 per curve, one 2,000-tensor set), 7 rounds (default: off, the full run)")
     p_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                          help="where the optimizers run; cuda needs a GPU and lrfast's CUDA kernels (default: cpu)")
     p_bench.add_argument("--json", default=None, metavar="PATH",
@@ -251,8 +267,15 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                          help="write the tables as markdown (default: not written)")
     p_bench.add_argument("--plot", default=None, metavar="PATH",
                          help="write time per step vs size as a PNG; needs matplotlib (default: not drawn)")
-    p_bench.add_argument("--cache-mib", type=_positive_int, default=64, metavar="MIB",
-                         help="rotate working sets smaller than this many MiB through copies (default: 64)")
+    p_bench.add_argument("--cache-mib", type=_non_negative_int, default=None, metavar="MIB",
+                         help="MiB read before every timed call to evict the caches, 0 for none (default: twice "
+                              "the last-level cache)")
+    p_bench.add_argument("--rounds", type=_positive_int, default=None, metavar="N",
+                         help="paired rounds per row; each contender timed once a round (default: 15, 7 with "
+                              "--quick, 21 with --targets)")
+    p_bench.add_argument("--targets", action="store_true",
+                         help="only issue 14's three CPU targets, lrfast vs torch fused, with the bandwidth reached "
+                              "(default: off, the whole report)")
     p_bench.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a tty)")
     p_bench.add_argument("--from-json", default=None, metavar="PATH",
                          help="regenerate the tables (and --plot) from a saved --json run instead of measuring "

@@ -1,5 +1,8 @@
-"""`python -m lrfast bench --quick` runs end to end and writes its table, JSON and plot
-(not timed: the numbers themselves are the benchmark's business)."""
+"""`python -m lrfast bench`: paired rounds with their spread, the warnings (busy machine, high
+spread, a floor beaten, torch's fallback in the lrfast column), the bandwidth floor below the
+rows, curves of enough sizes, and the tables regenerated from a saved run. Nothing here is
+timed: the numbers themselves are the benchmark's business; the structure and the logic
+that judges them are tested, with made-up numbers where a verdict is checked."""
 
 from __future__ import annotations
 
@@ -7,8 +10,188 @@ import json
 import math
 import subprocess
 import sys
+import textwrap
 
 import pytest
+import torch
+
+from lrfast import bench
+
+META = {"machine": "m", "device": "cpu", "torch": "t", "lrfast": "l", "python": "p", "date": "d",
+        "command": "python -m lrfast bench", "quick": True, "rounds": 4, "cpus": 2, "load_average": [0.2, 0.3],
+        "copy_GBs": 10.0, "triad_GBs": 12.0, "numba_usable": True, "numba": "numba 0.68.1", "lrfast_kernels": True,
+        "lrfast_backend": "lrfast kernels",
+        "bandwidth": {"copy": [10.0, 9.0, 11.0, 10.0], "triad": [12.0, 12.0, 12.0, 12.0],
+                      "update": [14.0, 13.0, 15.0, 14.0]}}
+
+
+def _row(contender, samples, section="adamw", numel=2**20, case="1 x 1,048,576"):
+    median = sorted(samples)[len(samples) // 2]
+    return {"section": section, "case": case, "contender": contender, "seconds": median, "numel": numel,
+            "tensors": 1, "extra": {"samples": samples,
+                                    "GBs": bench.BYTES_PER_ELEMENT[section.split()[-1]] * numel / median / 1e9}}
+
+
+# floor at 1M AdamW elements: 28 * 2**20 / 15e9 s = 1.957 ms
+QUIET_ROWS = [_row("torch fused", [4e-3, 4.2e-3, 4.1e-3, 4e-3]), _row("lrfast", [2e-3, 2.1e-3, 2e-3, 2e-3])]
+
+
+def _report(tmp_path, meta=META, rows=QUIET_ROWS, *extra) -> str:
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps({"meta": meta, "rows": rows}))
+    proc = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--from-json", str(saved), *extra],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_cells_show_median_iqr_ratio_spread_and_the_floor(tmp_path):
+    out = _report(tmp_path)
+    assert "| layout | bandwidth floor | torch fused | lrfast | ratio vs fused |" in out
+    # floor 1.957 ms (28 B x 2**20 / the best update round, 15 GB/s), below both columns; per-round
+    # ratios 2, 2, 2.05, 2
+    assert ("| 1 x 1,048,576 | 1.957 | 4.050 [4.000–4.125] (7) | 2.000 [2.000–2.025] (15) | 2.00x [2.00–2.01] |"
+            in out), out
+    assert "bytes per step / 15.0 GB/s" in out and "copy 10.0 GB/s [9.8–10.2, best 11.0]" in out
+    assert "Warning" not in out and "fallback" not in out
+
+
+def test_the_ratio_is_the_median_of_per_round_ratios():
+    fused = bench.Result("adamw", "c", "torch fused", 0, extra={"samples": [1.0, 10.0, 1.0]})
+    ours = bench.Result("adamw", "c", "lrfast", 0, extra={"samples": [0.5, 10.0, 1.0]})
+    assert bench._ratios(fused, ours) == [2.0, 1.0, 1.0]  # the slow round 2 slowed both sides
+    assert bench.spread([2.0, 1.0, 1.0])["median"] == 1.0
+
+
+def test_a_busy_machine_is_warned_of(tmp_path):
+    out = _report(tmp_path, {**META, "load_average": [0.4, 3.5, 1.2]})
+    assert ("**Warning: load average 0.4 -> 1.2 (start -> end, highest 3.5) on 2 CPUs, above 0.5 per CPU" in out)
+    assert "Warning: load average" not in _report(tmp_path, {**META, "load_average": [0.9, 1.0]})  # 0.5 per CPU
+
+
+def test_a_high_spread_is_warned_of(tmp_path):
+    rows = [_row("torch fused", [4e-3, 4e-3, 4e-3, 4e-3]), _row("lrfast", [2e-3, 4e-3, 2e-3, 6e-3])]
+    out = _report(tmp_path, META, rows)
+    assert "**Warning: high spread over rounds in 2 of 3 compared cells" in out
+    assert "worst: adamw 1 x 1,048,576, lrfast" in out
+
+
+def test_a_time_below_the_floor_is_warned_of(tmp_path):
+    rows = [*QUIET_ROWS, _row("torch for-loop", [1e-3, 3e-3, 3e-3, 3e-3])]  # 1 ms < the 1.957 ms floor
+    out = _report(tmp_path, META, rows)
+    assert "**Warning: 1 measured times beat the bandwidth floor (e.g. adamw 1 x 1,048,576, torch for-loop" in out
+
+
+def test_the_fallback_is_named_in_the_header_and_a_warning(tmp_path):
+    meta = {**META, "lrfast_kernels": False, "lrfast_backend": "lrfast.optim: Numba is unavailable (x)"}
+    out = _report(tmp_path, meta)
+    assert "**Warning: the lrfast column measures torch's fallback code, not lrfast's kernels: " \
+           "lrfast.optim: Numba is unavailable (x).**" in out
+    assert f"| layout | bandwidth floor | torch fused | {bench.FALLBACK_COLUMN} | ratio vs fused |" in out
+
+
+def test_a_run_saved_before_rounds_were_kept_still_regenerates(tmp_path):
+    meta = {k: v for k, v in META.items() if k not in ("bandwidth", "rounds", "lrfast_kernels")}
+    rows = [{"section": "adamw", "case": "1 x 16", "contender": c, "seconds": s, "numel": 16, "tensors": 1,
+             "extra": {"GBs": 28 * 16 / s / 1e9}} for c, s in (("torch fused", 2e-3), ("lrfast", 1e-3))]
+    out = _report(tmp_path, meta, rows)
+    assert "| 1 x 16 | 0.000 | 2.000 [2.000–2.000] (0) | 1.000 [1.000–1.000] (0) | 2.00x [2.00–2.00] |" in out
+    assert "bandwidth floor = bytes per step / copy GB/s" in out
+
+
+def test_the_floor_is_the_fastest_update_round():
+    meta = {"bandwidth": {"copy": [50.0], "update": [10.0, 30.0, 20.0]}}
+    assert bench.floor_GBs(meta) == 30.0
+    assert bench.floor_seconds(meta, "sgd", 3 * 10**9) == 2.0
+
+
+def test_targets_table_from_a_saved_run(tmp_path):
+    rows = []
+    for section, case, target, fused, ours in (("target adamw", "16M over 200 tensors", 1.2, 12e-3, 9e-3),
+                                               ("target sgd", "1 x 16M", 1.0, 8e-3, 8.4e-3)):
+        for contender, t in (("torch fused", fused), ("lrfast", ours)):
+            row = _row(contender, [t] * 4, section=section, numel=2**24, case=case)
+            row["extra"].update(target=target, update_GBs=[40.0, 50.0, 60.0])
+            rows.append(row)
+    meta = {**META, "bandwidth": {"copy": [40.0] * 4, "triad": [40.0] * 4, "update": [50.0, 60.0]}}
+    out = _report(tmp_path, meta, rows)
+    assert "### Issue 14's CPU targets" in out and "Warning" not in out
+    # AdamW at 28 B/element: 39.1 GB/s = 78 % of the update probe's median in the row's rounds (50 GB/s)
+    assert "| AdamW | 16M over 200 tensors | 12.000 [12.000–12.000] | 9.000 [9.000–9.000] | 1.33x [1.33–1.33] " \
+           "| ≥ 1.2x | yes | 39.1 (78%) | 52.2 (104%) | 50.0 [60.0] | 7.829 |" in out, out
+    line = next(x for x in out.splitlines() if x.startswith("| SGD momentum | 1 x 16M"))
+    assert "| 0.95x [0.95–0.95] | ≥ 1.0x | **no** |" in line
+    assert "### AdamW + cosine" not in out  # target rows are not points of the size curves
+    rows[0]["extra"]["samples"][0] = 7e-3  # below the 7.829 ms floor
+    assert "Warning: 1 measured times beat the bandwidth floor (e.g. target adamw 16M over 200 tensors, torch " \
+           "fused: 7.000 ms < 7.829 ms)" in _report(tmp_path, meta, rows)
+
+
+def _tiny_run(monkeypatch, load: float):
+    """run_bench on one small case, 3 rounds, no eviction, a fake load average."""
+    monkeypatch.setattr(bench, "_cases", lambda quick, device: [bench.case_of([4096]), bench.case_of([64] * 8)])
+    monkeypatch.setattr(bench, "PROBE_ELEMENTS", 2**16)
+    monkeypatch.setattr(bench, "_load_average", lambda: load)
+    return bench.run_bench(quick=True, groups=(1,), cache_mib=0, show_progress=False, rounds=3)
+
+
+def test_a_run_keeps_every_round_and_samples_the_load(monkeypatch):
+    meta, rows = _tiny_run(monkeypatch, load=7.0)
+    assert meta["rounds"] == 3 and meta["lrfast_kernels"] is True
+    assert len(meta["load_average"]) == 2 + 2 * 2  # start, after each (optimizer, case), end
+    assert set(meta["bandwidth"]) == {"copy", "triad", "update"} and len(meta["bandwidth"]["copy"]) == 6
+    # start and end (torch's threads, and one thread where torch has more), then 3 in each of the 4 rows
+    assert len(meta["bandwidth"]["update"]) == 6 * (1 + (torch.get_num_threads() > 1)) + 4 * 3
+    opt = [r for r in rows if r.section in ("adamw", "sgd")]
+    assert {(r.section, r.case) for r in opt} == {(a, c) for a in ("adamw", "sgd")
+                                                  for c in ("1 x 4,096", "8 x 64 = 512")}
+    assert all(len(r.extra["samples"]) == 3 and r.seconds == sorted(r.extra["samples"])[1] for r in opt)
+    sched = [r for r in rows if r.section == "scheduler"]
+    assert len(sched) == 2 * len(bench._SCHEDULERS) and all(len(r.extra["samples"]) == 3 for r in sched)
+    text = bench._markdown(meta, rows)
+    assert "**Warning: load average 7.0 -> 7.0 (start -> end, highest 7.0) on" in text
+    meta["load_average"] = [0.0] * len(meta["load_average"])
+    assert "Warning: load average" not in bench._markdown(meta, rows)
+    for r in opt:  # the floor lies below every round of every row (cache evicted or not, these are tiny)
+        assert min(r.extra["samples"]) > bench.floor_seconds(meta, r.section, r.numel), r
+
+
+HIDE_NUMBA = textwrap.dedent('''
+    import importlib.abc, sys
+
+    class HideNumba(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("numba", "llvmlite"):
+                raise ImportError(f"No module named {name!r} (hidden by the test)")
+            return None
+
+    sys.meta_path.insert(0, HideNumba())
+    from lrfast import bench
+    bench._cases = lambda quick, device: [bench.case_of([4096])]
+    bench.PROBE_ELEMENTS = 2**16
+    meta, rows = bench.run_bench(quick=True, groups=(1,), cache_mib=0, show_progress=False, rounds=2)
+    assert meta["lrfast_kernels"] is False and "Numba is unavailable" in meta["lrfast_backend"], meta
+    print(bench._markdown(meta, rows))
+''')
+
+
+def test_with_numba_hidden_the_lrfast_column_says_fallback():
+    proc = subprocess.run([sys.executable, "-c", HIDE_NUMBA], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"| layout | bandwidth floor | torch for-loop | torch foreach | torch fused | {bench.FALLBACK_COLUMN} |" \
+           in proc.stdout
+    assert "**Warning: the lrfast column measures torch's fallback code, not lrfast's kernels: lrfast.optim: " \
+           "Numba is unavailable" in proc.stdout
+
+
+def test_curves_have_enough_sizes_and_quick_labels_are_real():
+    for device in ("cpu", "cuda"):
+        for quick, least in ((False, 5), (True, 3)):
+            cases = bench._cases(quick, device)
+            assert len([c for c in cases if len(c.shapes) == 1]) >= least, (device, quick)
+            for c in cases:  # the label states the elements built
+                assert f"{c.numel:,}" in c.name and (len(c.shapes) == 1 or f"{len(c.shapes):,} x" in c.name)
+    assert bench.case_of([4096] * 1000, groups=100).name == "100 groups x 10 tensors x 4,096 = 4,096,000"
 
 
 @pytest.mark.slow  # the whole quick bench, in a subprocess
@@ -16,50 +199,39 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
     out_json, out_png, out_md = tmp_path / "b.json", tmp_path / "b.png", tmp_path / "b.md"
     proc = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--quick", "--no-progress", "--json", str(out_json),
                            "--plot", str(out_png), "--markdown", str(out_md)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     assert "AdamW + cosine" in proc.stdout and "SGD(momentum) + cosine" in proc.stdout
     report = json.loads(out_json.read_text())
     meta = report["meta"]
     assert meta["command"].startswith("python -m lrfast bench --quick")
-    assert meta["copy_GBs"] > 0 and meta["triad_GBs"] > 0
+    assert meta["copy_GBs"] > 0 and meta["triad_GBs"] > 0 and meta["rounds"] == 7
     contenders = {r["contender"] for r in report["rows"] if r["section"] == "adamw"}
     assert contenders == {"torch for-loop", "torch foreach", "torch fused", "lrfast"}
     timed = [r for r in report["rows"] if r["section"] in ("adamw", "sgd") and not math.isnan(r["seconds"])]
-    assert timed and all(r["seconds"] > 0 and r["extra"]["GBs"] > 0 for r in timed)
+    assert timed and all(r["seconds"] > 0 and r["extra"]["GBs"] > 0 and len(r["extra"]["samples"]) == 7
+                         for r in timed)
+    for r in timed:  # the floor lies below every median (a floor above one is a wrong floor)
+        assert bench.floor_seconds(meta, r["section"], r["numel"]) < r["seconds"], r
     assert {r["contender"] for r in report["rows"] if r["section"] == "scheduler"} == {"torch", "lrfast"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out_md.read_text().startswith("Machine:")
 
 
-def test_tables_regenerate_from_the_json(tmp_path):
-    saved = tmp_path / "run.json"
-    meta = {"machine": "m", "device": "cpu", "torch": "t", "lrfast": "l", "python": "p", "date": "d",
-            "command": "python -m lrfast bench", "quick": True, "copy_GBs": 10.0, "triad_GBs": 12.0}
-    rows = [{"section": "adamw", "case": "1 x 16", "contender": c, "seconds": s, "numel": 16, "tensors": 1,
-             "extra": {"GBs": 28 * 16 / s / 1e9}} for c, s in (("torch fused", 2e-3), ("lrfast", 1e-3))]
-    saved.write_text(json.dumps({"meta": meta, "rows": rows}))
-    proc = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--from-json", str(saved)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "| 1 x 16 | 2.000 (0) | 1.000 (0) | 2.00x |" in proc.stdout
+def test_lrfast_backend_names_what_runs(monkeypatch):
+    from lrfast.optim import _dispatch, _fallback
 
+    assert bench.lrfast_backend("cpu") == (True, "lrfast kernels")
 
-def test_the_table_warns_of_a_busy_machine_and_of_a_missing_numba(tmp_path):
-    saved = tmp_path / "run.json"
-    meta = {"machine": "m", "device": "cpu", "torch": "t", "lrfast": "l", "python": "p", "date": "d",
-            "command": "python -m lrfast bench", "quick": True, "copy_GBs": 10.0, "triad_GBs": 12.0,
-            "cpus": 2, "load_average": [11.5, 9.25], "numba_usable": False, "numba": "numba is not installed (x)"}
-    rows = [{"section": "adamw", "case": "1 x 16", "contender": c, "seconds": s, "numel": 16, "tensors": 1,
-             "extra": {"GBs": 28 * 16 / s / 1e9}} for c, s in (("torch fused", 2e-3), ("lrfast", 1e-3))]
-    saved.write_text(json.dumps({"meta": meta, "rows": rows}))
-    out = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--from-json", str(saved)],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
-    assert "load average 11.5 -> 9.2 (start -> end) on 2 CPUs" in out
-    assert "measures torch's fallback code, not lrfast's kernels: numba is not installed (x)" in out
-    assert "| layout | torch fused | lrfast (torch fallback: no Numba) | ratio vs fused |" in out
-    meta.update(load_average=[0.2, 0.3], numba_usable=True, numba="numba 0.68.1")
-    saved.write_text(json.dumps({"meta": meta, "rows": rows}))
-    out = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--from-json", str(saved)],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
-    assert "Warning" not in out and "fallback" not in out
+    def fallback(device):
+        import warnings
+
+        warnings.warn("lrfast.optim: Numba is unavailable (x)", RuntimeWarning, stacklevel=2)
+        return _fallback.step_bucket
+    monkeypatch.setattr(_dispatch, "backend_for", fallback)
+    assert bench.lrfast_backend("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
+
+    def missing(device):
+        raise RuntimeError("lrfast.optim: the CUDA fused path is not available in this build")
+    monkeypatch.setattr(_dispatch, "backend_for", missing)
+    assert bench.lrfast_backend("cuda") == (False, "lrfast.optim: the CUDA fused path is not available in this build")

@@ -67,6 +67,11 @@ def saved_run(tmp_path) -> Path:
     (["bench", "--quick", "--markdown", "{tmp}/missing/b.md"], ["--markdown", "does not exist"]),
     (["bench", "--quick", "--plot", "{tmp}/missing/b.png"], ["--plot", "does not exist"]),
     (["bench", "--cache-mib", "-1"], ["--cache-mib", "'-1'"]),
+    (["bench", "--rounds", "0"], ["--rounds", "'0'"]),
+    (["bench", "--targets", "--plot", "{tmp}/t.png"], ["--targets", "--plot"]),
+    (["bench", "--targets", "--quick"], ["--targets", "--quick"]),
+    (["bench", "--from-json", "{tmp}/targets.json", "--plot", "{tmp}/t.png"],
+     ["--plot", "targets.json", "no size curves"]),
     (["bench", "--device", "tpu"], ["--device", "'tpu'"]),
     (["demo", "--groups", "0"], ["--groups", "'0'"]),
     (["frobnicate"], ["'frobnicate'"]),
@@ -75,6 +80,7 @@ def saved_run(tmp_path) -> Path:
 def test_user_errors_are_one_line_without_traceback(capsys, tmp_path, argv, needles):
     (tmp_path / "not_json.txt").write_text("{not json")
     (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "targets.json").write_text(json.dumps({"meta": {}, "rows": [{"section": "target sgd"}]}))
     code, out, err = run_main(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert_one_line_error(code, err, *needles)
     assert code == 2 and out == ""
@@ -94,7 +100,8 @@ def test_bench_cuda_without_a_usable_gpu_is_one_line(capsys):
 def test_bench_from_json_regenerates_in_process(capsys, saved_run, tmp_path):
     code, out, err = run_main(capsys, "bench", "--from-json", str(saved_run), "--markdown", str(tmp_path / "t.md"))
     assert code == 0, err
-    assert "| 1 x 16 | 2.000 (0) | 1.000 (0) | 2.00x |" in out
+    # a run saved before rounds were kept: one sample per cell, the floor from copy's figure
+    assert "| 1 x 16 | 0.000 | 2.000 [2.000–2.000] (0) | 1.000 [1.000–1.000] (0) | 2.00x [2.00–2.00] |" in out
     assert (tmp_path / "t.md").read_text().startswith("Machine:")
 
 
@@ -134,7 +141,7 @@ def _options(parser: argparse.ArgumentParser):
 
 def test_every_option_has_help_with_its_default():
     options = list(_options(build_parser()))
-    assert len(options) >= 13  # --version, demo 1, bench 8, plot 3
+    assert len(options) >= 15  # --version, demo 1, bench 10, plot 3
     for prog, action in options:
         where = f"{prog} {'/'.join(action.option_strings)}"
         assert action.help, where
