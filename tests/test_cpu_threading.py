@@ -47,14 +47,6 @@ def run_child(body: str, env_extra: dict[str, str] | None = None, drop=("NUMBA_T
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def omp_loads() -> bool:
-    try:
-        from numba.np.ufunc import omppool  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def layers_that_load() -> list[str]:
     found = []
     for layer, module in (("omp", "omppool"), ("tbb", "tbbpool"), ("workqueue", "workqueue")):
@@ -64,15 +56,13 @@ def layers_that_load() -> list[str]:
     return found
 
 
-def test_default_layer_is_openmp_where_it_loads():
+def test_default_layer_is_workqueue_even_where_openmp_and_tbb_load():
     out = run_child("""
         p = make(0)
         lrfast.optim.AdamW([p]).step()
         print(json.dumps({"layer": threads.layer(), "chosen_by": threads.user_choice()}))
     """)
-    assert out["chosen_by"] is None
-    assert out["layer"] == ("omp" if omp_loads() else out["layer"])
-    assert out["layer"] in ("omp", "tbb", "workqueue")
+    assert out == {"layer": "workqueue", "chosen_by": None}
 
 
 def test_an_explicit_layer_is_respected():
@@ -116,7 +106,8 @@ def test_python_threads_step_concurrently(layer):
         assert out["layer"] == layer
 
 
-def test_forked_child_of_an_openmp_process_steps():
+@pytest.mark.parametrize("layer", ["default"] + layers_that_load())
+def test_forked_child_steps(layer):
     # GNU OpenMP terminates a forked child that enters it again; lrfast runs serial kernels there
     out = run_child("""
         p = make(0)
@@ -130,9 +121,10 @@ def test_forked_child_of_an_openmp_process_steps():
             os._exit(0 if torch.equal(q.detach(), expected) else 3)
         _, status = os.waitpid(pid, 0)
         print(json.dumps({"layer": layer, "status": status, "parent_parallel": threads.parallel_allowed()}))
-    """)
+    """, {} if layer == "default" else {"NUMBA_THREADING_LAYER": layer})
     assert out["status"] == 0
     assert out["parent_parallel"]
+    assert out["layer"] == ("workqueue" if layer == "default" else layer)
 
 
 def test_memory_stays_flat_over_many_steps():
@@ -166,5 +158,4 @@ def test_info_names_the_layer():
     out = subprocess.run([sys.executable, "-m", "lrfast", "info"], env=env, capture_output=True, text=True,
                          timeout=300, check=True).stdout
     line = next(line for line in out.splitlines() if "numba_threading_layer" in line)
-    expected = "omp" if omp_loads() else ""
-    assert f"numba_threading_layer  {expected}" in line and "lrfast's preference omp > tbb > workqueue" in line
+    assert "numba_threading_layer  workqueue" in line and "lrfast's preference workqueue > omp > tbb" in line
