@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import types as types_module
 from pathlib import Path
 
 import numba
@@ -370,17 +371,32 @@ def _sgd_scalars(values, scalars, flags, pointers, numels, tensor_group, group_h
         flags[t, L.FLAG_MODE] = mode
 
 
-# NOTE [serial twins] Each kernel exists twice, parallel (``prange``) and serial
-# (``range``), as two functions rather than one ``py_func`` compiled twice: Numba's
-# on-disk cache keys an entry by the function's name and signature, not by
-# ``parallel=``, so one function compiled both ways would load the wrong twin. The
-# serial twin serves buckets too small to share and forked children of an OpenMP
-# process (NOTE [threading layer] in ``lrfast/_numba/threads.py``).
+# NOTE [serial twins] Each kernel is compiled twice from one source: parallel (``prange``
+# spreads the chunks over the threading layer) and serial (Numba runs ``prange`` as
+# ``range`` without ``parallel=True``). Numba's on-disk cache keys an entry by the
+# function's qualified name and signature, not by ``parallel=``, so the serial twin is
+# compiled from a copy of the function renamed ``<name>_serial`` (``_twins``): one
+# function compiled both ways would load the wrong twin. The serial twin serves buckets
+# too small to share and forked children of an OpenMP process (NOTE [threading layer]
+# in ``lrfast/_numba/threads.py``).
 
-@njit(parallel=True, **_jit)
-def adam_step(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
-              chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
-              amsgrad):
+def _twins(func, name: str):
+    """(parallel, serial) dispatchers of ``func``, cached under ``name`` and ``name_serial``."""
+    def renamed(new_name: str):
+        code = func.__code__.replace(co_name=new_name)
+        if hasattr(code, "co_qualname"):  # Python 3.11+
+            code = code.replace(co_qualname=new_name)
+        copy = types_module.FunctionType(code, func.__globals__, new_name, func.__defaults__, func.__closure__)
+        copy.__qualname__ = new_name
+        copy.__module__ = func.__module__
+        copy.__doc__ = func.__doc__
+        return copy
+
+    return njit(parallel=True, **_jit)(renamed(name)), njit(**_jit)(renamed(f"{name}_serial"))
+
+
+def _adam_step(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
+               chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf, amsgrad):
     """One Adam/AdamW step of a bucket (see the module docstring for the phases)."""
     if found_inf is not None:
         if found_inf[0] != 0.0:
@@ -395,28 +411,8 @@ def adam_step(proto, values, scalars, flags, pointers, numels, tensor_group, chu
         _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, amsgrad)
 
 
-@njit(**_jit)
-def adam_step_serial(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
-                     chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
-                     amsgrad):
-    """``adam_step`` on the calling thread alone (NOTE [serial twins])."""
-    if found_inf is not None:
-        if found_inf[0] != 0.0:
-            return
-    scale = 1.0 if grad_scale is None else np.float64(grad_scale[0])
-    _adam_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
-                  momentum_scheduled, scale)
-    for c in range(chunk_tensor.shape[0]):
-        t = chunk_tensor[c]
-        start = chunk_start[c]
-        n = min(chunk_size, numels[t] - start)
-        _adam_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, amsgrad)
-
-
-@njit(parallel=True, **_jit)
-def sgd_step(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
-             chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
-             fresh, momentum):
+def _sgd_step(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
+              chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf, fresh, momentum):
     """One SGD step of a bucket; ``fresh[t]`` (momentum buffer not yet written) is cleared."""
     if found_inf is not None:
         if found_inf[0] != 0.0:
@@ -431,23 +427,8 @@ def sgd_step(proto, values, scalars, flags, pointers, numels, tensor_group, chun
         _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, momentum)
 
 
-@njit(**_jit)
-def sgd_step_serial(proto, values, scalars, flags, pointers, numels, tensor_group, chunk_tensor, chunk_start,
-                    chunk_size, group_hyper, lr_scheduled, momentum_scheduled, grad_scale, found_inf,
-                    fresh, momentum):
-    """``sgd_step`` on the calling thread alone (NOTE [serial twins])."""
-    if found_inf is not None:
-        if found_inf[0] != 0.0:
-            return
-    scale = 1.0 if grad_scale is None else np.float64(grad_scale[0])
-    _sgd_scalars(values, scalars, flags, pointers, numels, tensor_group, group_hyper, lr_scheduled,
-                 momentum_scheduled, scale, fresh)
-    for c in range(chunk_tensor.shape[0]):
-        t = chunk_tensor[c]
-        start = chunk_start[c]
-        n = min(chunk_size, numels[t] - start)
-        _sgd_dispatch(pointers, t, start, n, proto, scalars[t], flags[t], grad_scale, momentum)
-
+adam_step, adam_step_serial = _twins(_adam_step, "adam_step")
+sgd_step, sgd_step_serial = _twins(_sgd_step, "sgd_step")
 
 KERNELS = {"adam": adam_step, "sgd": sgd_step}
 SERIAL_KERNELS = {"adam": adam_step_serial, "sgd": sgd_step_serial}
