@@ -3,9 +3,12 @@ annotations, and mypy (configured in pyproject.toml) finds no error in the publi
 
 from __future__ import annotations
 
+import ast
+import collections.abc
 import dataclasses
 import importlib
 import inspect
+import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +21,9 @@ import torch
 import lrfast
 
 ROOT = Path(__file__).resolve().parent.parent
-# lrfast.lr_scheduler is left out while issue 12 rewrites its classes (see [tool.mypy]);
 # lrfast.numba's functions are Numba dispatchers, typed when they compile.
-PUBLIC_MODULES = ["lrfast", "lrfast.schedules", "lrfast.optim", "lrfast.plotting", "lrfast.cli",
-                  "lrfast.integrations.transformers"]
+PUBLIC_MODULES = ["lrfast", "lrfast.schedules", "lrfast.optim", "lrfast.lr_scheduler", "lrfast.plotting",
+                  "lrfast.cli", "lrfast.integrations.transformers"]
 
 
 def _public_functions():
@@ -41,7 +43,8 @@ def _public_functions():
                         member = member.__func__
                     elif isinstance(member, property):
                         member = member.fget
-                    if inspect.isfunction(member):
+                    # torch's own functions reused as they are (SequentialLR.recursive_undo) are typed by torch
+                    if inspect.isfunction(member) and member.__module__.startswith("lrfast"):
                         yield f"{module_name}.{name}.{attr}", member
             elif inspect.isfunction(obj):
                 yield f"{module_name}.{name}", obj
@@ -80,3 +83,78 @@ def test_mypy_finds_no_error_in_the_public_api():
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Success: no issues found" in proc.stdout
+
+
+# -- the schedulers take torch's arguments with torch's types ------------------------------------
+def _torch_twin(name):
+    return getattr(torch.optim.lr_scheduler, name, None) or getattr(torch.optim.swa_utils, name, None)
+
+
+# torch's annotations name these under TYPE_CHECKING only
+_TORCH_NAMES = {"Callable": collections.abc.Callable, "Iterable": collections.abc.Iterable,
+                "Sequence": collections.abc.Sequence, "Literal": typing.Literal, "Optimizer": torch.optim.Optimizer}
+
+
+@pytest.mark.parametrize("name", [n for n in lrfast.lr_scheduler.__all__ if _torch_twin(n) is not None])
+def test_scheduler_arguments_are_typed_as_torch_types_them(name):
+    ours = typing.get_type_hints(getattr(lrfast.lr_scheduler, name).__init__)
+    theirs = typing.get_type_hints(_torch_twin(name).__init__, localns=_TORCH_NAMES)
+    assert len(theirs) >= 2  # optimizer (or schedulers) and the return type at least
+    assert {k: ours.get(k) for k in theirs} == theirs
+
+
+def test_every_public_module_is_in_the_mypy_check():
+    text = (ROOT / "pyproject.toml").read_text()
+    files = re.search(r"\[tool\.mypy\][^\[]*?files = \[(.*?)\]", text, re.S).group(1)
+    listed = set(re.findall(r'"([^"]+)"', files))
+    for path in ("lrfast/__init__.py", "lrfast/schedules", "lrfast/optim/__init__.py", "lrfast/lr_scheduler",
+                 "lrfast/integrations", "lrfast/_C.pyi"):
+        assert path in listed, f"{path} is not in [tool.mypy] files"
+
+
+# -- lrfast/_C.pyi describes the compiled module ----------------------------------------------------
+def _top_level_names(signature: str) -> list[str]:
+    """Parameter names of a pybind11 signature line ``f(a: T[x, y], b: U = 1) -> R``."""
+    inner = signature[signature.index("(") + 1:signature.rindex(") ->")]
+    names, depth, start = [], 0, 0
+    for i, ch in enumerate(inner + ","):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            part = inner[start:i].strip()
+            if part:
+                names.append(part.split(":")[0].strip())
+            start = i + 1
+    return names
+
+
+def _stub_functions() -> dict[str, list[str]]:
+    tree = ast.parse((ROOT / "lrfast" / "_C.pyi").read_text())
+    return {node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_compiled_core_stub_matches_the_module():
+    from lrfast import _C
+
+    stub = _stub_functions()
+    modules = [_C]
+    try:  # the emulator build has the CUDA launchers a host-only _C lacks (both have the rest)
+        from lrfast import _C_emu
+
+        modules.append(_C_emu)
+    except ImportError:
+        pass
+    built = {name for m in modules for name in dir(m)
+             if callable(getattr(m, name)) and not name.startswith(("_", "emu_"))}
+    launchers = {name for name in stub if name.startswith("cuda_") and name != "cuda_device_count"}
+    assert len(stub) >= 15 and len(launchers) == 4
+    assert built - launchers == set(stub) - launchers
+    for name in sorted(set(stub) & built):
+        module = next(m for m in modules if hasattr(m, name))
+        first_line = getattr(module, name).__doc__.strip().splitlines()[0]
+        assert _top_level_names(first_line) == stub[name], name
+    if not launchers <= built:
+        pytest.skip("neither lrfast._C nor lrfast._C_emu has the CUDA launchers here (a host-only build with "
+                    "LRFAST_EMU=0): the rest of the stub was checked")

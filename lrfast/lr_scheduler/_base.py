@@ -60,7 +60,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import setitem
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -69,7 +69,10 @@ from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 from .. import _C
 from .._backend import device_api
 from .._compile import attach, compile_aware_scheduler_step, register
-from ..schedules import Schedule, pack_many
+from ..schedules import Packed, Schedule, pack_many
+
+if TYPE_CHECKING:
+    from .._backend.cuda import ScalarWriter
 
 __all__ = ["LRScheduler"]
 
@@ -80,7 +83,7 @@ class _Writer:
     """Writes one array of per-group values into the groups' ``key`` entries and, when
     given, into ``out`` (NOTE [lr tensor])."""
 
-    def __init__(self, groups: list[dict], key: str, packed, tuple_slot: int | None = None,
+    def __init__(self, groups: list[dict[str, Any]], key: str, packed: Packed, tuple_slot: int | None = None,
                  out: torch.Tensor | None = None) -> None:
         self.key = key
         self.out = out
@@ -88,7 +91,8 @@ class _Writer:
         self.tuple_slot = tuple_slot  # betas: write element 0 of the tuple
         self.float_groups: list[int] = []
         self.cpu_tensors: list[tuple[int, np.ndarray]] = []
-        self.cuda_writers: list[tuple[Any, list[torch.Tensor]]] = []
+        # (writer, the tensor each group's launch writes; None: a group written elsewhere)
+        self.cuda_writers: list[tuple[ScalarWriter, list[torch.Tensor | None]]] = []
         self.tensors: list[torch.Tensor] = []
         cuda_by_device: dict[torch.device, list[int]] = {}
         for i, g in enumerate(groups):
@@ -119,7 +123,7 @@ class _Writer:
             targets = [self._value(groups[i]) for i in indices]
             self.cuda_writers.append((ScalarWriter(targets, sub), targets))
 
-    def _value(self, group: dict):
+    def _value(self, group: dict[str, Any]) -> Any:
         return group[self.key][self.tuple_slot] if self.tuple_slot is not None else group[self.key]
 
     def still_valid(self, groups: list[dict]) -> bool:
@@ -132,7 +136,7 @@ class _Writer:
                 current.append(value)
         return len(current) == len(self.tensors) and all(a is b for a, b in zip(current, self.tensors))
 
-    def on_program(self, groups: list[dict], expected: np.ndarray) -> list[int]:
+    def on_program(self, groups: list[dict[str, Any]], expected: np.ndarray | Sequence[float]) -> list[int]:
         """The groups whose value is not ``expected`` (NOTE [closed form or torch's recursion]):
         floats compared exactly, CPU tensors after rounding ``expected`` to their dtype, CUDA
         tensors assumed on program (reading them would sync)."""
@@ -191,7 +195,7 @@ class _Program:
         if out is not None and out.shape[0] != self.n_groups:
             out = rt.lr_buffer = None  # groups added or removed: lr_tensor is made anew
         self.lr_writer = _Writer(groups, "lr", self.lr, out=out)
-        self.momentum = None
+        self.momentum: Packed | None = None
         if momentum is not None:
             self.momentum = self._pack(momentum)
             self.momentum_out = np.empty(self.n_groups)
@@ -200,7 +204,7 @@ class _Program:
             self.momentum_writer = _Writer(groups, key, self.momentum, slot)
 
     @staticmethod
-    def _pack(schedules: Sequence[Schedule]):
+    def _pack(schedules: Sequence[Schedule]) -> Packed:
         packed = pack_many(schedules)
         _C.validate(packed.descriptors, packed.table.shape[0])  # NOTE [trusted descriptors]
         packed.descriptors.setflags(write=False)
@@ -216,7 +220,9 @@ class _Program:
         return self.lr_out.tolist()
 
     def momentum_at(self, t: float) -> list[float]:
-        _C.evaluate_at_trusted(self.momentum.descriptors, self.momentum.table, t, self.momentum_out)
+        momentum = self.momentum
+        assert momentum is not None, "momentum_at: this program has no momentum schedules"
+        _C.evaluate_at_trusted(momentum.descriptors, momentum.table, t, self.momentum_out)
         return self.momentum_out.tolist()
 
 
@@ -235,7 +241,7 @@ class _Runtime:
     """NOTE [scheduler runtime]: caches, never state."""
 
     __slots__ = ("program", "no_program", "lr_buffer", "handle", "count", "owner", "t", "prev_t", "prev_values",
-                 "written", "on_program", "period", "window", "packed", "__weakref__")
+                 "written", "on_program", "period", "window", "child_windows", "packed", "__weakref__")
 
     def __init__(self) -> None:
         self.program: _Program | None = None
@@ -246,11 +252,12 @@ class _Runtime:
         self.owner: Any = None  # a ReduceLROnPlateau composed with this scheduler writes for it
         self.t: float | None = None  # the step whose values the groups hold
         self.prev_t: float | None = None  # prev_values = the program's values at prev_t
-        self.prev_values: np.ndarray | None = None
+        self.prev_values: np.ndarray | list[float] | None = None  # a list: what assign_group_values wrote
         self.written: list | None = None  # what this scheduler wrote last (float groups; None = unknown)
         self.on_program = False  # every group followed the program at the last write
         self.period: tuple | None = None  # CosineAnnealingWarmRestarts: (step, T_cur, T_i)
         self.window: tuple[int, int] | None = None  # LambdaLR: the baked steps [start, stop)
+        self.child_windows: tuple[tuple[int, int] | None, ...] | None = None  # a composite's children's windows
         self.packed: Any = None  # SequentialLR / ChainedScheduler: NOTE [composite program]
 
 
@@ -277,7 +284,7 @@ def restore_groups_on_error(init: Callable) -> Callable:
     return wrapper
 
 
-def _torch_twin(cls: type) -> type | None:
+def _torch_twin(cls: type) -> type[_TorchLRScheduler] | None:
     """The torch scheduler class an lrfast class stands in for (its recursion and closed form)."""
     for klass in cls.__mro__:
         if klass.__module__.startswith("torch.") and issubclass(klass, _TorchLRScheduler) \
@@ -300,6 +307,7 @@ class LRScheduler(_TorchLRScheduler):
     """
 
     __slots__ = ("_lrfast_rt",)
+    _lrfast_rt: _Runtime
 
     # The torch twin's get_lr ignores the current LR (it sets it from the base): always the
     # closed form (NOTE [closed form or torch's recursion]).
@@ -314,7 +322,8 @@ class LRScheduler(_TorchLRScheduler):
         # under torch.compile, so the LR changing does not recompile the caller.
         super().__init_subclass__(**kwargs)
         if "step" in cls.__dict__:
-            cls.step = compile_aware_scheduler_step(cls.__dict__["step"])
+            # NOTE [compiled steps]: the wrapper replaces the method on purpose
+            cls.step = compile_aware_scheduler_step(cls.__dict__["step"])  # type: ignore[method-assign]
         if not cls.__module__.startswith("lrfast.") and (
                 "get_lr" in cls.__dict__ or "_get_closed_form_lr" in cls.__dict__):
             cls._lrfast_host_path = True
@@ -349,7 +358,9 @@ class LRScheduler(_TorchLRScheduler):
     @property
     def _lrfast_count(self) -> torch.Tensor:
         self._lrfast_handle  # noqa: B018 - makes the count with the handle
-        return self._lrfast_rt.count
+        count = self._lrfast_rt.count
+        assert count is not None, "the compiled-step handle comes with its count"
+        return count
 
     @property
     def _lrfast_program_cache(self) -> _Program | None:
@@ -376,7 +387,7 @@ class LRScheduler(_TorchLRScheduler):
     def _lrfast_lr_schedules(self) -> list[Schedule]:
         return [self._lrfast_schedule(base, i) for i, base in enumerate(self.base_lrs)]
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         """The LR of ``group`` as a function of this scheduler's step count, from ``base_lr``."""
         raise NotImplementedError
 
@@ -486,26 +497,28 @@ class LRScheduler(_TorchLRScheduler):
         found_inf = getattr(self.optimizer, "_lrfast_last_found_inf", None)
         if found_inf is None:
             return False
-        self.optimizer._lrfast_last_found_inf = None
+        # an lrfast optimizer's record (torch's Optimizer declares no such attribute)
+        self.optimizer._lrfast_last_found_inf = None  # type: ignore[attr-defined]
         return bool(found_inf.detach().reshape(-1)[0] != 0)
 
-    def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
+    def step(self, epoch: float | None = None) -> None:
         """torch's ``step()``: advance one step (or go to ``epoch``, deprecated) and write the LRs."""
+        # torch's step(epoch) takes any real number (it stores it in last_epoch); its annotation says int
         if self._lrfast_host_path:
-            return _TorchLRScheduler.step(self, epoch)
+            return _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
         if epoch is None and self._lrfast_overflow_skipped():
             return None
         if epoch is not None:
             epoch = self._lrfast_check_epoch(epoch)
         step_count = self._step_count
         try:
-            _TorchLRScheduler.step(self, epoch)
+            _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
         except BaseException:
             self._step_count = step_count  # NOTE [errors before state changes]
             raise
         return None
 
-    def _lrfast_check_epoch(self, epoch) -> float:
+    def _lrfast_check_epoch(self, epoch: object) -> float:
         """The step an explicit ``step(epoch)`` asks for: any real number >= 0 torch accepts
         (ints, NumPy integers, 0-d tensors, integral floats become ints)."""
         if isinstance(epoch, torch.Tensor):
@@ -515,7 +528,7 @@ class LRScheduler(_TorchLRScheduler):
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real):
             raise TypeError(f"{type(self).__name__}.step: epoch must be a number, got {epoch!r}")
         try:
-            epoch = operator.index(epoch)
+            epoch = operator.index(epoch)  # type: ignore[arg-type]  # its TypeError is the test for an int
         except TypeError:
             epoch = float(epoch)
             if not math.isfinite(epoch):
@@ -530,11 +543,11 @@ class LRScheduler(_TorchLRScheduler):
         """torch's ``_update_lr``: move ``last_epoch`` and write the LRs (NOTE [closed form or
         torch's recursion]). SequentialLR calls it as ``_update_lr(0)`` at a milestone."""
         if self._lrfast_host_path:
-            return _TorchLRScheduler._update_lr(self, epoch)
+            return _TorchLRScheduler._update_lr(self, epoch)  # type: ignore[arg-type]  # as step(epoch)
         prev = self.last_epoch
         t = prev + 1 if epoch is None else epoch
         self._lrfast_check_step(t)  # errors before any state changes
-        self.last_epoch = t
+        self.last_epoch = t  # type: ignore[assignment]  # a fractional step(epoch), as torch stores it
         try:
             self._last_lr = self._lrfast_write(prev, t, epoch is not None)
         except BaseException:
@@ -549,7 +562,7 @@ class LRScheduler(_TorchLRScheduler):
             return True
         return explicit and hasattr(_torch_twin(type(self)), "_get_closed_form_lr")
 
-    def _lrfast_write(self, prev: float, t: float, explicit: bool) -> list:
+    def _lrfast_write(self, prev: float, t: float, explicit: bool) -> list[Any]:
         rt = self._lrfast_runtime()
         rt.t = self._lrfast_step_of(t)
         program = self._lrfast_program()
@@ -568,15 +581,17 @@ class LRScheduler(_TorchLRScheduler):
         s = rt.t
         writer = program.lr_writer
         if writer.all_float:
-            expected = None if closed else self._lrfast_expected(program, prev)
-            if expected is not None and not isinstance(expected, list):
-                expected = expected.tolist()
+            expected: list[float] | None = None
+            if not closed:
+                held = self._lrfast_expected(program, prev)
+                expected = held if isinstance(held, list) else held.tolist()
             try:
                 values = _C.assign_group_values(program.lr.descriptors, program.lr.table, s, groups, "lr",
                                                 -1, expected)
             except ValueError as exc:
                 raise ValueError(f"{type(self).__name__}: {exc}; lrfast never writes a non-finite LR") from None
             if values is None:
+                assert expected is not None, "without expected, assign_group_values always writes"
                 return self._lrfast_mixed_write(program, s, expected)
             if writer.out is not None:
                 writer.write_out(values, s)
@@ -595,7 +610,7 @@ class LRScheduler(_TorchLRScheduler):
             rt.prev_t, rt.prev_values = s, program.lr_out.copy()
         self._lrfast_write_momentum(program, s)
         # floats; get_last_lr() makes tensor copies for tensor groups, as torch's _last_lr holds
-        written = list(values)
+        written: list[float | None] = list(values)
         for i in (*writer.cuda_groups, *writer.cpu_index.tolist()):
             written[i] = None  # a tensor group: a bound optimizer's kernel reads the tensor itself
         rt.written = written
@@ -626,13 +641,13 @@ class LRScheduler(_TorchLRScheduler):
             rt.prev_t, rt.prev_values = s, program.lr_out.copy()
         return rt.prev_values
 
-    def _lrfast_mixed_write(self, program: _Program, s: float, expected) -> list:
+    def _lrfast_mixed_write(self, program: _Program, s: float, expected: np.ndarray | Sequence[float]) -> list[Any]:
         """Some groups are off program: they get torch's get_lr(), the others the closed form."""
         rt = self._lrfast_rt
         groups = self.optimizer.param_groups
         writer = program.lr_writer
         off = set(writer.on_program(groups, expected))
-        values = program.values_at(s)
+        values: list[float | torch.Tensor] = [*program.values_at(s)]  # off groups get torch's values
         closed_array = program.lr_out.copy()
         self._lrfast_check_finite(closed_array, s)
         if off:
@@ -647,7 +662,7 @@ class LRScheduler(_TorchLRScheduler):
         self._lrfast_fill_out(out)
         return out
 
-    def _lrfast_check_torch_values(self, values: list) -> bool:
+    def _lrfast_check_torch_values(self, values: list[Any]) -> bool:
         """Raise before writing a non-finite value of torch's recursion; returns whether all
         values are plain numbers (the common case, told apart without isinstance)."""
         plain = all(type(v) in (float, int) for v in values)
@@ -674,7 +689,7 @@ class LRScheduler(_TorchLRScheduler):
         else:
             writer.write(self.optimizer.param_groups, program.momentum_at(s), s)
 
-    def _lrfast_torch_get_lr(self) -> list:
+    def _lrfast_torch_get_lr(self) -> list[float | torch.Tensor]:
         """torch's own get_lr() of this class's twin (the chainable recursion), as torch's
         step calls it."""
         twin = _torch_twin(type(self))
@@ -687,11 +702,11 @@ class LRScheduler(_TorchLRScheduler):
         finally:
             self._get_lr_called_within_step = previous
 
-    def _lrfast_torch_write(self, explicit: bool) -> list:
+    def _lrfast_torch_write(self, explicit: bool) -> list[Any]:
         """torch's _update_lr body, once last_epoch is set: torch's values, torch's writes."""
         rt = self._lrfast_rt
         twin = _torch_twin(type(self))
-        if explicit and hasattr(twin, "_get_closed_form_lr"):
+        if explicit and twin is not None and hasattr(twin, "_get_closed_form_lr"):
             values = twin._get_closed_form_lr(self)
         else:
             values = self._lrfast_torch_get_lr()
@@ -719,8 +734,9 @@ class LRScheduler(_TorchLRScheduler):
             return last
         out: list[float | torch.Tensor] = list(last)
         for i, g in enumerate(self.optimizer.param_groups):
-            if isinstance(g["lr"], torch.Tensor) and not isinstance(out[i], torch.Tensor):
-                out[i] = torch.full_like(g["lr"], out[i])
+            value = out[i]
+            if isinstance(g["lr"], torch.Tensor) and not isinstance(value, torch.Tensor):
+                out[i] = torch.full_like(g["lr"], value)
         return out
 
     def get_lr(self) -> list[float | torch.Tensor]:
@@ -733,16 +749,17 @@ class LRScheduler(_TorchLRScheduler):
             program = self._lrfast_program()
             if program is None:
                 raise NotImplementedError(f"{type(self).__name__}.get_lr")
-            return program.values_at(self.last_epoch)
+            return [*program.values_at(self.last_epoch)]
         return super().get_lr()
 
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer" and not k.startswith(_PRIVATE_PREFIX)}
 
     @staticmethod
-    def _lrfast_public_state(torch_state_dict):
+    def _lrfast_public_state(
+            torch_state_dict: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
         """Wrap a torch ``state_dict`` method so that lrfast's private attributes stay out."""
-        def state_dict(self) -> dict[str, Any]:
+        def state_dict(self: Any) -> dict[str, Any]:
             return {k: v for k, v in torch_state_dict(self).items() if not k.startswith(_PRIVATE_PREFIX)}
         state_dict.__doc__ = torch_state_dict.__doc__
         return state_dict
@@ -769,7 +786,7 @@ class LRScheduler(_TorchLRScheduler):
             rt.t = self._lrfast_step_of(self.last_epoch)
         return rt.t
 
-    def packed_lr(self):
+    def packed_lr(self) -> Packed | None:
         """(descriptors (G, DESCRIPTOR_SIZE), table): the packed LR schedule of every group,
         or None when the groups' LRs are not the program's (NOTE [scheduler binding])."""
         rt = self._lrfast_runtime()
@@ -778,21 +795,21 @@ class LRScheduler(_TorchLRScheduler):
             return None
         return program.lr
 
-    def packed_momentum(self):
+    def packed_momentum(self) -> Packed | None:
         """The packed momentum / beta1 schedules when this scheduler cycles them, else None."""
         program = self._lrfast_program()
         return None if program is None else program.momentum
 
-    def lrs_written(self) -> list | None:
+    def lrs_written(self) -> list[float | None] | None:
         """The float LRs this scheduler wrote at its last step (None for a tensor group, or
         for all when unknown): a bound optimizer uses the program only where they still hold."""
         return self._lrfast_runtime().written
 
 
-LRScheduler.step = compile_aware_scheduler_step(LRScheduler.step)
+LRScheduler.step = compile_aware_scheduler_step(LRScheduler.step)  # type: ignore[method-assign]  # as in __init_subclass__
 
 
-def _set_group_value(group: dict, key: str, value) -> None:
+def _set_group_value(group: dict[str, Any], key: str, value: float | torch.Tensor) -> None:
     """torch's ``_update_param_group_val``: fill a tensor in place, assign otherwise."""
     if isinstance(group[key], torch.Tensor):
         if isinstance(value, torch.Tensor):
@@ -802,7 +819,8 @@ def _set_group_value(group: dict, key: str, value) -> None:
         group[key] = value
 
 
-def _write_host_values(groups: list[dict], values: list, all_float: bool) -> tuple[list, list]:
+def _write_host_values(groups: list[dict[str, Any]], values: list[Any],
+                       all_float: bool) -> tuple[list[Any], list[Any]]:
     """Write values computed on the host into the groups' ``lr``; returns (what _last_lr
     keeps, what a bound optimizer compares: None for tensor groups). ``all_float``: every
     group and value is a plain number, written without per-group type checks."""
@@ -816,7 +834,7 @@ def _write_host_values(groups: list[dict], values: list, all_float: bool) -> tup
     return out, [None if isinstance(g["lr"], torch.Tensor) else v for g, v in zip(groups, out)]
 
 
-def _host_copy(value):
+def _host_copy(value: Any) -> Any:
     """What _last_lr keeps of a group's LR: the float (a CPU tensor's value, read for free),
     or a copy of a device tensor (reading it would sync)."""
     if isinstance(value, torch.Tensor):
@@ -824,14 +842,14 @@ def _host_copy(value):
     return value
 
 
-def _finite(value) -> bool:
+def _finite(value: Any) -> bool:
     try:
         return math.isfinite(value)
     except TypeError:
         return True
 
 
-def bind_to_optimizer(scheduler: LRScheduler) -> None:
+def bind_to_optimizer(scheduler: _TorchLRScheduler) -> None:
     """NOTE [scheduler binding]: let an lrfast optimizer run this scheduler in its kernels."""
     if not isinstance(scheduler, LRScheduler):
         attach(scheduler)  # ReduceLROnPlateau: its compiled-step handle (NOTE [compiled steps])
@@ -850,7 +868,7 @@ def optimizer_device(optimizer: torch.optim.Optimizer) -> torch.device:
     return torch.device("cpu")
 
 
-def format_param(cls: str, name: str, optimizer: torch.optim.Optimizer, value) -> list:
+def format_param(cls: str, name: str, optimizer: torch.optim.Optimizer, value: Any) -> list[Any]:
     """``value`` per param group: a list/tuple of one per group, or one value for all."""
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
@@ -863,12 +881,12 @@ def format_param(cls: str, name: str, optimizer: torch.optim.Optimizer, value) -
     return [value.clone() if isinstance(value, torch.Tensor) else value for _ in range(n)]
 
 
-def as_float(value) -> float:
+def as_float(value: float | torch.Tensor) -> float:
     """A Python float from a number or a 1-element tensor (one read at build time)."""
     if isinstance(value, torch.Tensor):
         return float(value.detach().cpu().item())
     return float(value)
 
 
-def is_finite_number(value) -> bool:
+def is_finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -48,7 +48,7 @@ class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         return S.step_decay(as_float(base_lr), self.step_size, self.gamma)
 
 
@@ -69,7 +69,7 @@ class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         # a negative milestone is never reached by torch's step-by-step form
         milestones = sorted(m for m in self.milestones.elements() if m >= 0)
         return S.multistep_decay(as_float(base_lr), milestones, self.gamma)
@@ -94,7 +94,7 @@ class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
         self.total_iters = total_iters
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         base = as_float(base_lr)
         low = S.constant(base * self.factor)
         if self.total_iters <= 0:
@@ -120,7 +120,7 @@ class LinearLR(LRScheduler, torch.optim.lr_scheduler.LinearLR):
         self.total_iters = total_iters
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         base = as_float(base_lr)
         if self.total_iters <= 0:  # torch's recursion never leaves the start factor
             return S.constant(base * self.start_factor)
@@ -137,7 +137,7 @@ class ExponentialLR(LRScheduler, torch.optim.lr_scheduler.ExponentialLR):
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         if self.gamma == 0:  # torch: 0 from the first step on
             return S.join([S.constant(as_float(base_lr)), S.constant(0.0)], [1])
         return S.exponential_decay(as_float(base_lr), 1, self.gamma)
@@ -158,7 +158,7 @@ class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
         self.power = power
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         if self.total_iters <= 0:  # torch's recursion never changes the LR
             return S.constant(as_float(base_lr))
         return S.polynomial(as_float(base_lr), 0.0, self.power, int(self.total_iters))
@@ -181,7 +181,7 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
         self.eta_min = eta_min
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         return S.cosine_annealing(as_float(base_lr), int(self.T_max), as_float(self.eta_min))
 
 
@@ -211,14 +211,16 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         self.T_cur = last_epoch
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         return S.warm_restarts(as_float(base_lr), self.T_0, self.T_mult, float(self.eta_min))
 
-    def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
+    def step(self, epoch: float | None = None) -> None:
         # torch's own step(): no order or deprecation warning, fractional epochs, and
         # _step_count left as the initial step set it.
         if epoch is None and self.last_epoch < 0:
             epoch = 0
+        t: float
+        t_cur: float
         if epoch is None:
             t = self.last_epoch + 1
             t_cur, t_i = self.T_cur + 1, self.T_i
@@ -228,14 +230,15 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
             t = self._lrfast_check_epoch(epoch)
             t_cur, t_i = self._period_at(t)
         previous = (self.T_cur, self.T_i, self.last_epoch)
-        self.T_cur, self.T_i, self.last_epoch = t_cur, t_i, math.floor(t)
+        # a fractional epoch makes T_cur a float in torch's step too; torch infers int from __init__
+        self.T_cur, self.T_i, self.last_epoch = t_cur, t_i, math.floor(t)  # type: ignore[assignment]
         try:
             self._last_lr = self._lrfast_write_restart(t)
         except BaseException:
             self.T_cur, self.T_i, self.last_epoch = previous
             raise
 
-    def _lrfast_write_restart(self, t: float) -> list:
+    def _lrfast_write_restart(self, t: float) -> list[Any]:
         """The closed form at ``t`` where T_cur / T_i are where the schedule puts them, else
         torch's formula in the T_cur / T_i it holds (a hand-set T_cur)."""
         rt = self._lrfast_runtime()
@@ -252,7 +255,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
             return self._lrfast_torch_write(False)
         return self._lrfast_write(t - 1, t, True)
 
-    def _lrfast_check_epoch(self, epoch) -> float:
+    def _lrfast_check_epoch(self, epoch: object) -> float:
         try:
             return super()._lrfast_check_epoch(epoch)
         except ValueError:
@@ -449,7 +452,7 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
         if up + down != 0 and not (up > 0 and down >= 0 and math.isfinite(up + down)):  # 0/0: torch's error
             raise ValueError(f"CyclicLR: step_size_up must be > 0 and step_size_down >= 0, got step_size_up="
                              f"{step_size_up!r}, step_size_down={step_size_down!r} (torch divides by them)")
-        self.total_size = up + down
+        self.total_size = up + down  # type: ignore[assignment]  # a float in torch too; it infers int
         self.step_ratio = up / self.total_size
         self.mode = mode
         self.gamma = gamma
@@ -576,7 +579,8 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
                 _start_momentum_cycle(optimizer, max_momentums, base_momentums, use_beta1)
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_phase_schedule(self, group: dict, start_key: str, end_key: str) -> Schedule:
+    def _lrfast_phase_schedule(self, group: dict[str, Any], start_key: Literal["start_lr", "start_momentum"],
+                               end_key: Literal["end_lr", "end_momentum"]) -> Schedule:
         ends = [p["end_step"] for p in self._schedule_phases]
         values = [as_float(group[self._schedule_phases[0][start_key]])]
         values += [as_float(group[p[end_key]]) for p in self._schedule_phases]

@@ -10,6 +10,9 @@ otherwise. Any scheduler torch accepts may be a child, lrfast's or torch's.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 
@@ -17,14 +20,21 @@ from .. import _C
 from .. import schedules as S
 from .._backend import device_api
 from .._compile import compile_aware_scheduler_step
-from ..schedules import Schedule, pack_many
+from ..schedules import Packed, Schedule, pack_many
 from ._base import LRScheduler, as_float, bind_to_optimizer
 
+if TYPE_CHECKING:
+    # the mixin is only ever mixed into LRScheduler subclasses; at run time it stays a plain
+    # class so that the composites' MRO is what torch's own composites expect
+    _MixinBase = LRScheduler
+else:
+    _MixinBase = object
 
-def _stepping(torch_step):
+
+def _stepping(torch_step: Callable[[Any], None]) -> Callable[..., None]:
     """torch's composite step, then what a bound lrfast optimizer needs (NOTE [composite
     program]) and ``lr_tensor`` (NOTE [lr tensor]) from what the children wrote."""
-    def step(self) -> None:
+    def step(self: Any) -> None:
         torch_step(self)
         self._lrfast_after_step()
 
@@ -39,18 +49,23 @@ def _stepping(torch_step):
 # that program's value, checked after each step (one compiled evaluation): a child off its
 # own program, a torch child, a hand edit make ``packed_lr()`` None, and the optimizer then
 # applies the groups' LRs.
-class _CompositeMixin:
+class _CompositeMixin(_MixinBase):
+    if TYPE_CHECKING:  # each composite defines these
+        def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]: ...
+        def _lrfast_composite_step(self) -> int: ...
+        def _lrfast_torch_load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
     def _lrfast_bind(self) -> None:
         self._lrfast_handle  # noqa: B018 - made outside any compilation (NOTE [compiled steps])
         self._lrfast_after_step()
         bind_to_optimizer(self)
 
-    def _lrfast_composite_program(self):
+    def _lrfast_composite_program(self) -> Packed | None:
         rt = self._lrfast_runtime()
         # a LambdaLR child bakes a new window as it goes: the join or product is packed again
-        windows = tuple(getattr(getattr(c, "_lrfast_rt", None), "window", None) for c in self._schedulers)
-        if rt.window != windows:
-            rt.packed, rt.window, rt.no_program = None, windows, False
+        windows = tuple(getattr(getattr(c, "_lrfast_rt", None), "window", None) for c in self._lrfast_children())
+        if rt.child_windows != windows:
+            rt.packed, rt.child_windows, rt.no_program = None, windows, False
         if rt.packed is None and not rt.no_program:
             try:
                 packed = pack_many(self.schedules)
@@ -71,7 +86,7 @@ class _CompositeMixin:
         rt.on_program = False
         if packed is not None and packed.descriptors.shape[0] == len(groups):
             values = rt.prev_values
-            if values is None or values.shape[0] != len(groups):
+            if not isinstance(values, np.ndarray) or values.shape[0] != len(groups):
                 values = rt.prev_values = np.empty(len(groups))
             _C.evaluate_at_trusted(packed.descriptors, packed.table, float(rt.t), values)
             if plain:
@@ -83,21 +98,21 @@ class _CompositeMixin:
         if rt.lr_buffer is not None:
             self._lrfast_fill_out(self._last_lr)
 
-    def packed_lr(self):
+    def packed_lr(self) -> Packed | None:
         rt = self._lrfast_runtime()
         return rt.packed if rt.on_program else None
 
-    def packed_momentum(self):
+    def packed_momentum(self) -> None:
         return None
 
     def refresh(self) -> None:
         super().refresh()
         self._lrfast_runtime().packed = None
-        for child in self._schedulers:
+        for child in self._lrfast_children():
             if hasattr(child, "refresh"):
                 child.refresh()
 
-    def load_state_dict(self, state_dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._lrfast_torch_load_state_dict(state_dict)
         self.refresh()
         self._lrfast_after_step()
@@ -123,6 +138,9 @@ class SequentialLR(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Sequen
     def _lrfast_composite_step(self) -> int:
         return self.last_epoch
 
+    def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]:
+        return self._schedulers
+
     _lrfast_host_recursive = True  # the children write (NOTE [composite program])
 
     step = _stepping(torch.optim.lr_scheduler.SequentialLR.step)
@@ -132,14 +150,16 @@ class SequentialLR(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Sequen
     get_last_lr = torch.optim.lr_scheduler.SequentialLR.get_last_lr
 
     @property
-    def schedules(self) -> list[Schedule]:  # type: ignore[override]
+    def schedules(self) -> list[Schedule]:
         """Each group's LR while nothing else writes it: the children's schedules joined at
         the milestones (each child counting from its own), as :func:`lrfast.schedules.join`."""
         starts = [0, *self._milestones]
-        per_child = [s.schedules for s in self._schedulers]
+        # a torch child has no closed form: its AttributeError says so (_lrfast_composite_program)
+        per_child: list[list[Schedule]] = [getattr(s, "schedules") for s in self._schedulers]  # noqa: B009
         out = []
         for g in range(len(self.optimizer.param_groups)):
-            parts, bounds = [], []
+            parts: list[Schedule] = []
+            bounds: list[int] = []
             for j, child in enumerate(per_child):
                 if j + 1 < len(starts) and starts[j + 1] <= starts[j]:
                     continue  # an empty segment (milestone 0, or a repeated milestone)
@@ -163,7 +183,7 @@ class ChainedScheduler(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Ch
     [0.5, 0.25, 0.25, 0.125]
     """
 
-    def __init__(self, schedulers: list[torch.optim.lr_scheduler.LRScheduler],
+    def __init__(self, schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler],
                  optimizer: torch.optim.Optimizer | None = None) -> None:
         torch.optim.lr_scheduler.ChainedScheduler.__init__(self, schedulers, optimizer)
         self._lrfast_bind()
@@ -171,22 +191,26 @@ class ChainedScheduler(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Ch
     def _lrfast_composite_step(self) -> int:
         return self.last_epoch
 
+    def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]:
+        return self._schedulers
+
     _lrfast_host_recursive = True  # the children write (NOTE [composite program])
 
     step = _stepping(torch.optim.lr_scheduler.ChainedScheduler.step)
 
-    @property
-    def last_epoch(self) -> int:  # torch's ChainedScheduler has none; its schedulers count
+    @property  # never assigned: torch's ChainedScheduler has no last_epoch of its own
+    def last_epoch(self) -> int:  # type: ignore[override]  # its schedulers count
         return self._schedulers[0].last_epoch
     state_dict = torch.optim.lr_scheduler.ChainedScheduler.state_dict
     _lrfast_torch_load_state_dict = torch.optim.lr_scheduler.ChainedScheduler.load_state_dict
     get_last_lr = torch.optim.lr_scheduler.ChainedScheduler.get_last_lr
 
     @property
-    def schedules(self) -> list[Schedule]:  # type: ignore[override]
+    def schedules(self) -> list[Schedule]:
         """Each group's LR while nothing else writes it, for multiplicative children: the
         first child's schedule times the others' factors (:func:`lrfast.schedules.chain`)."""
-        per_child = [s.schedules for s in self._schedulers]
+        # a torch child has no closed form: its AttributeError says so (_lrfast_composite_program)
+        per_child: list[list[Schedule]] = [getattr(s, "schedules") for s in self._schedulers]  # noqa: B009
         out = []
         for g, base in enumerate(self._schedulers[0].base_lrs):
             base = as_float(base)

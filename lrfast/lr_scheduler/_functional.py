@@ -58,7 +58,7 @@ class FunctionalLR(LRScheduler):
         """The factor schedule of each param group (the LR is ``base_lr`` times it)."""
         return list(self._lrfast_factors)
 
-    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         return as_float(base_lr) * self._lrfast_factors[group]
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -162,14 +162,15 @@ def _metric_code(metric: torch.Tensor) -> tuple[torch.Tensor, int] | None:
 def _mirrored(name: str) -> property:
     key = "_lrfast_" + name.lstrip("_")
 
-    def get(self):
+    # Any: best is a float, the counters ints, _last_lr a list (one property factory for all four)
+    def get(self: ReduceLROnPlateau) -> Any:
         if self.__dict__.get("_lrfast_where") == "device":
             if name == "_last_lr":
                 return self._lrfast_device_last_lr()
             self._lrfast_pull()
         return self.__dict__[key]
 
-    def set(self, value) -> None:
+    def set(self: ReduceLROnPlateau, value: Any) -> None:
         if self.__dict__.get("_lrfast_where") == "device":
             self._lrfast_take_host()
         self.__dict__[key] = value
@@ -203,9 +204,10 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     cooldown_counter = _mirrored("cooldown_counter")
     _last_lr = _mirrored("_last_lr")
 
-    def __init__(self, optimizer: torch.optim.Optimizer, mode: str = "min", factor: float = 0.1,
-                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-                 min_lr: list[float] | float = 0, eps: float = 1e-8, *, schedule: Any = None) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, mode: Literal["min", "max"] = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",
+                 cooldown: int = 0, min_lr: list[float] | float = 0, eps: float = 1e-8, *,
+                 schedule: Schedule | Sequence[Schedule] | LRScheduler | None = None) -> None:
         self.__dict__["_lrfast_where"] = "host"
         self._lrfast_dev: _DeviceProgram | None = None
         self._lrfast_host_program: _HostProgram | None = None
@@ -213,7 +215,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         self._lrfast_steps_on_device = 0  # device steps so far (NOTE [plateau mirror])
         self._lrfast_pulled = 0  # the device step the host mirror reflects
         self._lrfast_known_lrs: dict[int, Any] = {}  # what float groups held when last written
-        self._lrfast_hook = None
+        self._lrfast_hook: torch.utils.hooks.RemovableHandle | None = None
         self._lrfast_schedules: list[Schedule] | None = None
         self._lrfast_inner: LRScheduler | None = None
         self._lrfast_factors: list[float] = []
@@ -225,7 +227,9 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
 
     # -- composition -----------------------------------------------------------------------
     @staticmethod
-    def _lrfast_check_schedule(optimizer, schedule) -> tuple | None:
+    def _lrfast_check_schedule(
+            optimizer: torch.optim.Optimizer, schedule: Schedule | Sequence[Schedule] | LRScheduler | None,
+    ) -> tuple[Literal["scheduler"], LRScheduler] | tuple[Literal["factors"], list[Schedule]] | None:
         """Checks ``schedule`` before anything changes; returns what _lrfast_compose needs."""
         if schedule is None:
             return None
@@ -255,7 +259,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
                                  "plateau factor needs one more")
         return ("factors", factors)
 
-    def _lrfast_compose(self, kind: str, what) -> None:
+    def _lrfast_compose(self, kind: str, what: Any) -> None:
         groups = self.optimizer.param_groups
         if kind == "scheduler":
             self._lrfast_inner = what
@@ -286,7 +290,11 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
 
     def _lrfast_base_schedules(self) -> list[Schedule]:
         inner = self._lrfast_inner
-        return inner.schedules if inner is not None else list(self._lrfast_schedules)
+        if inner is not None:
+            return inner.schedules
+        schedules = self._lrfast_schedules
+        assert schedules is not None, "composed with factors: set by _lrfast_compose"
+        return list(schedules)
 
     def _lrfast_program(self, device: torch.device | None = None) -> _HostProgram:
         """The host program from the host state (composed: factors; plain: the groups' LRs,
@@ -379,7 +387,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
             return None  # not where the LRs live (or no kernels): torch's host path, float(metric)
         return _metric_code(metrics.detach())
 
-    def _lrfast_step_device(self, metric: tuple[torch.Tensor, int] | None, epoch) -> None:
+    def _lrfast_step_device(self, metric: tuple[torch.Tensor, int] | None, epoch: int | None) -> None:
         api = device_api.active()
         if api.is_capturing():
             # the step number goes to the kernel by value and the mirror is staged into pinned
@@ -395,7 +403,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         program = self._lrfast_device_program(device)
         self.last_epoch = epoch
         self._lrfast_step_inner()
-        program = self._lrfast_dev
+        program = self._lrfast_live()
         rule = self._lrfast_rule()
         value, code = metric if metric is not None else (None, 0)
         api.kernels().cuda_plateau_step(
@@ -432,20 +440,26 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         if not program.still_valid(groups, self.min_lrs):
             self._lrfast_host_program = None
             self._lrfast_rebuild_device()
-            program = self._lrfast_dev
+            program = self._lrfast_live()
         if not self.composed:
             self._lrfast_upload_changed_lrs(program)
         return program
 
     def _lrfast_rebuild_device(self) -> None:
         """A new device program with the old one's state and slots, copied on the device."""
-        old = self._lrfast_dev
+        old = self._lrfast_live()
         host = self._lrfast_program(old.device)
         new = _DeviceProgram(self, host, old.device, self._lrfast_out(old.device))
         new.state.copy_(old.state)
         new.table.index_copy_(0, new.slot_index, old.table.index_select(0, old.slot_index))
         self._lrfast_dev = new
         self._lrfast_known_lrs = {g: self.optimizer.param_groups[g]["lr"] for g in new.host_groups}
+
+    def _lrfast_live(self) -> _DeviceProgram:
+        """The device program: there whenever the device decides (NOTE [plateau mirror])."""
+        program = self._lrfast_dev
+        assert program is not None, "ReduceLROnPlateau: the device decides but holds no program"
+        return program
 
     def _lrfast_upload_changed_lrs(self, program: _DeviceProgram) -> None:
         """Plain rule: a float group's lr set by hand since the device last wrote it is what
@@ -480,15 +494,15 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler._lrfast_pull()
             return None
 
-        self._lrfast_hook = self.optimizer.register_step_pre_hook(refresh_groups)
-        weakref.finalize(self, self._lrfast_hook.remove)
+        hook = self._lrfast_hook = self.optimizer.register_step_pre_hook(refresh_groups)
+        weakref.finalize(self, hook.remove)
 
     # -- the host side of the mirror ---------------------------------------------------------
     def _lrfast_pull(self) -> None:
         """Refresh the host mirror from the device: the one sync (NOTE [plateau mirror])."""
         if self.__dict__["_lrfast_where"] != "device" or self._lrfast_pulled == self._lrfast_steps_on_device:
             return
-        program = self._lrfast_dev
+        program = self._lrfast_live()
         values = program.read(self._lrfast_steps_on_device)
         n = program.n_groups
         state, lrs, slots = values[:_STATE], values[_STATE:_STATE + n], values[_STATE + n:]
@@ -528,11 +542,11 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         d["_lrfast_where"] = "host"
         self._lrfast_host_program = None
 
-    def _lrfast_device_last_lr(self) -> list:
+    def _lrfast_device_last_lr(self) -> list[float | torch.Tensor]:
         """get_last_lr() while the device decides: tensors on that device are cloned there
         (no sync); other groups read the mirror."""
         groups = self.optimizer.param_groups
-        program = self._lrfast_dev
+        program = self._lrfast_live()
         if program.host_groups:
             self._lrfast_pull()
         return [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"] for g in groups]
@@ -633,10 +647,10 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         state]). The table is rewritten in place by each step(metric); never copy it."""
         if self.__dict__["_lrfast_where"] != "device":
             return None
-        program = self._lrfast_dev
+        program = self._lrfast_live()
         return program.descriptors, program.table, float(self.last_epoch)
 
-    def _reduce_lr(self, epoch) -> None:
+    def _reduce_lr(self, epoch: int) -> None:
         self._lrfast_check_min_lrs()
         for i, group in enumerate(self.optimizer.param_groups):
             old_lr = float(group["lr"])
@@ -674,14 +688,14 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         self._lrfast_dev = None
 
 
-def _host_value(value) -> float:
+def _host_value(value: float | torch.Tensor) -> float:
     """A group's LR as a float: a CUDA tensor off the state's device costs a read."""
     if isinstance(value, torch.Tensor):
         return float(value.detach().reshape(-1)[0].item()) if value.device.type == "cuda" else float(value)
     return float(value)
 
 
-def _baked(scheduler) -> tuple:
+def _baked(scheduler: object) -> tuple[Any, ...]:
     """What changes when a baked scheduler (or a composite's child) extends its table."""
     children = getattr(scheduler, "_schedulers", ())
     return (getattr(scheduler, "_lrfast_baked", None), *(getattr(c, "_lrfast_baked", None) for c in children))

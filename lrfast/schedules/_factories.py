@@ -264,7 +264,7 @@ _CYCLIC_MODES = {"triangular": L.CyclicMode.TRIANGULAR, "triangular2": L.CyclicM
                  "exp_range": L.CyclicMode.EXP_RANGE}
 
 
-def cyclic(base_lr: float, max_lr: float, step_size_up: int = 2000, step_size_down: int | None = None,
+def cyclic(base_lr: float, max_lr: float, step_size_up: float = 2000, step_size_down: float | None = None,
            mode: str = "triangular", gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None,
            scale_mode: str = "cycle", horizon: int | None = None) -> Schedule:
     r"""Cyclical learning rate (torch's ``CyclicLR``): triangles between ``base_lr`` and
