@@ -38,7 +38,7 @@ elif case == "adamw_big":
     p = torch.nn.Parameter(torch.randn(1 << 20))
     opt = lrfast.optim.AdamW([p], lr=1e-3)
 sched = lrfast.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
-for _ in range(3):
+for _ in range(int(sys.argv[2])):
     p.grad = torch.randn_like(p)
     opt.step()
     sched.step()
@@ -47,10 +47,10 @@ print(json.dumps({name: [[str(t) for t in sig] for sig in getattr(K, name).signa
 """
 
 
-def _signatures(case: str, cache_dir=None) -> dict[str, list[list[str]]]:
+def _signatures(case: str, cache_dir=None, steps: int = 3) -> dict[str, list[list[str]]]:
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir)) if cache_dir is not None else None
-    result = subprocess.run([sys.executable, "-c", CHILD, case], capture_output=True, text=True, timeout=600,
-                            env=env)
+    result = subprocess.run([sys.executable, "-c", CHILD, case, str(steps)], capture_output=True, text=True,
+                            timeout=600, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -73,9 +73,13 @@ def test_amsgrad_and_momentum_compile_the_loops_their_state_needs():
     assert sigs["adam_step_serial"] == [] and sigs["adam_step"] == []
 
 
-def test_a_big_bucket_compiles_only_the_parallel_twin():
-    sigs = _signatures("adamw_big")
+def test_a_big_bucket_starts_parallel_and_tries_the_serial_twin_from_its_third_step():
+    # NOTE [parallel or serial]: the first two steps run (and time) the parallel kernel only
+    sigs = _signatures("adamw_big", steps=2)
     assert len(sigs["adam_step"]) == 1 and sigs["adam_step_serial"] == []
+    sigs = _signatures("adamw_big", steps=4)
+    assert len(sigs["adam_step"]) == 1 and len(sigs["adam_step_serial"]) == 1
+    assert sigs["adam_step"][0] == sigs["adam_step_serial"][0]  # the same variant, both ways
 
 
 def test_warmup_compiles_what_a_default_optimizer_then_uses_without_running():
@@ -121,3 +125,45 @@ def test_scheduled_values_come_from_the_compiled_header_at_each_groups_step():
         ref_sched.step()
         assert torch.equal(a, ra) and torch.equal(b, rb), step
     assert np.allclose([g["lr"] for g in opt.param_groups], [g["lr"] for g in ref.param_groups], rtol=0, atol=0)
+
+
+def test_mode_chooser_follows_the_faster_mode_and_looks_again():
+    from lrfast._backend.cpu import ModeChooser
+
+    chooser = ModeChooser()
+    modes = []
+    for call in range(200):
+        parallel = chooser.parallel()
+        modes.append(parallel)
+        busy = call >= 100  # the machine fills up halfway: parallel calls become 8x slower than serial
+        chooser.record(parallel, (0.008 if busy else 0.0005) if parallel else 0.001)
+    assert modes[:2] == [True, True] and modes[2:4] == [False, False]  # timed both (first calls untimed)
+    quiet, busy = modes[4:100], modes[110:]
+    looks = ModeChooser.LOOK * (len(busy) // ModeChooser.EXPLORE + 1)  # at most, in calls
+    assert sum(quiet) >= len(quiet) - looks  # parallel, but for the looks at serial
+    assert sum(busy) <= looks  # serial, but for the looks at parallel
+    chooser = ModeChooser()
+    for _ in range(3 * ModeChooser.EXPLORE):
+        parallel = chooser.parallel()
+        chooser.record(parallel, 10.0 if chooser.seen[int(parallel)] == 0 else 0.001)  # a slow first call
+    assert chooser.averages == [0.001, 0.001]  # the first call of each mode (compiling) was not timed
+
+
+@pytest.mark.parametrize("kind", ["adamw", "sgd"])
+def test_serial_and_parallel_steps_give_the_same_bits(kind, monkeypatch):
+    from lrfast._backend import cpu
+
+    results = []
+    for force in (True, False):
+        monkeypatch.setattr(cpu.ModeChooser, "parallel", lambda self, force=force: force)
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(300_001))
+        opt = (lrfast.optim.AdamW([p], lr=0.1, weight_decay=0.1) if kind == "adamw"
+               else lrfast.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True))
+        sched = lrfast.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+        for _ in range(4):
+            p.grad = torch.randn_like(p)
+            opt.step()
+            sched.step()
+        results.append(p.detach().clone())
+    assert torch.equal(results[0], results[1])

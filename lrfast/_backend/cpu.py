@@ -9,6 +9,7 @@ loads from Numba's cache) the kernels ahead of the first step.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import numpy as np
@@ -20,7 +21,7 @@ from .._numba import kernels as K
 from .._numba import threads
 from ..optim import _layout as L
 
-__all__ = ["step_bucket", "chunk_map", "warmup"]
+__all__ = ["step_bucket", "chunk_map", "warmup", "ModeChooser"]
 
 _STORAGE = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.uint16, torch.float16: np.int16}
 _MATH = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.float32, torch.float16: np.float32}
@@ -69,7 +70,7 @@ class _Tables:
     """What the kernel needs beyond the bucket, derived once per bucket structure."""
 
     __slots__ = ("version", "chunk_size", "parallel_min_chunks", "kernel", "serial", "proto", "values", "scalars",
-                 "flags", "chunk_tensor", "chunk_start", "schedules", "optional_state")
+                 "flags", "chunk_tensor", "chunk_start", "schedules", "optional_state", "chooser")
 
     def __init__(self, bucket) -> None:
         _check_bucket(bucket)
@@ -77,6 +78,7 @@ class _Tables:
         self.version = bucket.structure_version
         self.chunk_size = int(_config.CHUNK_SIZE)
         self.parallel_min_chunks = int(_config.PARALLEL_MIN_CHUNKS)
+        self.chooser = ModeChooser()
         self.kernel = K.KERNELS[bucket.kind]
         self.serial = K.SERIAL_KERNELS[bucket.kind]
         self.proto = np.empty(0, dtype=_STORAGE[bucket.dtype])
@@ -177,17 +179,93 @@ def _kernel_args(bucket, tables: _Tables) -> tuple:
     return args + (tables.optional_state,)
 
 
+# NOTE [parallel or serial] A bucket big enough to share (``PARALLEL_MIN_CHUNKS``) runs
+# the parallel kernel while that is faster, and the serial twin while it is not: each
+# bucket times its steps (one clock read around the call) and keeps a moving average
+# per mode; now and then (every ``ModeChooser.EXPLORE`` calls, the interval doubling
+# while the answer stays the same) it runs the other mode for three calls to see whether
+# the machine changed. On a quiet machine the parallel kernel wins (GNU OpenMP:
+# 0.45 ms against 0.8 ms serial for AdamW on 1M elements, 2 cores); when other
+# processes want the cores, a parallel region waits for descheduled team members and
+# the serial kernel wins by up to 28x (docs/benchmarks.md, "Threading layer"). Both
+# modes compute every element alike, so results do not depend on the mode.
+
+class ModeChooser:
+    """Parallel or serial, by the moving average of each mode's measured call time.
+
+    >>> chooser = ModeChooser()
+    >>> for _ in range(40):
+    ...     parallel = chooser.parallel()
+    ...     chooser.record(parallel, 0.008 if parallel else 0.001)  # a busy machine
+    >>> chooser.parallel()
+    False
+    """
+
+    EXPLORE = 32  # calls between looks at the mode not preferred, at first and after a change
+    EXPLORE_MAX = 1024  # the interval doubles each time a look confirms the preference, up to this
+    LOOK = 3  # calls per look; the median of their times replaces that mode's average
+    WEIGHT = 0.25  # of a new time in the moving average of the preferred mode
+
+    __slots__ = ("calls", "averages", "seen", "interval", "next_look", "look_times")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.averages: list[float | None] = [None, None]  # [serial, parallel] seconds per call
+        self.seen = [0, 0]  # calls per mode; the first (compiling or loading) is not timed
+        self.interval = self.EXPLORE
+        self.next_look = self.EXPLORE
+        self.look_times: list[float] = []
+
+    def _prefer_parallel(self) -> bool:
+        serial, parallel = self.averages
+        return serial is None or parallel is None or parallel <= serial
+
+    def parallel(self) -> bool:
+        """The mode of the next call: the preferred one, or the other during a look."""
+        self.calls += 1
+        if self.averages[0] is None and self.seen[1] >= 2:
+            return False  # the parallel kernel is timed: time the serial one
+        return self._prefer_parallel() != (self.calls >= self.next_look)
+
+    def record(self, parallel: bool, seconds: float) -> None:
+        """Time of a call made in the mode ``parallel()`` returned."""
+        mode = int(parallel)
+        self.seen[mode] += 1
+        if self.seen[mode] == 1:
+            return
+        if self.calls < self.next_look or self.averages[1 - mode] is None:  # the preferred mode, or timing both
+            average = self.averages[mode]
+            self.averages[mode] = seconds if average is None else average + self.WEIGHT * (seconds - average)
+            return
+        self.look_times.append(seconds)
+        if len(self.look_times) < self.LOOK:
+            return
+        before = self._prefer_parallel()
+        self.averages[mode] = sorted(self.look_times)[self.LOOK // 2]
+        self.look_times = []
+        changed = self._prefer_parallel() != before
+        self.interval = self.EXPLORE if changed else min(2 * self.interval, self.EXPLORE_MAX)
+        self.next_look = self.calls + self.interval
+
+
 def step_bucket(bucket) -> None:
     """One optimizer step of ``bucket`` on the CPU (NOTE [bucket contract])."""
     if not bucket.params:
         return
     tables = _tables(bucket)
     args = _kernel_args(bucket, tables)
-    # NOTE [threading layer] in lrfast/_numba/threads.py
+    # NOTE [threading layer] in lrfast/_numba/threads.py, NOTE [parallel or serial]
     if tables.chunk_tensor.shape[0] < tables.parallel_min_chunks or not threads.parallel_allowed():
         tables.serial(*args)
-    else:
+        return
+    chooser = tables.chooser
+    parallel = chooser.parallel()
+    start = time.perf_counter()
+    if parallel:
         threads.run_parallel(tables.kernel, *args)
+    else:
+        tables.serial(*args)
+    chooser.record(parallel, time.perf_counter() - start)
 
 
 def warmup(kinds: Iterable[str] = ("adam", "sgd"),

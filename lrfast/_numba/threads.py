@@ -4,33 +4,30 @@ NOTE [threading layer] Numba runs ``prange`` loops on one process-wide *threadin
 layer*, picked at the first parallel call: by default TBB if it loads, else OpenMP,
 else Numba's own ``workqueue``. Users do not pick layers, so lrfast picks for them:
 
-- **workqueue first, then OpenMP, then TBB** (``configure``), unless the user chose:
+- **OpenMP first, then TBB, then workqueue** (``configure``), unless the user chose:
   a ``NUMBA_THREADING_LAYER`` or ``NUMBA_THREADING_LAYER_PRIORITY`` in the environment,
   a ``numba.config.THREADING_LAYER`` set in code, or a layer already launched by other
-  Numba code is left alone. workqueue ships with Numba, so it is the layer in practice.
-  Measured (issue 14; docs/benchmarks.md, "Threading layer"):
-
-  - GNU OpenMP collapses whenever another process is busy (a data loader, a compiler,
-    the next job on a CI machine): its threads spin, and a parallel region waits a
-    scheduler quantum for a descheduled team member. AdamW on 262,144 elements took
-    7.8 ms a step under OpenMP and 0.28 ms under workqueue on the same busy 2-core
-    machine; 2,000 tensors of 64 elements, 7.9 ms against 0.7 ms.
-  - TBB (the issue's system TBB) grew an AdamW step on 100 elements from 123 to 680 us
-    and RSS by 27 MB over 20k steps.
-  - On a quiet machine the layers are within a few percent on the buckets lrfast runs in
-    parallel (at least ``_config.PARALLEL_MIN_CHUNKS`` chunks), where the loop, not the
-    launch, is the cost.
-
+  Numba code is left alone. Measured on the quiet 2-core machine (issue 14;
+  docs/benchmarks.md, "Threading layer"), lrfast against torch's fused step: OpenMP
+  1.17x / 1.03x / 2.82x on the issue's three sets, TBB 0.87x / 0.82x / 2.71x, workqueue
+  0.84x / 0.71x / 1.60x (it pays about 0.4 ms per parallel call here).
+- **When other processes want the cores**, an OpenMP parallel region waits a scheduler
+  quantum for descheduled team members: AdamW on 262,144 elements took 7.8 ms a step
+  on the busy machine against 0.28 ms under workqueue. The CPU backend therefore times
+  both kernels of a big bucket and runs whichever is faster now (NOTE [parallel or
+  serial] in ``lrfast/_backend/cpu.py``), so a busy machine gets the serial kernel.
+- TBB (the issue's system TBB) grew an AdamW step on 100 elements from 123 to 680 us and
+  RSS by 27 MB over 20k steps; pip's ``tbb`` did not. Numba's pip wheel does not bring
+  TBB, so the choice in practice is OpenMP.
 - **workqueue is serialised**: it aborts the process ("Concurrent access has been
   detected") when two threads enter parallel code at once, so where it is the layer,
   lrfast's parallel kernel calls take one process-wide lock (``run_parallel``). Numba
   code of the user's own, run in parallel from another thread at the same moment, is
-  not covered by that lock: choose ``NUMBA_THREADING_LAYER=omp`` or ``tbb`` for that.
-  workqueue is safe in forked children.
+  not covered by that lock.
 - **Small buckets run serial kernels** (``lrfast._backend.cpu``, ``_config.PARALLEL_MIN_CHUNKS``):
   waking a thread team costs more than updating a few thousand elements, and a serial
   kernel never touches the threading layer, whatever it is.
-- **A forked child of a process that launched GNU OpenMP** (a user's choice) must not
+- **A forked child of a process that launched GNU OpenMP** must not
   enter OpenMP again (libgomp is not fork-safe: Numba terminates such a child).
   ``parallel_allowed()`` is then False and the CPU backend runs the serial kernels in
   that child.
@@ -47,7 +44,7 @@ import numba
 
 __all__ = ["configure", "layer", "describe", "parallel_allowed", "run_parallel", "user_choice", "PREFERRED"]
 
-PREFERRED = ("workqueue", "omp", "tbb")
+PREFERRED = ("omp", "tbb", "workqueue")
 
 _lock = threading.Lock()
 _serialize: bool | None = None  # None until the layer is known
