@@ -133,11 +133,22 @@ def test_unsupported_device_and_missing_cuda_backend(monkeypatch):
         _dispatch.reset_backends()
 
 
-def test_warmup_is_exported():
+def test_warmup_is_exported(monkeypatch):
+    # every kind and dtype, its arguments as the default call passes them (the compiles
+    # themselves are the same for every pair: one pair is compiled here, and
+    # tests/test_cpu_compiled_variants.py checks that a step then compiles nothing)
+    from lrfast._backend import cpu
+
+    asked = []
+    monkeypatch.setattr(cpu, "warmup", lambda kinds, dtypes=None: asked.append((list(kinds), dtypes)))
     assert lrfast.warmup() is True
+    assert asked == [(["sgd", "adam"], None)]
+    monkeypatch.undo()
     assert lrfast.warmup(optimizers=("sgd",), dtypes=(torch.float32,)) is True
     with pytest.raises(ValueError, match="optimizers must be among"):
         lrfast.warmup(optimizers=("lion",))
+    with pytest.raises(ValueError, match="dtypes must be among"):
+        lrfast.warmup(optimizers=("adam",), dtypes=(torch.int32,))
 
 
 # -- skipped parameters, odd layouts ---------------------------------------------------
