@@ -8,16 +8,10 @@ import subprocess
 import sys
 import textwrap
 
-SCRIPT = textwrap.dedent('''
-    import importlib.abc, sys, warnings
+from numba_hidden import HIDE_NUMBA
 
-    class HideNumba(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("numba", "llvmlite"):
-                raise ImportError(f"No module named {name!r} (hidden by the test)")
-            return None
-
-    sys.meta_path.insert(0, HideNumba())
+SCRIPT = HIDE_NUMBA + textwrap.dedent('''
+    import warnings
     import torch
     import lrfast
     from lrfast import schedules as S, lr_scheduler
