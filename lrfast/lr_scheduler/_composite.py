@@ -50,10 +50,19 @@ def _stepping(torch_step: Callable[[Any], None]) -> Callable[..., None]:
 # own program, a torch child, a hand edit make ``packed_lr()`` None, and the optimizer then
 # applies the groups' LRs.
 class _CompositeMixin(_MixinBase):
-    if TYPE_CHECKING:  # each composite defines these
-        def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]: ...
-        def _lrfast_composite_step(self) -> int: ...
+    if TYPE_CHECKING:  # each composite has these (last_epoch from torch's class)
+        last_epoch: int
         def _lrfast_torch_load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+    _lrfast_host_recursive = True  # the children write (NOTE [composite program])
+
+    def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]:
+        # torch types SequentialLR's _schedulers as a list and ChainedScheduler's as a Sequence,
+        # so the mixin cannot declare it for both
+        return self._schedulers  # type: ignore[attr-defined]
+
+    def _lrfast_composite_step(self) -> int:
+        return self.last_epoch
 
     def _lrfast_bind(self) -> None:
         self._lrfast_handle  # noqa: B018 - made outside any compilation (NOTE [compiled steps])
@@ -135,14 +144,6 @@ class SequentialLR(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Sequen
         torch.optim.lr_scheduler.SequentialLR.__init__(self, optimizer, schedulers, milestones, last_epoch)
         self._lrfast_bind()
 
-    def _lrfast_composite_step(self) -> int:
-        return self.last_epoch
-
-    def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
-
-    _lrfast_host_recursive = True  # the children write (NOTE [composite program])
-
     step = _stepping(torch.optim.lr_scheduler.SequentialLR.step)
     recursive_undo = torch.optim.lr_scheduler.SequentialLR.recursive_undo
     state_dict = torch.optim.lr_scheduler.SequentialLR.state_dict
@@ -187,14 +188,6 @@ class ChainedScheduler(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Ch
                  optimizer: torch.optim.Optimizer | None = None) -> None:
         torch.optim.lr_scheduler.ChainedScheduler.__init__(self, schedulers, optimizer)
         self._lrfast_bind()
-
-    def _lrfast_composite_step(self) -> int:
-        return self.last_epoch
-
-    def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
-
-    _lrfast_host_recursive = True  # the children write (NOTE [composite program])
 
     step = _stepping(torch.optim.lr_scheduler.ChainedScheduler.step)
 
