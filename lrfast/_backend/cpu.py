@@ -290,21 +290,18 @@ def warmup(kinds: Iterable[str] = ("adam", "sgd"),
             raise ValueError(f"warmup: dtypes must be among {list(_STORAGE)}, got {dtype!r}")
     for kind in kinds:
         for dtype in dtypes:
-            bucket = Bucket(kind, torch.device("cpu"), dtype)
+            tensor, step = torch.zeros(2, dtype=dtype), torch.zeros((), dtype=torch.float32)
+            bucket = Bucket(kind, torch.device("cpu"), dtype)  # one tensor, never stepped: it types the arguments
+            bucket.params, bucket.grads, bucket.steps = [tensor], [tensor], [step]
             bucket.numels = np.array([2], dtype=np.int64)
             bucket.tensor_group = np.zeros(1, dtype=np.int32)
             bucket.pointers = np.zeros((L.POINTER_ROWS, 1), dtype=np.int64)
+            bucket.pointers[[L.ROW_PARAM, L.ROW_GRAD, L.ROW_EXP_AVG, L.ROW_EXP_AVG_SQ], 0] = tensor.data_ptr()
+            bucket.pointers[L.ROW_STEP, 0] = step.data_ptr()
             bucket.group_hyper = np.zeros((1, L.GROUP_COLUMNS))
             bucket.schedule_t = np.zeros(1)
             bucket.momentum_fresh = np.zeros(1, dtype=np.uint8)
-            tables = _Tables.__new__(_Tables)  # the arrays' types only: nothing is checked or run
-            tables.proto = np.empty(0, dtype=_STORAGE[dtype])
-            tables.values = np.zeros((1, 2))
-            tables.scalars = np.zeros((1, L.SCALAR_COLUMNS), dtype=_MATH[dtype])
-            tables.flags = np.zeros((1, L.FLAG_COLUMNS), dtype=np.int32)
-            tables.chunk_tensor, tables.chunk_start = chunk_map(bucket.numels, 1)
-            tables.chunk_size = 1
-            tables.schedules = {}
+            tables = _Tables(bucket)
             variants = (None, _PRESENT) if kind == "sgd" else (None,)
             for optional_state in variants:
                 tables.optional_state = optional_state
