@@ -25,7 +25,6 @@ __all__ = ["step_bucket", "chunk_map", "warmup", "ModeChooser"]
 
 _STORAGE = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.uint16, torch.float16: np.int16}
 _MATH = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.float32, torch.float16: np.float32}
-_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
