@@ -8,14 +8,40 @@ modules use.
   modules are then not even imported).
 - ``slow``: longer than a few seconds on a 2-core machine; ``-m "not slow"`` is the quick
   loop. ``bash scripts/test.sh`` (the README's command, CI) runs them.
+
+NOTE [one thread per worker] ``scripts/test.sh`` runs two pytest-xdist workers on the
+2-core machine. Left alone, each worker's torch and each worker's Numba kernels start a
+thread per core: four busy threads on two cores, and GNU OpenMP team members spin while
+they wait for a descheduled partner, so the two workers slowed each other down until two
+workers were barely faster than one process. Inside an xdist worker, torch and Numba
+therefore run one thread each (the parallel kernels still run their parallel code, on a
+team of one); the tests about threads run in subprocesses, with every thread, or ask for
+every thread with the ``all_numba_threads`` fixture. Without xdist (``-n 0``) nothing
+changes.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gpu_support import gpu_unusable_reason, is_gpu_module
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # NOTE [one thread per worker]
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            import numba
+
+            from lrfast._backend import cpu  # noqa: F401 - picks lrfast's threading layer before the launch below
+        except ImportError:
+            return
+        numba.set_num_threads(1)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -36,3 +62,15 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test from an empty temporary folder (for code that writes relative paths)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def all_numba_threads() -> Iterator[int]:
+    """Every Numba thread for this test (NOTE [one thread per worker]); yields their number."""
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    try:
+        yield numba.get_num_threads()
+    finally:
+        numba.set_num_threads(before)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("numba")
+numba = pytest.importorskip("numba")
 
 import lrfast  # noqa: E402
 from lrfast._numba import kernels as K  # noqa: E402
@@ -150,8 +150,10 @@ def test_mode_chooser_follows_the_faster_mode_and_looks_again():
 
 
 @pytest.mark.parametrize("kind", ["adamw", "sgd"])
-def test_serial_and_parallel_steps_give_the_same_bits(kind, monkeypatch):
+def test_serial_and_parallel_steps_give_the_same_bits(kind, monkeypatch, all_numba_threads):
     from lrfast._backend import cpu
+
+    assert all_numba_threads == numba.config.NUMBA_NUM_THREADS
 
     results = []
     for force in (True, False):
