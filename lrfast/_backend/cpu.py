@@ -122,9 +122,9 @@ def _check_bucket(bucket) -> None:
     for p, n in zip(bucket.params, bucket.numels.tolist(), strict=True):
         if p.device.type != "cpu" or p.dtype != bucket.dtype or p.numel() != n:
             raise ValueError(f"{where}: a parameter does not match the bucket ({p.device}, {p.dtype}, {p.numel()})")
-    bl = bucket_layout
-    required = {"adam": (bl.ROW_PARAM, bl.ROW_GRAD, bl.ROW_EXP_AVG, bl.ROW_EXP_AVG_SQ, bl.ROW_STEP),
-                "sgd": (bl.ROW_PARAM, bl.ROW_GRAD)}[bucket.kind]
+    required = {"adam": (bucket_layout.ROW_PARAM, bucket_layout.ROW_GRAD, bucket_layout.ROW_EXP_AVG,
+                         bucket_layout.ROW_EXP_AVG_SQ, bucket_layout.ROW_STEP),
+                "sgd": (bucket_layout.ROW_PARAM, bucket_layout.ROW_GRAD)}[bucket.kind]
     nonempty = bucket.numels > 0
     for row in required:
         if np.any(bucket.pointers[row][nonempty] == 0) and row != bucket_layout.ROW_STEP:
