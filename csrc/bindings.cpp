@@ -277,6 +277,58 @@ py::dict layout() {
   kinds["piecewise"] = static_cast<int>(lrfast::kPiecewise);
   kinds["plateau"] = static_cast<int>(lrfast::kPlateau);
   d["kinds"] = kinds;
+  d["cyclic_modes"] = py::dict(py::arg("triangular") = static_cast<int>(lrfast::kTriangular),
+                               py::arg("triangular2") = static_cast<int>(lrfast::kTriangular2),
+                               py::arg("exp_range") = static_cast<int>(lrfast::kExpRange),
+                               py::arg("table") = static_cast<int>(lrfast::kCyclicTable));
+  // NOTE [segment parameters]: each kind's parameters by name, and how many it uses.
+  namespace pm = lrfast::param;
+  py::dict params;
+  params["constant"] = py::dict(py::arg("value") = pm::constant::kValue);
+  params["step"] = py::dict(py::arg("init") = pm::step::kInit, py::arg("gamma") = pm::step::kGamma,
+                            py::arg("step_size") = pm::step::kStepSize);
+  params["multistep"] = py::dict(py::arg("init") = pm::multistep::kInit, py::arg("gamma") = pm::multistep::kGamma,
+                                 py::arg("table_offset") = pm::multistep::kTableOffset,
+                                 py::arg("count") = pm::multistep::kCount);
+  params["exponential"] = py::dict(py::arg("init") = pm::exponential::kInit, py::arg("rate") = pm::exponential::kRate,
+                                   py::arg("steps") = pm::exponential::kSteps);
+  params["linear"] = py::dict(py::arg("start") = pm::linear::kStart, py::arg("end") = pm::linear::kEnd,
+                              py::arg("steps") = pm::linear::kSteps);
+  params["polynomial"] = py::dict(py::arg("init") = pm::polynomial::kInit, py::arg("end") = pm::polynomial::kEnd,
+                                  py::arg("steps") = pm::polynomial::kSteps, py::arg("power") = pm::polynomial::kPower);
+  params["cosine"] = py::dict(py::arg("init") = pm::cosine::kInit, py::arg("end") = pm::cosine::kEnd,
+                              py::arg("steps") = pm::cosine::kSteps, py::arg("periodic") = pm::cosine::kPeriodic,
+                              py::arg("exponent") = pm::cosine::kExponent);
+  params["warm_restarts"] = py::dict(py::arg("init") = pm::warm_restarts::kInit,
+                                     py::arg("end") = pm::warm_restarts::kEnd, py::arg("t0") = pm::warm_restarts::kT0,
+                                     py::arg("t_mult") = pm::warm_restarts::kTMult);
+  params["cyclic"] = py::dict(py::arg("base") = pm::cyclic::kBase, py::arg("peak") = pm::cyclic::kPeak,
+                              py::arg("total_size") = pm::cyclic::kTotalSize,
+                              py::arg("step_ratio") = pm::cyclic::kStepRatio, py::arg("mode") = pm::cyclic::kMode,
+                              py::arg("gamma") = pm::cyclic::kGamma, py::arg("per_iteration") = pm::cyclic::kPerIteration,
+                              py::arg("table_offset") = pm::cyclic::kTableOffset, py::arg("count") = pm::cyclic::kCount);
+  params["one_cycle"] = py::dict(py::arg("num_phases") = pm::one_cycle::kNumPhases,
+                                 py::arg("anneal_linear") = pm::one_cycle::kAnnealLinear,
+                                 py::arg("phase_ends") = pm::one_cycle::kPhaseEnds,
+                                 py::arg("phase_values") = pm::one_cycle::kPhaseValues);
+  params["inverse_sqrt"] = py::dict(py::arg("init") = pm::inverse_sqrt::kInit,
+                                    py::arg("timescale") = pm::inverse_sqrt::kTimescale);
+  params["sqrt_decay"] = py::dict(py::arg("init") = pm::sqrt_decay::kInit, py::arg("end") = pm::sqrt_decay::kEnd,
+                                  py::arg("steps") = pm::sqrt_decay::kSteps);
+  params["table"] = py::dict(py::arg("table_offset") = pm::table::kTableOffset, py::arg("count") = pm::table::kCount);
+  params["piecewise"] = py::dict(py::arg("table_offset") = pm::piecewise::kTableOffset,
+                                 py::arg("count") = pm::piecewise::kCount);
+  params["plateau"] = py::dict(py::arg("table_offset") = pm::plateau::kTableOffset);
+  d["params"] = params;
+  d["param_counts"] = py::dict(
+      py::arg("constant") = pm::constant::kNumParams, py::arg("step") = pm::step::kNumParams,
+      py::arg("multistep") = pm::multistep::kNumParams, py::arg("exponential") = pm::exponential::kNumParams,
+      py::arg("linear") = pm::linear::kNumParams, py::arg("polynomial") = pm::polynomial::kNumParams,
+      py::arg("cosine") = pm::cosine::kNumParams, py::arg("warm_restarts") = pm::warm_restarts::kNumParams,
+      py::arg("cyclic") = pm::cyclic::kNumParams, py::arg("one_cycle") = pm::one_cycle::kNumParams,
+      py::arg("inverse_sqrt") = pm::inverse_sqrt::kNumParams, py::arg("sqrt_decay") = pm::sqrt_decay::kNumParams,
+      py::arg("table") = pm::table::kNumParams, py::arg("piecewise") = pm::piecewise::kNumParams,
+      py::arg("plateau") = pm::plateau::kNumParams);
   namespace sl = lrfast::slot;
   d["header"] = py::dict(py::arg("version") = sl::kVersion, py::arg("num_segments") = sl::kNumSegments,
                          py::arg("scale") = sl::kScale, py::arg("floor") = sl::kFloor);
@@ -367,6 +419,19 @@ void define_module(py::module_& m) {
       },
       py::arg("descriptors"), py::arg("table_size"), py::arg("n_min_lrs"),
       "Raise ValueError unless every descriptor is valid and has its own plateau slot.");
+  m.def(
+      "plateau_slots",
+      [](const DoubleArray& descriptors, std::int64_t table_size) {
+        const std::int64_t n = checked_descriptor_count(descriptors, table_size);
+        py::array_t<std::int64_t> slots(n);
+        auto out = slots.mutable_unchecked<1>();
+        for (std::int64_t g = 0; g < n; ++g) {
+          out(g) = lrfast::plateau::slot_of(descriptors.data() + g * lrfast::kDescriptorSize);
+        }
+        return slots;
+      },
+      py::arg("descriptors"), py::arg("table_size"),
+      "slots[g]: the table offset of descriptor g's plateau segment (plateau::slot_of), -1 where it has none.");
   m.def("plateau_step_host", &plateau_step_host, py::arg("state"), py::arg("table"), py::arg("descriptors"),
         py::arg("min_lrs"), py::arg("metric"), py::arg("step"), py::arg("factor"), py::arg("threshold"),
         py::arg("eps"), py::arg("patience"), py::arg("cooldown"), py::arg("mode"), py::arg("threshold_mode"),

@@ -25,6 +25,11 @@ class _Layout(TypedDict):
     segment_size: int
     descriptor_size: int
     kinds: dict[str, int]
+    cyclic_modes: dict[str, int]
+    # NOTE [segment parameters]: params[kind][name] is the parameter's index (the first of a run,
+    # for one_cycle's phase_ends and phase_values); param_counts[kind]: how many the kind uses
+    params: dict[str, dict[str, int]]
+    param_counts: dict[str, int]
     header: dict[str, int]
     segment: dict[str, int]
     # slot counts and sizes, and two nested slot maps ("tensor", "group")
@@ -48,6 +53,7 @@ def assign_group_values(descriptors: ArrayLike, table: ArrayLike, step: Supports
                         expected: list[float] | None = None) -> list[float] | None: ...
 def validate(descriptors: ArrayLike, table_size: int) -> None: ...
 def validate_plateau(descriptors: ArrayLike, table_size: int, n_min_lrs: int) -> None: ...
+def plateau_slots(descriptors: ArrayLike, table_size: int) -> NDArray[np.int64]: ...
 def plateau_step_host(state: NDArray[np.float64], table: NDArray[np.float64], descriptors: ArrayLike,
                       min_lrs: ArrayLike, metric: SupportsFloat | None, step: float, factor: float,
                       threshold: float, eps: float, patience: float, cooldown: float, mode: int,

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the lazy submodules, for type checkers and IDEs
     from . import lr_scheduler, optim, schedules
     from .schedules import Schedule
 
+    LAYOUT_VERSION: int  # NOTE [descriptor layout] in schedule.h (loaded on first access)
+
 __all__ = ["__version__", "schedules", "lr_scheduler", "optim", "info", "get_include", "cuda_status",
            "numba_status", "plot", "get_cmake_dir", "LAYOUT_VERSION", "warmup"]
 
@@ -41,11 +43,16 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{name}", __name__)
         globals()[name] = module
         return module
+    if name == "LAYOUT_VERSION":  # the descriptor layout of schedule.h, read from the compiled core
+        from ._descriptor import LAYOUT_VERSION
+
+        globals()[name] = LAYOUT_VERSION
+        return LAYOUT_VERSION
     raise AttributeError(f"module 'lrfast' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_SUBMODULES)
+    return sorted(set(globals()) | _LAZY_SUBMODULES | {"LAYOUT_VERSION"})
 
 
 def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps: int,
@@ -114,9 +121,6 @@ def get_cmake_dir() -> str:
     True
     """
     return str(Path(__file__).resolve().parent / "cmake")
-
-
-LAYOUT_VERSION = 1  # the descriptor layout of schedule.h (NOTE [descriptor layout])
 
 
 def cuda_status() -> tuple[bool, str]:

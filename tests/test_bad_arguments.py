@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lrfast import _C
-from lrfast import _layout as L
+from lrfast import _descriptor as layout
 from lrfast import schedules as S
 
 # (id, call, exception, the whole message or an unambiguous part of it)
@@ -225,7 +225,7 @@ def test_values_and_at_refuse_bad_steps(call, exc, message):
 # -- malformed descriptors reaching the compiled core ----------------------------------------
 
 def _seg(d: np.ndarray, i: int) -> int:
-    return L.HEADER_SIZE + i * L.SEGMENT_SIZE
+    return layout.HEADER_SIZE + i * layout.SEGMENT_SIZE
 
 
 def _good() -> tuple[np.ndarray, np.ndarray]:
@@ -245,9 +245,9 @@ def _set(index: int, value: float):
 def _swap_tracks(d, table):
     # segments 0, 1 are track 0 and segment 2 is track 1: put track 1 first
     a, c = _seg(d, 0), _seg(d, 2)
-    first = d[a:a + L.SEGMENT_SIZE].copy()
-    d[a:a + L.SEGMENT_SIZE] = d[c:c + L.SEGMENT_SIZE]
-    d[c:c + L.SEGMENT_SIZE] = first
+    first = d[a:a + layout.SEGMENT_SIZE].copy()
+    d[a:a + layout.SEGMENT_SIZE] = d[c:c + layout.SEGMENT_SIZE]
+    d[c:c + layout.SEGMENT_SIZE] = first
     return d, table
 
 
@@ -255,26 +255,26 @@ def _short_table(d, table):
     return d, table[:1]
 
 
-S0 = L.HEADER_SIZE
+S0 = layout.HEADER_SIZE
 MALFORMED = [
-    ("version", _set(L.SLOT_VERSION, 2.0), "unsupported descriptor layout version"),
-    ("version_fraction", _set(L.SLOT_VERSION, 1.5), "unsupported descriptor layout version"),
-    ("too_many_segments", _set(L.SLOT_NUM_SEGMENTS, L.MAX_SEGMENTS + 1), "bad segment count"),
-    ("negative_segments", _set(L.SLOT_NUM_SEGMENTS, -1), "bad segment count"),
-    ("nan_segments", _set(L.SLOT_NUM_SEGMENTS, math.nan), "bad segment count"),
-    ("unknown_kind", _set(S0 + L.SLOT_KIND, 99.0), "unknown segment kind"),
-    ("fractional_kind", _set(S0 + L.SLOT_KIND, 1.5), "unknown segment kind"),
-    ("nan_kind", _set(S0 + L.SLOT_KIND, math.nan), "unknown segment kind"),
-    ("table_offset_out_of_range", _set(S0 + L.SLOT_PARAMS + 2, 5.0), "table reference out of range"),
-    ("table_offset_negative", _set(S0 + L.SLOT_PARAMS + 2, -1.0), "table reference out of range"),
-    ("table_offset_nan", _set(S0 + L.SLOT_PARAMS + 2, math.nan), "table reference out of range"),
-    ("table_count_too_big", _set(S0 + L.SLOT_PARAMS + 3, 3.0), "table reference out of range"),
+    ("version", _set(layout.SLOT_VERSION, 2.0), "unsupported descriptor layout version"),
+    ("version_fraction", _set(layout.SLOT_VERSION, 1.5), "unsupported descriptor layout version"),
+    ("too_many_segments", _set(layout.SLOT_NUM_SEGMENTS, layout.MAX_SEGMENTS + 1), "bad segment count"),
+    ("negative_segments", _set(layout.SLOT_NUM_SEGMENTS, -1), "bad segment count"),
+    ("nan_segments", _set(layout.SLOT_NUM_SEGMENTS, math.nan), "bad segment count"),
+    ("unknown_kind", _set(S0 + layout.SLOT_KIND, 99.0), "unknown segment kind"),
+    ("fractional_kind", _set(S0 + layout.SLOT_KIND, 1.5), "unknown segment kind"),
+    ("nan_kind", _set(S0 + layout.SLOT_KIND, math.nan), "unknown segment kind"),
+    ("table_offset_out_of_range", _set(S0 + layout.SLOT_PARAMS + 2, 5.0), "table reference out of range"),
+    ("table_offset_negative", _set(S0 + layout.SLOT_PARAMS + 2, -1.0), "table reference out of range"),
+    ("table_offset_nan", _set(S0 + layout.SLOT_PARAMS + 2, math.nan), "table reference out of range"),
+    ("table_count_too_big", _set(S0 + layout.SLOT_PARAMS + 3, 3.0), "table reference out of range"),
     ("table_too_short", _short_table, "table reference out of range"),
     ("unsorted_tracks", _swap_tracks, "segments not sorted by track"),
-    ("negative_track", _set(S0 + L.SLOT_TRACK, -1.0), "bad track"),
-    ("first_start_not_zero", _set(S0 + L.SLOT_START, 3.0),
+    ("negative_track", _set(S0 + layout.SLOT_TRACK, -1.0), "bad track"),
+    ("first_start_not_zero", _set(S0 + layout.SLOT_START, 3.0),
      "the first segment of a track must start at step 0"),
-    ("starts_not_increasing", _set(S0 + L.SEGMENT_SIZE + L.SLOT_START, 0.0),
+    ("starts_not_increasing", _set(S0 + layout.SEGMENT_SIZE + layout.SLOT_START, 0.0),
      "segment starts must increase within a track"),
 ]
 
@@ -295,7 +295,7 @@ def test_malformed_descriptor_is_refused(edit, why):
 def test_the_bad_group_is_named():
     d, table = _good()
     bad = d.copy()
-    bad[S0 + L.SLOT_KIND] = 42.0
+    bad[S0 + layout.SLOT_KIND] = 42.0
     with pytest.raises(ValueError, match=r"descriptor 2 is malformed: unknown segment kind"):
         _C.evaluate(np.stack([d, d, bad]), table, np.zeros(1))
 
@@ -306,14 +306,14 @@ def test_the_bad_group_is_named():
 ])
 def test_malformed_cyclic_segment(kind_edit, why):
     d = S.cyclic(0.1, 1.0, 4).pack().descriptors.copy()
-    kind_edit(d[S0 + L.SLOT_PARAMS:])
+    kind_edit(d[S0 + layout.SLOT_PARAMS:])
     with pytest.raises(ValueError, match=re.escape(why)):
         _C.validate(d, 0)
 
 
 def test_one_cycle_phase_count_is_checked():
     d = S.one_cycle(1.0, 100).pack().descriptors.copy()
-    d[S0 + L.SLOT_PARAMS] = 4.0
+    d[S0 + layout.SLOT_PARAMS] = 4.0
     with pytest.raises(ValueError, match="one-cycle needs 1 to 3 phases"):
         _C.validate(d, 0)
 

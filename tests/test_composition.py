@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lrfast import _C
-from lrfast import _layout as L
+from lrfast import _descriptor as layout
 from lrfast import schedules as S
 
 BIG = 2**31 + 5
@@ -109,9 +109,9 @@ def test_repeated_constants_are_merged():
 
 
 def test_too_many_segments_is_refused():
-    parts = [S.constant(float(i + 1)) for i in range(L.MAX_SEGMENTS + 1)]
+    parts = [S.constant(float(i + 1)) for i in range(layout.MAX_SEGMENTS + 1)]
     with pytest.raises(ValueError, match=r"join: this schedule needs 9 segments, more than the 8"):
-        S.join(parts, list(range(1, L.MAX_SEGMENTS + 1)))
+        S.join(parts, list(range(1, layout.MAX_SEGMENTS + 1)))
     with pytest.raises(ValueError, match=r"chain: this schedule needs 9 segments"):
         S.chain(*[p * 1.0 for p in parts[1:]], S.linear(1.0, 0.5, 3))  # constant(1.0) would be dropped
     # eight fit exactly
@@ -135,22 +135,22 @@ def _table_schedules():
 def test_pack_many_rebases_table_offsets():
     schedules = _table_schedules()
     packed = S.pack_many(schedules)
-    assert packed.descriptors.shape == (len(schedules), L.DESCRIPTOR_SIZE)
+    assert packed.descriptors.shape == (len(schedules), layout.DESCRIPTOR_SIZE)
     assert packed.table.tolist() == [v for s in schedules for v in s.pack().table.tolist()]
     base = 0
     for g, s in enumerate(schedules):
         own = s.pack()
         row = packed.descriptors[g]
         for i, seg in enumerate(s.segments):
-            o = L.HEADER_SIZE + i * L.SEGMENT_SIZE + L.SLOT_PARAMS
+            o = layout.HEADER_SIZE + i * layout.SEGMENT_SIZE + layout.SLOT_PARAMS
             if seg.table:
-                slot = L.TABLE_OFFSET_PARAM[seg.kind]
+                slot = layout.TABLE_OFFSET_PARAM[seg.kind]
                 assert row[o + slot] == own.descriptors[o + slot] + base
-        mask = np.ones(L.DESCRIPTOR_SIZE, bool)  # everything but the table offsets is unchanged
+        mask = np.ones(layout.DESCRIPTOR_SIZE, bool)  # everything but the table offsets is unchanged
         for i, seg in enumerate(s.segments):
             if seg.table:
-                o = L.HEADER_SIZE + i * L.SEGMENT_SIZE + L.SLOT_PARAMS
-                mask[o + L.TABLE_OFFSET_PARAM[seg.kind]] = False
+                o = layout.HEADER_SIZE + i * layout.SEGMENT_SIZE + layout.SLOT_PARAMS
+                mask[o + layout.TABLE_OFFSET_PARAM[seg.kind]] = False
         assert np.array_equal(row[mask], own.descriptors[mask])
         base += own.table.size
 
@@ -166,7 +166,7 @@ def test_pack_many_groups_evaluate_as_alone():
 
 def test_pack_many_of_nothing():
     packed = S.pack_many([])
-    assert packed.descriptors.shape == (0, L.DESCRIPTOR_SIZE) and packed.table.shape == (0,)
+    assert packed.descriptors.shape == (0, layout.DESCRIPTOR_SIZE) and packed.table.shape == (0,)
 
 
 def test_pack_is_read_only_and_cached():

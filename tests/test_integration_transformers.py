@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import lrfast.integrations.transformers as lf
-from lrfast import _layout as L
+from lrfast import _descriptor as layout
 from lrfast.lr_scheduler import FunctionalLR
 from lrfast.optim import AdamW
 
@@ -165,10 +165,10 @@ def test_hard_restarts_closed_form_or_table() -> None:
         return {seg.kind for seg in lf.get_cosine_with_hard_restarts_schedule_with_warmup(
             _optimizer(), **kw).factors[0].segments}
 
-    assert L.Kind.WARM_RESTARTS in kinds(num_warmup_steps=10, num_training_steps=110, num_cycles=3)
-    assert L.Kind.WARM_RESTARTS in kinds(num_warmup_steps=0, num_training_steps=100, num_cycles=4)
+    assert layout.Kind.WARM_RESTARTS in kinds(num_warmup_steps=10, num_training_steps=110, num_cycles=3)
+    assert layout.Kind.WARM_RESTARTS in kinds(num_warmup_steps=0, num_training_steps=100, num_cycles=4)
     # D = 20, c = 6: the restart at u = 10 is 3 * fl(20 / 6), which rounds past 10.
-    assert L.Kind.TABLE in kinds(num_warmup_steps=5, num_training_steps=25, num_cycles=6)
+    assert layout.Kind.TABLE in kinds(num_warmup_steps=5, num_training_steps=25, num_cycles=6)
 
 
 @pytest.mark.parametrize("call, match", [

@@ -16,7 +16,7 @@ import torch
 
 from lrfast import _C
 from lrfast import schedules as S
-from lrfast._layout import Kind
+from lrfast._descriptor import Kind
 
 N = 160
 PLATEAU = _C.layout()["plateau"]

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from .. import _C, _config
-from .. import _layout as descriptor_layout
+from .. import _bucket_layout as bucket_layout
+from .. import _descriptor as descriptor_layout
 from .._numba import kernels as K
 from .._numba import threads
-from ..optim import _layout as L
 
 __all__ = ["step_bucket", "chunk_map", "warmup", "ModeChooser"]
 
@@ -82,11 +82,11 @@ class _Tables:
         self.serial = K.SERIAL_KERNELS[bucket.kind]
         self.proto = np.empty(0, dtype=_STORAGE[bucket.dtype])
         self.values = np.zeros((bucket.group_hyper.shape[0], 2))  # (lr, momentum or beta1) per group, scratch
-        self.scalars = np.zeros((T, L.SCALAR_COLUMNS), dtype=_MATH[bucket.dtype])
-        self.flags = np.zeros((T, L.FLAG_COLUMNS), dtype=np.int32)
+        self.scalars = np.zeros((T, bucket_layout.SCALAR_COLUMNS), dtype=_MATH[bucket.dtype])
+        self.flags = np.zeros((T, bucket_layout.FLAG_COLUMNS), dtype=np.int32)
         self.chunk_tensor, self.chunk_start = chunk_map(bucket.numels, self.chunk_size)
         # AMSGrad's maximum (Adam) or the momentum buffer (SGD): present for some tensor?
-        row = L.ROW_MAX_EXP_AVG_SQ if bucket.kind == "adam" else L.ROW_MOMENTUM_BUFFER
+        row = bucket_layout.ROW_MAX_EXP_AVG_SQ if bucket.kind == "adam" else bucket_layout.ROW_MOMENTUM_BUFFER
         self.optional_state = _PRESENT if bool(np.any(bucket.pointers[row] != 0)) else None
         self.schedules: dict[str, tuple] = {}  # what -> (Packed, n_groups, (descriptors, table), values), checked once
 
@@ -115,20 +115,21 @@ def _check_bucket(bucket) -> None:
     T = len(bucket.params)
     if len(bucket.grads) != T or bucket.numels.shape != (T,) or bucket.tensor_group.shape != (T,):
         raise ValueError(f"{where}: params, grads, numels and tensor_group disagree in length")
-    if bucket.pointers.shape != (L.POINTER_ROWS, T) or bucket.pointers.dtype != np.int64:
-        raise ValueError(f"{where}: pointers must be int64 of shape {(L.POINTER_ROWS, T)}")
+    if bucket.pointers.shape != (bucket_layout.POINTER_ROWS, T) or bucket.pointers.dtype != np.int64:
+        raise ValueError(f"{where}: pointers must be int64 of shape {(bucket_layout.POINTER_ROWS, T)}")
     if bucket.tensor_group.dtype != np.int32 or bucket.numels.dtype != np.int64:
         raise TypeError(f"{where}: tensor_group must be int32 and numels int64")
     for p, n in zip(bucket.params, bucket.numels.tolist(), strict=True):
         if p.device.type != "cpu" or p.dtype != bucket.dtype or p.numel() != n:
             raise ValueError(f"{where}: a parameter does not match the bucket ({p.device}, {p.dtype}, {p.numel()})")
-    required = {"adam": (L.ROW_PARAM, L.ROW_GRAD, L.ROW_EXP_AVG, L.ROW_EXP_AVG_SQ, L.ROW_STEP),
-                "sgd": (L.ROW_PARAM, L.ROW_GRAD)}[bucket.kind]
+    required = {"adam": (bucket_layout.ROW_PARAM, bucket_layout.ROW_GRAD, bucket_layout.ROW_EXP_AVG,
+                         bucket_layout.ROW_EXP_AVG_SQ, bucket_layout.ROW_STEP),
+                "sgd": (bucket_layout.ROW_PARAM, bucket_layout.ROW_GRAD)}[bucket.kind]
     nonempty = bucket.numels > 0
     for row in required:
-        if np.any(bucket.pointers[row][nonempty] == 0) and row != L.ROW_STEP:
+        if np.any(bucket.pointers[row][nonempty] == 0) and row != bucket_layout.ROW_STEP:
             raise ValueError(f"{where}: pointer row {row} has null entries")
-    if bucket.kind == "adam" and np.any(bucket.pointers[L.ROW_STEP] == 0):
+    if bucket.kind == "adam" and np.any(bucket.pointers[bucket_layout.ROW_STEP] == 0):
         raise ValueError(f"{where}: every tensor needs a step tensor")
 
 
@@ -162,7 +163,7 @@ def _tables(bucket) -> _Tables:
 def _kernel_args(bucket, tables: _Tables) -> tuple:
     hyper = bucket.group_hyper
     n_groups = hyper.shape[0]
-    if hyper.ndim != 2 or hyper.shape[1] != L.GROUP_COLUMNS or hyper.dtype != np.float64 \
+    if hyper.ndim != 2 or hyper.shape[1] != bucket_layout.GROUP_COLUMNS or hyper.dtype != np.float64 \
             or bucket.schedule_t.shape != (n_groups,):
         raise ValueError("lrfast._backend.cpu.step_bucket: group_hyper must be float64 (G, GROUP_COLUMNS) "
                          "and schedule_t float64 (G,)")
@@ -294,10 +295,12 @@ def warmup(kinds: Iterable[str] = ("adam", "sgd"),
             bucket.params, bucket.grads, bucket.steps = [tensor], [tensor], [step]
             bucket.numels = np.array([2], dtype=np.int64)
             bucket.tensor_group = np.zeros(1, dtype=np.int32)
-            bucket.pointers = np.zeros((L.POINTER_ROWS, 1), dtype=np.int64)
-            bucket.pointers[[L.ROW_PARAM, L.ROW_GRAD, L.ROW_EXP_AVG, L.ROW_EXP_AVG_SQ], 0] = tensor.data_ptr()
-            bucket.pointers[L.ROW_STEP, 0] = step.data_ptr()
-            bucket.group_hyper = np.zeros((1, L.GROUP_COLUMNS))
+            bucket.pointers = np.zeros((bucket_layout.POINTER_ROWS, 1), dtype=np.int64)
+            rows = [bucket_layout.ROW_PARAM, bucket_layout.ROW_GRAD, bucket_layout.ROW_EXP_AVG,
+                    bucket_layout.ROW_EXP_AVG_SQ]
+            bucket.pointers[rows, 0] = tensor.data_ptr()
+            bucket.pointers[bucket_layout.ROW_STEP, 0] = step.data_ptr()
+            bucket.group_hyper = np.zeros((1, bucket_layout.GROUP_COLUMNS))
             bucket.schedule_t = np.zeros(1)
             bucket.momentum_fresh = np.zeros(1, dtype=np.uint8)
             tables = _Tables(bucket)

@@ -19,20 +19,41 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import _C
-from ..optim import _layout as L
+from .. import _bucket_layout as bucket_layout
+from .._descriptor import FUSED_LAYOUT
 from . import device_api
 from .cuda import DTYPE_CODES, require_cuda_kernels
 
-__all__ = ["step_bucket", "FUSED"]
+__all__ = ["step_bucket"]
 
-FUSED = _C.layout()["fused"]
-# slots of csrc/include/lrfast/fused_tables.h (checked against the compiled module in tests)
-T_PARAM, T_GRAD, T_STATE0, T_STATE1, T_STATE2, T_STEP, T_NUMEL, T_GROUP, T_FLAGS, T_CHUNK_START = range(10)
-TENSOR_SLOTS = 10
-(G_LR, G_BETA1, G_BETA2, G_EPS, G_WEIGHT_DECAY, G_DAMPENING, G_LR_SOURCE, G_BETA1_SCHEDULED, G_NESTEROV,
- G_MAXIMIZE, G_AMSGRAD, G_LR_TENSOR_DTYPE, G_SCHEDULE_STEP, G_DECOUPLED) = range(14)
-GROUP_SLOTS = 14
+# slots of csrc/include/lrfast/fused_tables.h, as the compiled module exports them
+_TENSOR, _GROUP = FUSED_LAYOUT["tensor"], FUSED_LAYOUT["group"]
+T_PARAM = _TENSOR["param"]
+T_GRAD = _TENSOR["grad"]
+T_STATE0 = _TENSOR["state0"]
+T_STATE1 = _TENSOR["state1"]
+T_STATE2 = _TENSOR["state2"]
+T_STEP = _TENSOR["step"]
+T_NUMEL = _TENSOR["numel"]
+T_GROUP = _TENSOR["group"]
+T_FLAGS = _TENSOR["flags"]
+T_CHUNK_START = _TENSOR["chunk_start"]
+TENSOR_SLOTS: int = FUSED_LAYOUT["tensor_slots"]
+G_LR = _GROUP["lr"]
+G_BETA1 = _GROUP["beta1"]
+G_BETA2 = _GROUP["beta2"]
+G_EPS = _GROUP["eps"]
+G_WEIGHT_DECAY = _GROUP["weight_decay"]
+G_DAMPENING = _GROUP["dampening"]
+G_LR_SOURCE = _GROUP["lr_source"]
+G_BETA1_SCHEDULED = _GROUP["beta1_scheduled"]
+G_NESTEROV = _GROUP["nesterov"]
+G_MAXIMIZE = _GROUP["maximize"]
+G_AMSGRAD = _GROUP["amsgrad"]
+G_LR_TENSOR_DTYPE = _GROUP["lr_tensor_dtype"]
+G_SCHEDULE_STEP = _GROUP["schedule_step"]
+G_DECOUPLED = _GROUP["decoupled"]
+GROUP_SLOTS: int = FUSED_LAYOUT["group_slots"]
 LR_VALUE, LR_SCHEDULE, LR_TENSOR = 0, 1, 2
 ALGORITHMS = {"sgd": 0, "adam": 1}
 COUNTER_NONE, COUNTER_EAGER, COUNTER_GRAPH = 0, 1, 2
@@ -83,16 +104,16 @@ class _DeviceTables:
 
     # -- the tensor table ----------------------------------------------------------------
     def sync_tensors(self, bucket) -> None:
-        chunk = FUSED["chunk_size"]
+        chunk = FUSED_LAYOUT["chunk_size"]
         if bucket.structure_version != self.structure_version:
             T = len(bucket.params)
             table = np.zeros((T, TENSOR_SLOTS), dtype=np.int64)
-            table[:, T_PARAM] = bucket.pointers[L.ROW_PARAM]
-            table[:, T_GRAD] = bucket.pointers[L.ROW_GRAD]
-            table[:, T_STATE0] = bucket.pointers[L.ROW_EXP_AVG]
-            table[:, T_STATE1] = bucket.pointers[L.ROW_EXP_AVG_SQ]
-            table[:, T_STATE2] = bucket.pointers[L.ROW_MAX_EXP_AVG_SQ]
-            table[:, T_STEP] = bucket.pointers[L.ROW_STEP]
+            table[:, T_PARAM] = bucket.pointers[bucket_layout.ROW_PARAM]
+            table[:, T_GRAD] = bucket.pointers[bucket_layout.ROW_GRAD]
+            table[:, T_STATE0] = bucket.pointers[bucket_layout.ROW_EXP_AVG]
+            table[:, T_STATE1] = bucket.pointers[bucket_layout.ROW_EXP_AVG_SQ]
+            table[:, T_STATE2] = bucket.pointers[bucket_layout.ROW_MAX_EXP_AVG_SQ]
+            table[:, T_STEP] = bucket.pointers[bucket_layout.ROW_STEP]
             table[:, T_NUMEL] = bucket.numels
             table[:, T_GROUP] = bucket.tensor_group
             chunks = (bucket.numels + chunk - 1) // chunk
@@ -104,7 +125,7 @@ class _DeviceTables:
             self.tensors = None
         dirty = self.tensors is None
         if bucket.grads_version != self.grads_version:
-            self.tensors_host[:, T_GRAD] = bucket.pointers[L.ROW_GRAD]
+            self.tensors_host[:, T_GRAD] = bucket.pointers[bucket_layout.ROW_GRAD]
             self.grads_version = bucket.grads_version
             dirty = True
         if bucket.kind == "sgd":
@@ -155,18 +176,18 @@ class _DeviceTables:
         hyper = bucket.group_hyper
         G = hyper.shape[0]
         table = np.zeros((G, GROUP_SLOTS), dtype=np.float64)
-        table[:, G_LR] = np.nan_to_num(hyper[:, L.GROUP_LR], nan=0.0)
-        table[:, G_BETA1] = hyper[:, L.GROUP_MOMENTUM]
-        table[:, G_BETA2] = hyper[:, L.GROUP_BETA2]
-        table[:, G_EPS] = hyper[:, L.GROUP_EPS]
-        table[:, G_WEIGHT_DECAY] = hyper[:, L.GROUP_WEIGHT_DECAY]
-        table[:, G_DAMPENING] = hyper[:, L.GROUP_DAMPENING]
-        table[:, G_NESTEROV] = hyper[:, L.GROUP_NESTEROV]
-        table[:, G_MAXIMIZE] = hyper[:, L.GROUP_MAXIMIZE]
-        table[:, G_AMSGRAD] = hyper[:, L.GROUP_AMSGRAD]
-        table[:, G_DECOUPLED] = hyper[:, L.GROUP_DECOUPLED]
-        table[:, G_BETA1_SCHEDULED] = hyper[:, L.GROUP_MOMENTUM_SCHEDULED]
-        unscheduled_momentum = hyper[:, L.GROUP_MOMENTUM_SCHEDULED] == 0
+        table[:, G_LR] = np.nan_to_num(hyper[:, bucket_layout.GROUP_LR], nan=0.0)
+        table[:, G_BETA1] = hyper[:, bucket_layout.GROUP_MOMENTUM]
+        table[:, G_BETA2] = hyper[:, bucket_layout.GROUP_BETA2]
+        table[:, G_EPS] = hyper[:, bucket_layout.GROUP_EPS]
+        table[:, G_WEIGHT_DECAY] = hyper[:, bucket_layout.GROUP_WEIGHT_DECAY]
+        table[:, G_DAMPENING] = hyper[:, bucket_layout.GROUP_DAMPENING]
+        table[:, G_NESTEROV] = hyper[:, bucket_layout.GROUP_NESTEROV]
+        table[:, G_MAXIMIZE] = hyper[:, bucket_layout.GROUP_MAXIMIZE]
+        table[:, G_AMSGRAD] = hyper[:, bucket_layout.GROUP_AMSGRAD]
+        table[:, G_DECOUPLED] = hyper[:, bucket_layout.GROUP_DECOUPLED]
+        table[:, G_BETA1_SCHEDULED] = hyper[:, bucket_layout.GROUP_MOMENTUM_SCHEDULED]
+        unscheduled_momentum = hyper[:, bucket_layout.GROUP_MOMENTUM_SCHEDULED] == 0
         bad = np.isnan(table[:, [G_BETA2, G_EPS, G_WEIGHT_DECAY, G_DAMPENING]]).any(axis=1)
         bad |= unscheduled_momentum & np.isnan(table[:, G_BETA1])
         if bad.any():
@@ -176,7 +197,7 @@ class _DeviceTables:
         addresses = np.zeros(G, dtype=np.int64)
         for g in range(G):
             lr_tensor = bucket.lr_tensors[g] if g < len(bucket.lr_tensors) else None
-            if hyper[g, L.GROUP_LR_SCHEDULED] != 0:
+            if hyper[g, bucket_layout.GROUP_LR_SCHEDULED] != 0:
                 table[g, G_LR_SOURCE] = LR_SCHEDULE
             elif lr_tensor is not None and device_api.is_device(lr_tensor.device):
                 if lr_tensor.device != self.device:
@@ -188,7 +209,7 @@ class _DeviceTables:
                 table[g, G_LR_SOURCE] = LR_TENSOR
                 table[g, G_LR_TENSOR_DTYPE] = DTYPE_CODES[lr_tensor.dtype]
                 addresses[g] = lr_tensor.data_ptr()
-            elif np.isnan(hyper[g, L.GROUP_LR]):
+            elif np.isnan(hyper[g, bucket_layout.GROUP_LR]):
                 raise ValueError(f"lrfast.optim: group {g} has no usable lr for parameters on {self.device}")
         return table, addresses
 
@@ -221,7 +242,8 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
     the counter and nothing is uploaded; otherwise the steps go up with the group table."""
     hyper = bucket.group_hyper
     if tables.plan_hyper is not hyper:  # replaced, never edited, when its values change
-        scheduled = (hyper[:, L.GROUP_LR_SCHEDULED] != 0) | (hyper[:, L.GROUP_MOMENTUM_SCHEDULED] != 0)
+        scheduled = ((hyper[:, bucket_layout.GROUP_LR_SCHEDULED] != 0)
+                     | (hyper[:, bucket_layout.GROUP_MOMENTUM_SCHEDULED] != 0))
         tables.scheduled_mask = scheduled
         tables.scheduled_index = np.flatnonzero(scheduled).tolist()
         tables.plan_hyper = hyper

@@ -1,7 +1,7 @@
 """The CPU twins of the fused optimizer kernels: SGD and Adam/AdamW on a whole bucket.
 
 One call updates every tensor of one dtype (a bucket, NOTE [bucket layout] in
-``lrfast/optim/_layout.py``). It runs in two phases:
+``lrfast/_bucket_layout.py``). It runs in two phases:
 
 1. serially, once per group: the LR (and momentum / beta1) from the group's float or
    from its packed schedule, evaluated on the host by the compiled header (NOTE
@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import math
 import types as types_module
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -38,8 +37,9 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ..optim import _layout as L
+from .. import _bucket_layout as bucket_layout
 from . import threads
+from .cache import drop_stale_cache
 
 threads.configure()  # before any parallel kernel runs: NOTE [threading layer]
 
@@ -169,16 +169,16 @@ def _view(pointers, row, t, start, n, proto):
 
 @njit(**_jit)
 def _adam_chunk(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s, lerp_small, coupled, decoupled, scale):
-    neg_step_size = s[L.SCALAR_LR]
-    weight = s[L.SCALAR_MOMENTUM]
-    coeff = s[L.SCALAR_LERP_COEFF]
-    beta2 = s[L.SCALAR_BETA2]
-    one_minus_beta2 = s[L.SCALAR_ONE_MINUS_BETA2]
-    bc2_sqrt = s[L.SCALAR_BC2_SQRT]
-    eps = s[L.SCALAR_EPS]
-    decay = s[L.SCALAR_DECAY]
-    weight_decay = s[L.SCALAR_WEIGHT_DECAY]
-    sign = s[L.SCALAR_SIGN]
+    neg_step_size = s[bucket_layout.SCALAR_LR]
+    weight = s[bucket_layout.SCALAR_MOMENTUM]
+    coeff = s[bucket_layout.SCALAR_LERP_COEFF]
+    beta2 = s[bucket_layout.SCALAR_BETA2]
+    one_minus_beta2 = s[bucket_layout.SCALAR_ONE_MINUS_BETA2]
+    bc2_sqrt = s[bucket_layout.SCALAR_BC2_SQRT]
+    eps = s[bucket_layout.SCALAR_EPS]
+    decay = s[bucket_layout.SCALAR_DECAY]
+    weight_decay = s[bucket_layout.SCALAR_WEIGHT_DECAY]
+    sign = s[bucket_layout.SCALAR_SIGN]
     for i in range(param.shape[0]):
         g = _load(grad, i)
         if scale is not None:
@@ -207,11 +207,11 @@ def _adam_chunk(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s, lerp_small,
 
 @njit(**_jit)
 def _sgd_chunk(param, grad, momentum_buffer, s, coupled, nesterov, fresh, scale):
-    neg_lr = s[L.SCALAR_LR]
-    momentum = s[L.SCALAR_MOMENTUM]
-    one_minus_dampening = s[L.SCALAR_DAMPENING]
-    weight_decay = s[L.SCALAR_WEIGHT_DECAY]
-    sign = s[L.SCALAR_SIGN]
+    neg_lr = s[bucket_layout.SCALAR_LR]
+    momentum = s[bucket_layout.SCALAR_MOMENTUM]
+    one_minus_dampening = s[bucket_layout.SCALAR_DAMPENING]
+    weight_decay = s[bucket_layout.SCALAR_WEIGHT_DECAY]
+    sign = s[bucket_layout.SCALAR_SIGN]
     for i in range(param.shape[0]):
         g = _load(grad, i)
         if scale is not None:
@@ -232,18 +232,18 @@ def _sgd_chunk(param, grad, momentum_buffer, s, coupled, nesterov, fresh, scale)
 @njit(**_jit)
 def _adam_dispatch(pointers, t, start, n, proto, s, flags, grad_scale, amsgrad):
     """Run tensor ``t``'s chunk in the loop its options need (NOTE [specialised loops])."""
-    mode = flags[L.FLAG_MODE]
-    lerp_small = flags[L.FLAG_LERP_SMALL] != 0
-    coupled = (mode & L.MODE_COUPLED_WD) != 0
-    decoupled = (mode & L.MODE_DECOUPLED_WD) != 0
-    param = _view(pointers, L.ROW_PARAM, t, start, n, proto)
-    grad = _view(pointers, L.ROW_GRAD, t, start, n, proto)
-    exp_avg = _view(pointers, L.ROW_EXP_AVG, t, start, n, proto)
-    exp_avg_sq = _view(pointers, L.ROW_EXP_AVG_SQ, t, start, n, proto)
-    scale = None if grad_scale is None else s[L.SCALAR_GRAD_SCALE]
+    mode = flags[bucket_layout.FLAG_MODE]
+    lerp_small = flags[bucket_layout.FLAG_LERP_SMALL] != 0
+    coupled = (mode & bucket_layout.MODE_COUPLED_WD) != 0
+    decoupled = (mode & bucket_layout.MODE_DECOUPLED_WD) != 0
+    param = _view(pointers, bucket_layout.ROW_PARAM, t, start, n, proto)
+    grad = _view(pointers, bucket_layout.ROW_GRAD, t, start, n, proto)
+    exp_avg = _view(pointers, bucket_layout.ROW_EXP_AVG, t, start, n, proto)
+    exp_avg_sq = _view(pointers, bucket_layout.ROW_EXP_AVG_SQ, t, start, n, proto)
+    scale = None if grad_scale is None else s[bucket_layout.SCALAR_GRAD_SCALE]
     if amsgrad is not None:
-        if (mode & L.MODE_AMSGRAD) != 0:
-            max_exp_avg_sq = _view(pointers, L.ROW_MAX_EXP_AVG_SQ, t, start, n, proto)
+        if (mode & bucket_layout.MODE_AMSGRAD) != 0:
+            max_exp_avg_sq = _view(pointers, bucket_layout.ROW_MAX_EXP_AVG_SQ, t, start, n, proto)
             _adam_chunk(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s, lerp_small, coupled, decoupled, scale)
             return
     _adam_chunk(param, grad, exp_avg, exp_avg_sq, None, s, lerp_small, coupled, decoupled, scale)
@@ -251,16 +251,16 @@ def _adam_dispatch(pointers, t, start, n, proto, s, flags, grad_scale, amsgrad):
 
 @njit(**_jit)
 def _sgd_dispatch(pointers, t, start, n, proto, s, flags, grad_scale, momentum):
-    mode = flags[L.FLAG_MODE]
-    coupled = (mode & L.MODE_COUPLED_WD) != 0
-    nesterov = (mode & L.MODE_NESTEROV) != 0
-    fresh = (mode & L.MODE_FRESH) != 0
-    param = _view(pointers, L.ROW_PARAM, t, start, n, proto)
-    grad = _view(pointers, L.ROW_GRAD, t, start, n, proto)
-    scale = None if grad_scale is None else s[L.SCALAR_GRAD_SCALE]
+    mode = flags[bucket_layout.FLAG_MODE]
+    coupled = (mode & bucket_layout.MODE_COUPLED_WD) != 0
+    nesterov = (mode & bucket_layout.MODE_NESTEROV) != 0
+    fresh = (mode & bucket_layout.MODE_FRESH) != 0
+    param = _view(pointers, bucket_layout.ROW_PARAM, t, start, n, proto)
+    grad = _view(pointers, bucket_layout.ROW_GRAD, t, start, n, proto)
+    scale = None if grad_scale is None else s[bucket_layout.SCALAR_GRAD_SCALE]
     if momentum is not None:
-        if (mode & L.MODE_MOMENTUM) != 0:
-            buffer = _view(pointers, L.ROW_MOMENTUM_BUFFER, t, start, n, proto)
+        if (mode & bucket_layout.MODE_MOMENTUM) != 0:
+            buffer = _view(pointers, bucket_layout.ROW_MOMENTUM_BUFFER, t, start, n, proto)
             _sgd_chunk(param, grad, buffer, s, coupled, nesterov, fresh, scale)
             return
     _sgd_chunk(param, grad, None, s, coupled, nesterov, fresh, scale)
@@ -277,11 +277,11 @@ def _group_values(values, group_hyper, lr_scheduled, momentum_scheduled):
     for the groups whose ``GROUP_*_SCHEDULED`` column is set (empty where none is).
     """
     for g in range(group_hyper.shape[0]):
-        lr = group_hyper[g, L.GROUP_LR]
-        if group_hyper[g, L.GROUP_LR_SCHEDULED] != 0.0:
+        lr = group_hyper[g, bucket_layout.GROUP_LR]
+        if group_hyper[g, bucket_layout.GROUP_LR_SCHEDULED] != 0.0:
             lr = lr_scheduled[g]
-        mom = group_hyper[g, L.GROUP_MOMENTUM]
-        if group_hyper[g, L.GROUP_MOMENTUM_SCHEDULED] != 0.0:
+        mom = group_hyper[g, bucket_layout.GROUP_MOMENTUM]
+        if group_hyper[g, bucket_layout.GROUP_MOMENTUM_SCHEDULED] != 0.0:
             mom = momentum_scheduled[g]
         values[g, 0] = lr
         values[g, 1] = mom
@@ -301,12 +301,12 @@ def _adam_scalars(values, scalars, flags, pointers, numels, tensor_group, group_
     for t in range(numels.shape[0]):
         g = tensor_group[t]
         h = group_hyper[g]
-        step_view = numba.carray(_address(pointers[L.ROW_STEP, t]), (1,), np.float32)
+        step_view = numba.carray(_address(pointers[bucket_layout.ROW_STEP, t]), (1,), np.float32)
         step_view[0] = step_view[0] + np.float32(1.0)  # torch: step_t += 1 on a float32 tensor
         step = np.float64(step_view[0])
         lr = values[g, 0]
         beta1 = values[g, 1]
-        beta2 = h[L.GROUP_BETA2]
+        beta2 = h[bucket_layout.GROUP_BETA2]
         if g != last_group or step != last_step:  # most tensors share their group's step
             # in float64, as torch: bias_correction = 1 - beta ** step
             neg_step_size = -(lr / (1.0 - beta1 ** step))
@@ -314,30 +314,30 @@ def _adam_scalars(values, scalars, flags, pointers, numels, tensor_group, group_
             last_group = g
             last_step = step
         s = scalars[t]
-        s[L.SCALAR_ONE] = 1.0
-        s[L.SCALAR_SIGN] = -1.0 if h[L.GROUP_MAXIMIZE] != 0.0 else 1.0
-        s[L.SCALAR_GRAD_SCALE] = scale
-        s[L.SCALAR_LR] = neg_step_size
-        s[L.SCALAR_MOMENTUM] = 1.0 - beta1
-        s[L.SCALAR_BETA2] = beta2
-        s[L.SCALAR_ONE_MINUS_BETA2] = 1.0 - beta2
-        s[L.SCALAR_BC2_SQRT] = bc2_sqrt
-        s[L.SCALAR_EPS] = h[L.GROUP_EPS]
-        weight_decay = h[L.GROUP_WEIGHT_DECAY]
-        decoupled = h[L.GROUP_DECOUPLED] != 0.0
-        s[L.SCALAR_DECAY] = 1.0 - lr * weight_decay
-        s[L.SCALAR_WEIGHT_DECAY] = weight_decay
+        s[bucket_layout.SCALAR_ONE] = 1.0
+        s[bucket_layout.SCALAR_SIGN] = -1.0 if h[bucket_layout.GROUP_MAXIMIZE] != 0.0 else 1.0
+        s[bucket_layout.SCALAR_GRAD_SCALE] = scale
+        s[bucket_layout.SCALAR_LR] = neg_step_size
+        s[bucket_layout.SCALAR_MOMENTUM] = 1.0 - beta1
+        s[bucket_layout.SCALAR_BETA2] = beta2
+        s[bucket_layout.SCALAR_ONE_MINUS_BETA2] = 1.0 - beta2
+        s[bucket_layout.SCALAR_BC2_SQRT] = bc2_sqrt
+        s[bucket_layout.SCALAR_EPS] = h[bucket_layout.GROUP_EPS]
+        weight_decay = h[bucket_layout.GROUP_WEIGHT_DECAY]
+        decoupled = h[bucket_layout.GROUP_DECOUPLED] != 0.0
+        s[bucket_layout.SCALAR_DECAY] = 1.0 - lr * weight_decay
+        s[bucket_layout.SCALAR_WEIGHT_DECAY] = weight_decay
         # torch's lerp compares the weight, cast to the math dtype, with 0.5
-        weight = s[L.SCALAR_MOMENTUM]
+        weight = s[bucket_layout.SCALAR_MOMENTUM]
         small = abs(weight) < 0.5
-        s[L.SCALAR_LERP_COEFF] = weight if small else weight - s[L.SCALAR_ONE]
+        s[bucket_layout.SCALAR_LERP_COEFF] = weight if small else weight - s[bucket_layout.SCALAR_ONE]
         mode = 0
-        if h[L.GROUP_AMSGRAD] != 0.0 and pointers[L.ROW_MAX_EXP_AVG_SQ, t] != 0:
-            mode |= L.MODE_AMSGRAD
+        if h[bucket_layout.GROUP_AMSGRAD] != 0.0 and pointers[bucket_layout.ROW_MAX_EXP_AVG_SQ, t] != 0:
+            mode |= bucket_layout.MODE_AMSGRAD
         if weight_decay != 0.0:
-            mode |= L.MODE_DECOUPLED_WD if decoupled else L.MODE_COUPLED_WD
-        flags[t, L.FLAG_LERP_SMALL] = 1 if small else 0
-        flags[t, L.FLAG_MODE] = mode
+            mode |= bucket_layout.MODE_DECOUPLED_WD if decoupled else bucket_layout.MODE_COUPLED_WD
+        flags[t, bucket_layout.FLAG_LERP_SMALL] = 1 if small else 0
+        flags[t, bucket_layout.FLAG_MODE] = mode
 
 
 @njit(**_jit)
@@ -349,26 +349,26 @@ def _sgd_scalars(values, scalars, flags, pointers, numels, tensor_group, group_h
         g = tensor_group[t]
         h = group_hyper[g]
         s = scalars[t]
-        s[L.SCALAR_ONE] = 1.0
-        s[L.SCALAR_SIGN] = -1.0 if h[L.GROUP_MAXIMIZE] != 0.0 else 1.0
-        s[L.SCALAR_GRAD_SCALE] = scale
+        s[bucket_layout.SCALAR_ONE] = 1.0
+        s[bucket_layout.SCALAR_SIGN] = -1.0 if h[bucket_layout.GROUP_MAXIMIZE] != 0.0 else 1.0
+        s[bucket_layout.SCALAR_GRAD_SCALE] = scale
         momentum = values[g, 1]
-        weight_decay = h[L.GROUP_WEIGHT_DECAY]
-        s[L.SCALAR_LR] = -values[g, 0]
-        s[L.SCALAR_MOMENTUM] = momentum
-        s[L.SCALAR_DAMPENING] = 1.0 - h[L.GROUP_DAMPENING]
-        s[L.SCALAR_WEIGHT_DECAY] = weight_decay
+        weight_decay = h[bucket_layout.GROUP_WEIGHT_DECAY]
+        s[bucket_layout.SCALAR_LR] = -values[g, 0]
+        s[bucket_layout.SCALAR_MOMENTUM] = momentum
+        s[bucket_layout.SCALAR_DAMPENING] = 1.0 - h[bucket_layout.GROUP_DAMPENING]
+        s[bucket_layout.SCALAR_WEIGHT_DECAY] = weight_decay
         mode = 0
         if weight_decay != 0.0:
-            mode |= L.MODE_COUPLED_WD
-        if momentum != 0.0 and pointers[L.ROW_MOMENTUM_BUFFER, t] != 0:
-            mode |= L.MODE_MOMENTUM
-            if h[L.GROUP_NESTEROV] != 0.0:
-                mode |= L.MODE_NESTEROV
+            mode |= bucket_layout.MODE_COUPLED_WD
+        if momentum != 0.0 and pointers[bucket_layout.ROW_MOMENTUM_BUFFER, t] != 0:
+            mode |= bucket_layout.MODE_MOMENTUM
+            if h[bucket_layout.GROUP_NESTEROV] != 0.0:
+                mode |= bucket_layout.MODE_NESTEROV
             if fresh[t] != 0:
-                mode |= L.MODE_FRESH
+                mode |= bucket_layout.MODE_FRESH
                 fresh[t] = 0
-        flags[t, L.FLAG_MODE] = mode
+        flags[t, bucket_layout.FLAG_MODE] = mode
 
 
 # NOTE [serial twins] Each kernel is compiled twice from one source: parallel (``prange``
@@ -436,39 +436,12 @@ SERIAL_KERNELS = {"adam": adam_step_serial, "sgd": sgd_step_serial}
 
 # -- cache hygiene -------------------------------------------------------------------------------------------
 
-def _dependency_digest() -> str:
-    """A digest of the files these kernels compile in besides this one.
-
-    Numba keys its on-disk cache on the defining file alone, so an edited ``_layout.py``
-    (whose constants are compiled in) would otherwise leave stale machine code behind.
-    """
-    here = Path(__file__).resolve().parent
-    digest = hashlib.sha1()
-    for path in (here.parent / "optim" / "_layout.py",):
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(path.name.encode())
-    return digest.hexdigest()
+def _bucket_layout_digest() -> str:
+    """A digest of the bucket layout's constants, which these kernels compile in (lrfast._numba.cache)."""
+    constants = sorted((k, v) for k, v in vars(bucket_layout).items() if k.isupper())
+    return hashlib.sha1(repr(constants).encode()).hexdigest()
 
 
-def _drop_stale_cache() -> None:
-    try:
-        cache_dir = Path(adam_step._cache._cache_path)
-    except AttributeError:  # pragma: no cover - a Numba without this attribute
-        return
-    stamp = cache_dir / "kernels.dependencies"
-    digest = _dependency_digest()
-    try:
-        if stamp.exists() and stamp.read_text() == digest:
-            return
-        for dispatcher in (adam_step, sgd_step, adam_step_serial, sgd_step_serial, _adam_scalars,
-                           _sgd_scalars, _bfloat16_bits, _adam_dispatch, _sgd_dispatch, _adam_chunk, _sgd_chunk,
-                           _group_values, _view):
-            dispatcher._cache.flush()
-        stamp.write_text(digest)
-    except OSError:  # a read-only install: Numba then caches elsewhere or not at all
-        pass
-
-
-_drop_stale_cache()
+drop_stale_cache([adam_step, sgd_step, adam_step_serial, sgd_step_serial, _adam_scalars, _sgd_scalars,
+                  _bfloat16_bits, _adam_dispatch, _sgd_dispatch, _adam_chunk, _sgd_chunk, _group_values, _view],
+                 "kernels", _bucket_layout_digest())

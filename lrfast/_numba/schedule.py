@@ -13,23 +13,14 @@ import math
 import numba
 import numpy as np
 
-from .. import _layout as L
+from .. import _descriptor as layout
+from .cache import drop_stale_cache
 
 __all__ = ["evaluate", "evaluate_many", "evaluate_product", "apply_floor"]
 
-_HEADER = L.HEADER_SIZE
-_SEG = L.SEGMENT_SIZE
-_P = L.SLOT_PARAMS
-_FLOOR = L.SLOT_FLOOR
-_MAX_SEGMENTS = L.MAX_SEGMENTS
-_VERSION = L.LAYOUT_VERSION
+# Numba compiles layout.* in as constants (module-level ints and enum members), which
+# lrfast._descriptor reads from the compiled core: NOTE [segment parameters].
 _PI = 3.14159265358979323846
-
-K_CONSTANT, K_STEP, K_MULTISTEP, K_EXPONENTIAL = 0, 1, 2, 3
-K_LINEAR, K_POLYNOMIAL, K_COSINE, K_WARM_RESTARTS = 4, 5, 6, 7
-K_CYCLIC, K_ONE_CYCLE, K_INVERSE_SQRT, K_SQRT_DECAY, K_TABLE, K_PIECEWISE = 8, 9, 10, 11, 12, 13
-K_PLATEAU = 14
-M_TRIANGULAR, M_TRIANGULAR2, M_EXP_RANGE, M_TABLE = 0, 1, 2, 3
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
@@ -63,13 +54,13 @@ def _clamped_index(x, count):
 
 @_jit
 def _cyclic(d, p, table, u):
-    base = d[p]
-    peak = d[p + 1]
-    total_size = d[p + 2]
-    step_ratio = d[p + 3]
-    mode = int(d[p + 4])
-    gamma = d[p + 5]
-    per_iteration = d[p + 6] != 0.0
+    base = d[p + layout.CYCLIC_BASE]
+    peak = d[p + layout.CYCLIC_PEAK]
+    total_size = d[p + layout.CYCLIC_TOTAL_SIZE]
+    step_ratio = d[p + layout.CYCLIC_STEP_RATIO]
+    mode = int(d[p + layout.CYCLIC_MODE])
+    gamma = d[p + layout.CYCLIC_GAMMA]
+    per_iteration = d[p + layout.CYCLIC_PER_ITERATION] != 0.0
     cycle = np.floor(1.0 + u / total_size)
     x = 1.0 + u / total_size - cycle
     if x <= step_ratio:
@@ -77,16 +68,16 @@ def _cyclic(d, p, table, u):
     else:
         scale_factor = (x - 1.0) / (step_ratio - 1.0)
     scale_arg = u if per_iteration else cycle
-    if mode == M_TRIANGULAR:
+    if mode == layout.CyclicMode.TRIANGULAR:
         scale = 1.0
-    elif mode == M_TRIANGULAR2:
+    elif mode == layout.CyclicMode.TRIANGULAR2:
         scale = 1.0 / math.pow(2.0, scale_arg - 1.0)
-    elif mode == M_EXP_RANGE:
+    elif mode == layout.CyclicMode.EXP_RANGE:
         scale = math.pow(gamma, scale_arg)
-    elif mode == M_TABLE:
+    elif mode == layout.CyclicMode.TABLE:
         # torch counts cycles from 1 and iterations from 0; the table starts at the first.
-        i = _clamped_index(scale_arg - (0.0 if per_iteration else 1.0), int(d[p + 8]))
-        scale = table[int(d[p + 7]) + i]
+        i = _clamped_index(scale_arg - (0.0 if per_iteration else 1.0), int(d[p + layout.CYCLIC_COUNT]))
+        scale = table[int(d[p + layout.CYCLIC_TABLE_OFFSET]) + i]
     else:
         return np.nan
     return base + (peak - base) * scale_factor * scale
@@ -94,18 +85,18 @@ def _cyclic(d, p, table, u):
 
 @_jit
 def _one_cycle(d, p, u):
-    n_phases = int(d[p])
-    linear = d[p + 1] != 0.0
-    if n_phases < 1 or n_phases > 3:
+    n_phases = int(d[p + layout.ONE_CYCLE_NUM_PHASES])
+    linear = d[p + layout.ONE_CYCLE_ANNEAL_LINEAR] != 0.0
+    if n_phases < 1 or n_phases > layout.ONE_CYCLE_MAX_PHASES:
         return np.nan
     phase_start = 0.0
     for i in range(n_phases):
-        phase_end = d[p + 2 + i]
+        phase_end = d[p + layout.ONE_CYCLE_PHASE_ENDS + i]
         if u <= phase_end or i == n_phases - 1:
             v = phase_end + 1.0 if u > phase_end + 1.0 else u
             pct = (v - phase_start) / (phase_end - phase_start)
-            start = d[p + 5 + i]
-            end = d[p + 6 + i]
+            start = d[p + layout.ONE_CYCLE_PHASE_VALUES + i]
+            end = d[p + layout.ONE_CYCLE_PHASE_VALUES + i + 1]
             if linear:
                 return (end - start) * pct + start
             return end + (start - end) / 2.0 * (math.cos(_PI * pct) + 1.0)
@@ -115,10 +106,10 @@ def _one_cycle(d, p, u):
 
 @_jit
 def _warm_restarts(d, p, u):
-    init = d[p]
-    end = d[p + 1]
-    t0 = d[p + 2]
-    t_mult = d[p + 3]
+    init = d[p + layout.WARM_RESTARTS_INIT]
+    end = d[p + layout.WARM_RESTARTS_END]
+    t0 = d[p + layout.WARM_RESTARTS_T0]
+    t_mult = d[p + layout.WARM_RESTARTS_T_MULT]
     if u < t0:
         t_cur = u
         t_i = t0
@@ -145,49 +136,58 @@ def _warm_restarts(d, p, u):
 
 @_jit
 def _segment_value(d, s, table, u):
-    p = s + _P
-    kind = int(d[s])
-    if kind == K_CONSTANT:
-        return d[p]
-    if kind == K_STEP:
-        return d[p] * math.pow(d[p + 1], np.floor(u / d[p + 2]))
-    if kind == K_MULTISTEP:
-        passed = _count_at_most(table, int(d[p + 2]), int(d[p + 3]), u)
-        return d[p] * math.pow(d[p + 1], float(passed))
-    if kind == K_EXPONENTIAL:
-        return d[p] * math.pow(d[p + 1], u / d[p + 2])
-    if kind == K_LINEAR:
-        v = u if u < d[p + 2] else d[p + 2]
-        if d[p + 2] > 0.0:
-            return d[p] + (d[p + 1] - d[p]) * v / d[p + 2]
-        return d[p + 1]
-    if kind == K_POLYNOMIAL:
-        v = u if u < d[p + 2] else d[p + 2]
-        return d[p + 1] + (d[p] - d[p + 1]) * math.pow(1.0 - v / d[p + 2], d[p + 3])
-    if kind == K_COSINE:
-        v = u if (d[p + 3] != 0.0 or u < d[p + 2]) else d[p + 2]
-        if d[p + 4] == 1.0:
-            return d[p + 1] + (d[p] - d[p + 1]) * (1.0 + math.cos(_PI * v / d[p + 2])) / 2.0
-        return d[p + 1] + (d[p] - d[p + 1]) * math.pow((1.0 + math.cos(_PI * v / d[p + 2])) / 2.0, d[p + 4])
-    if kind == K_WARM_RESTARTS:
+    p = s + layout.SLOT_PARAMS
+    kind = int(d[s + layout.SLOT_KIND])
+    if kind == layout.Kind.CONSTANT:
+        return d[p + layout.CONSTANT_VALUE]
+    if kind == layout.Kind.STEP:
+        init, gamma, step_size = d[p + layout.STEP_INIT], d[p + layout.STEP_GAMMA], d[p + layout.STEP_STEP_SIZE]
+        return init * math.pow(gamma, np.floor(u / step_size))
+    if kind == layout.Kind.MULTISTEP:
+        offset, count = int(d[p + layout.MULTISTEP_TABLE_OFFSET]), int(d[p + layout.MULTISTEP_COUNT])
+        passed = _count_at_most(table, offset, count, u)
+        return d[p + layout.MULTISTEP_INIT] * math.pow(d[p + layout.MULTISTEP_GAMMA], float(passed))
+    if kind == layout.Kind.EXPONENTIAL:
+        init, rate = d[p + layout.EXPONENTIAL_INIT], d[p + layout.EXPONENTIAL_RATE]
+        return init * math.pow(rate, u / d[p + layout.EXPONENTIAL_STEPS])
+    if kind == layout.Kind.LINEAR:
+        start, end, steps = d[p + layout.LINEAR_START], d[p + layout.LINEAR_END], d[p + layout.LINEAR_STEPS]
+        v = u if u < steps else steps
+        if steps > 0.0:
+            return start + (end - start) * v / steps
+        return end
+    if kind == layout.Kind.POLYNOMIAL:
+        init, end, steps = d[p + layout.POLYNOMIAL_INIT], d[p + layout.POLYNOMIAL_END], d[p + layout.POLYNOMIAL_STEPS]
+        v = u if u < steps else steps
+        return end + (init - end) * math.pow(1.0 - v / steps, d[p + layout.POLYNOMIAL_POWER])
+    if kind == layout.Kind.COSINE:
+        init, end, steps = d[p + layout.COSINE_INIT], d[p + layout.COSINE_END], d[p + layout.COSINE_STEPS]
+        exponent = d[p + layout.COSINE_EXPONENT]
+        v = u if (d[p + layout.COSINE_PERIODIC] != 0.0 or u < steps) else steps
+        if exponent == 1.0:
+            return end + (init - end) * (1.0 + math.cos(_PI * v / steps)) / 2.0
+        return end + (init - end) * math.pow((1.0 + math.cos(_PI * v / steps)) / 2.0, exponent)
+    if kind == layout.Kind.WARM_RESTARTS:
         return _warm_restarts(d, p, u)
-    if kind == K_CYCLIC:
+    if kind == layout.Kind.CYCLIC:
         return _cyclic(d, p, table, u)
-    if kind == K_ONE_CYCLE:
+    if kind == layout.Kind.ONE_CYCLE:
         return _one_cycle(d, p, u)
-    if kind == K_INVERSE_SQRT:
-        return d[p] * (1.0 / math.sqrt((u + d[p + 1]) / d[p + 1]))
-    if kind == K_SQRT_DECAY:
-        v = u if u < d[p + 2] else d[p + 2]
-        return d[p + 1] + (d[p] - d[p + 1]) * (1.0 - math.sqrt(v / d[p + 2]))
-    if kind == K_TABLE:
-        return table[int(d[p]) + _clamped_index(u, int(d[p + 1]))]
-    if kind == K_PIECEWISE:
-        offset = int(d[p])
-        count = int(d[p + 1])
+    if kind == layout.Kind.INVERSE_SQRT:
+        timescale = d[p + layout.INVERSE_SQRT_TIMESCALE]
+        return d[p + layout.INVERSE_SQRT_INIT] * (1.0 / math.sqrt((u + timescale) / timescale))
+    if kind == layout.Kind.SQRT_DECAY:
+        init, end, steps = d[p + layout.SQRT_DECAY_INIT], d[p + layout.SQRT_DECAY_END], d[p + layout.SQRT_DECAY_STEPS]
+        v = u if u < steps else steps
+        return end + (init - end) * (1.0 - math.sqrt(v / steps))
+    if kind == layout.Kind.TABLE:
+        return table[int(d[p + layout.TABLE_TABLE_OFFSET]) + _clamped_index(u, int(d[p + layout.TABLE_COUNT]))]
+    if kind == layout.Kind.PIECEWISE:
+        offset = int(d[p + layout.PIECEWISE_TABLE_OFFSET])
+        count = int(d[p + layout.PIECEWISE_COUNT])
         return table[offset + count + _count_at_most(table, offset, count, u)]
-    if kind == K_PLATEAU:
-        return table[int(d[p])]
+    if kind == layout.Kind.PLATEAU:
+        return table[int(d[p + layout.PLATEAU_TABLE_OFFSET])]
     return np.nan
 
 
@@ -202,25 +202,27 @@ def apply_floor(floor, value):
 @_jit
 def evaluate_product(descriptor, table, t):
     """scale * prod of the tracks at step ``t``, before the floor."""
-    if int(descriptor[0]) != _VERSION:
+    if int(descriptor[layout.SLOT_VERSION]) != layout.LAYOUT_VERSION:
         return np.nan
-    n = int(descriptor[1])
-    if n < 0 or n > _MAX_SEGMENTS:
+    n = int(descriptor[layout.SLOT_NUM_SEGMENTS])
+    if n < 0 or n > layout.MAX_SEGMENTS:
         return np.nan
-    result = descriptor[2]
+    result = descriptor[layout.SLOT_SCALE]
     for s in range(n):
-        o = _HEADER + s * _SEG
-        nxt = o + _SEG
-        superseded = s + 1 < n and descriptor[nxt + 1] == descriptor[o + 1] and t >= descriptor[nxt + 2]
-        if t >= descriptor[o + 2] and not superseded:
-            result *= _segment_value(descriptor, o, table, t - descriptor[o + 2])
+        o = layout.HEADER_SIZE + s * layout.SEGMENT_SIZE
+        nxt = o + layout.SEGMENT_SIZE
+        # Only the last segment of a track that has started is evaluated.
+        superseded = (s + 1 < n and descriptor[nxt + layout.SLOT_TRACK] == descriptor[o + layout.SLOT_TRACK]
+                      and t >= descriptor[nxt + layout.SLOT_START])
+        if t >= descriptor[o + layout.SLOT_START] and not superseded:
+            result *= _segment_value(descriptor, o, table, t - descriptor[o + layout.SLOT_START])
     return result
 
 
 @_jit
 def evaluate(descriptor, table, t):
     """LR of one packed descriptor (1-d float64 array) at step ``t`` (float)."""
-    return apply_floor(descriptor[_FLOOR], evaluate_product(descriptor, table, t))
+    return apply_floor(descriptor[layout.SLOT_FLOOR], evaluate_product(descriptor, table, t))
 
 
 @_jit
@@ -231,3 +233,7 @@ def evaluate_many(descriptors, table, steps):
         for s in range(steps.shape[0]):
             out[g, s] = evaluate(descriptors[g], table, steps[s])
     return out
+
+
+drop_stale_cache([_count_at_most, _clamped_index, _cyclic, _one_cycle, _warm_restarts, _segment_value, apply_floor,
+                  evaluate_product, evaluate, evaluate_many], "schedule", layout.fingerprint())

@@ -35,14 +35,14 @@ import numpy as np
 import torch
 
 from .. import _C
-from .. import _layout as L
+from .. import _descriptor as layout
 from .._backend import device_api
 from ..schedules import Packed, Schedule, Segment, chain, pack_many
 from ._base import LRScheduler, _Writer, as_float, bind_to_optimizer, optimizer_device
 
 __all__ = ["ReduceLROnPlateau"]
 
-_PLATEAU = _C.layout()["plateau"]
+_PLATEAU = layout.PLATEAU_LAYOUT
 _STATE = _PLATEAU["state_size"]
 _MIRRORED = ("best", "num_bad_epochs", "cooldown_counter", "_last_lr")
 _EPOCH_WARNING = torch.optim.lr_scheduler.EPOCH_DEPRECATION_WARNING
@@ -51,17 +51,17 @@ _MISSING = object()
 
 def _slot(value: float) -> Schedule:
     """One live table entry (kind PLATEAU) holding ``value``."""
-    return Schedule([Segment(L.Kind.PLATEAU, 0, 0, (0.0,), (float(value),))], 1.0, f"plateau({value!r})")
+    return Schedule([Segment(layout.Kind.PLATEAU, 0, 0, (0.0,), (float(value),))], 1.0, f"plateau({value!r})")
 
 
 def _slots_of(descriptors: np.ndarray) -> np.ndarray:
     """The table offset of each descriptor's PLATEAU slot (plateau::slot_of)."""
     out = np.empty(descriptors.shape[0], dtype=np.int64)
     for g, d in enumerate(descriptors):
-        for s in range(int(d[L.SLOT_NUM_SEGMENTS])):
-            o = L.HEADER_SIZE + s * L.SEGMENT_SIZE
-            if int(d[o + L.SLOT_KIND]) == L.Kind.PLATEAU:
-                out[g] = int(d[o + L.SLOT_PARAMS])
+        for s in range(int(d[layout.SLOT_NUM_SEGMENTS])):
+            o = layout.HEADER_SIZE + s * layout.SEGMENT_SIZE
+            if int(d[o + layout.SLOT_KIND]) == layout.Kind.PLATEAU:
+                out[g] = int(d[o + layout.SLOT_PARAMS])
                 break
     return out
 
@@ -254,8 +254,8 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         for s in factors:
             if s.floor != 0.0:
                 raise ValueError(f"{cls}: schedule {s!r} has a floor; min_lr is the floor of the composition")
-            if len(s.segments) >= L.MAX_SEGMENTS:
-                raise ValueError(f"{cls}: schedule {s!r} uses all {L.MAX_SEGMENTS} segments of a descriptor; the "
+            if len(s.segments) >= layout.MAX_SEGMENTS:
+                raise ValueError(f"{cls}: schedule {s!r} uses all {layout.MAX_SEGMENTS} segments of a descriptor; the "
                                  "plateau factor needs one more")
         return ("factors", factors)
 

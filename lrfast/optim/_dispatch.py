@@ -47,7 +47,7 @@ map) in ``backend_cache`` and rebuild them when the version differs:
 ``tensor_group``   int32 (T,): index of each tensor's group in ``optimizer.param_groups``
 ``numels``         int64 (T,)
 ``pointers``       int64 (POINTER_ROWS, T): data pointers, ``ROW_*`` rows of
-                   ``lrfast/optim/_layout.py``, 0 where a tensor is absent
+                   ``lrfast/_bucket_layout.py``, 0 where a tensor is absent
 =================  =====================================================================
 
 ``grads`` may be replaced without a new structure (``zero_grad(set_to_none=True)``
@@ -88,9 +88,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _layout as descriptor_layout
+from .. import _bucket_layout as L
+from .. import _descriptor as descriptor_layout
 from .._backend import device_api
-from . import _layout as L
 
 __all__ = ["Bucket", "SUPPORTED_DTYPES", "STATE_KEYS", "backend_for", "Planner"]
 

@@ -15,7 +15,7 @@ from torch.optim.adam import adam as torch_adam
 from torch.optim.sgd import sgd as torch_sgd
 
 from .. import _C
-from . import _layout as L
+from .. import _bucket_layout as L
 
 __all__ = ["step_bucket"]
 

@@ -11,34 +11,16 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .. import _layout as L
+from .. import _descriptor as descriptor_layout
+from .._descriptor import Kind, Segment, constant_segment
 
 __all__ = ["Schedule", "Segment", "Packed", "pack_many", "join", "chain"]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One primitive curve: active on its track from ``start`` until the next segment.
-
-    ``params`` are the kind's parameters (schedule.h lists them); a kind that reads the
-    shared table holds its own values in ``table`` and an offset of 0 into it, rebased
-    when packed.
-    """
-
-    kind: L.Kind
-    track: int
-    start: int
-    params: tuple[float, ...]
-    table: tuple[float, ...] = ()
-
-    def is_unit_constant(self) -> bool:
-        return self.kind == L.Kind.CONSTANT and self.params[0] == 1.0
 
 
 class Packed(NamedTuple):
@@ -78,10 +60,10 @@ class Schedule:
     def __init__(self, segments: Sequence[Segment], scale: float = 1.0, description: str = "Schedule()",
                  floor: float = 0.0) -> None:
         segments = tuple(sorted(segments, key=lambda s: (s.track, s.start)))
-        if len(segments) > L.MAX_SEGMENTS:
+        if len(segments) > descriptor_layout.MAX_SEGMENTS:
             raise ValueError(
                 f"{description.split('(')[0]}: this schedule needs {len(segments)} segments, "
-                f"more than the {L.MAX_SEGMENTS} a descriptor holds"
+                f"more than the {descriptor_layout.MAX_SEGMENTS} a descriptor holds"
             )
         self._segments = segments
         self._scale = float(scale)
@@ -180,21 +162,22 @@ class Schedule:
 
 
 def _pack_into(schedule: Schedule, table: list[float], table_base: int) -> tuple[np.ndarray, list[float]]:
-    d = np.zeros(L.DESCRIPTOR_SIZE, dtype=np.float64)
-    d[L.SLOT_VERSION] = L.LAYOUT_VERSION
-    d[L.SLOT_NUM_SEGMENTS] = len(schedule.segments)
-    d[L.SLOT_SCALE] = schedule.scale
-    d[L.SLOT_FLOOR] = schedule.floor
+    lay = descriptor_layout
+    d = np.zeros(lay.DESCRIPTOR_SIZE, dtype=np.float64)
+    d[lay.SLOT_VERSION] = lay.LAYOUT_VERSION
+    d[lay.SLOT_NUM_SEGMENTS] = len(schedule.segments)
+    d[lay.SLOT_SCALE] = schedule.scale
+    d[lay.SLOT_FLOOR] = schedule.floor
     for i, seg in enumerate(schedule.segments):
-        o = L.HEADER_SIZE + i * L.SEGMENT_SIZE
-        d[o + L.SLOT_KIND] = int(seg.kind)
-        d[o + L.SLOT_TRACK] = seg.track
-        d[o + L.SLOT_START] = seg.start
+        o = lay.HEADER_SIZE + i * lay.SEGMENT_SIZE
+        d[o + lay.SLOT_KIND] = int(seg.kind)
+        d[o + lay.SLOT_TRACK] = seg.track
+        d[o + lay.SLOT_START] = seg.start
         params = list(seg.params)
         if seg.table:
-            params[L.TABLE_OFFSET_PARAM[seg.kind]] += table_base + len(table)
+            params[lay.TABLE_OFFSET_PARAM[seg.kind]] += table_base + len(table)
             table.extend(seg.table)
-        d[o + L.SLOT_PARAMS: o + L.SLOT_PARAMS + len(params)] = params
+        d[o + lay.SLOT_PARAMS: o + lay.SLOT_PARAMS + len(params)] = params
     return d, table
 
 
@@ -202,7 +185,7 @@ def pack_many(schedules: Sequence[Schedule]) -> Packed:
     """Pack one schedule per group: descriptors (G, DESCRIPTOR_SIZE) and one shared table."""
     table: list[float] = []
     rows = [_pack_into(s, table, 0)[0] for s in schedules]
-    descriptors = np.stack(rows) if rows else np.zeros((0, L.DESCRIPTOR_SIZE))
+    descriptors = np.stack(rows) if rows else np.zeros((0, descriptor_layout.DESCRIPTOR_SIZE))
     return Packed(descriptors, np.asarray(table, dtype=np.float64))
 
 
@@ -220,14 +203,14 @@ def _drop_unit_tracks(segments: list[Segment]) -> list[Segment]:
             continue
         merged: list[Segment] = []
         for s in segs:
-            if merged and s.kind == L.Kind.CONSTANT and merged[-1].kind == L.Kind.CONSTANT \
+            if merged and s.kind == Kind.CONSTANT and merged[-1].kind == Kind.CONSTANT \
                     and merged[-1].params == s.params:
                 continue
             merged.append(s)
         kept.extend(replace(s, track=new_track) for s in merged)
         new_track += 1
     if not kept:
-        kept = [Segment(L.Kind.CONSTANT, 0, 0, (1.0,))]
+        kept = [constant_segment(1.0)]
     return kept
 
 
@@ -265,12 +248,12 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     segments: list[Segment] = []
     for k in range(max(s.num_tracks for s in schedules)):
         for s, begin, end in zip(schedules, starts, ends, strict=True):
-            track = [seg for seg in s.segments if seg.track == k] or [Segment(L.Kind.CONSTANT, k, 0, (1.0,))]
+            track = [seg for seg in s.segments if seg.track == k] or [constant_segment(1.0, track=k)]
             segments += [replace(seg, track=k, start=begin + seg.start)
                          for seg in track if begin + seg.start < end]
     if common_scale == 1.0 and any(x != 1.0 for x in scales):
         k = max(s.num_tracks for s in schedules)
-        segments += [Segment(L.Kind.CONSTANT, k, b, (x,)) for x, b in zip(scales, starts, strict=True)]
+        segments += [constant_segment(x, track=k, start=b) for x, b in zip(scales, starts, strict=True)]
     description = f"join([{', '.join(map(repr, schedules))}], boundaries={bounds!r})"
     return Schedule(_drop_unit_tracks(segments), common_scale, description)
 

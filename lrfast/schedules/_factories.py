@@ -11,10 +11,26 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .. import _layout as L
+from .._descriptor import (
+    CyclicMode,
+    Segment,
+    constant_segment,
+    cosine_segment,
+    cyclic_segment,
+    exponential_segment,
+    inverse_sqrt_segment,
+    linear_segment,
+    multistep_segment,
+    one_cycle_segment,
+    piecewise_segment,
+    polynomial_segment,
+    sqrt_decay_segment,
+    step_segment,
+    table_segment,
+    warm_restarts_segment,
+)
 from ._core import (
     Schedule,
-    Segment,
     _nonneg_int,
     _positive_int,
     _positive_real,
@@ -30,10 +46,9 @@ __all__ = [
 ]
 
 
-def _primitive(kind: L.Kind, params: Sequence[float], description: str,
-               table: Sequence[float] = ()) -> Schedule:
-    return Schedule([Segment(kind, 0, 0, tuple(float(p) for p in params), tuple(float(v) for v in table))],
-                    1.0, description)
+def _single(segment: Segment, description: str) -> Schedule:
+    """A schedule of one segment (a primitive: one kind of schedule.h)."""
+    return Schedule([segment], 1.0, description)
 
 
 def _args(name: str, **kwargs) -> str:
@@ -58,7 +73,7 @@ def constant(value: float) -> Schedule:
     0.1
     """
     v = _real("constant", "value", value)
-    return _primitive(L.Kind.CONSTANT, [v], _args("constant", value=v))
+    return _single(constant_segment(v), _args("constant", value=v))
 
 
 def linear(init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0) -> Schedule:
@@ -73,7 +88,7 @@ def linear(init_value: float, end_value: float, transition_steps: int, transitio
     a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
     steps = _positive_int(fn, "transition_steps", transition_steps)
     desc = _args(fn, init_value=a, end_value=b, transition_steps=steps)
-    return _delayed(fn, _primitive(L.Kind.LINEAR, [a, b, steps], desc), a, transition_begin, desc)
+    return _delayed(fn, _single(linear_segment(start=a, end=b, steps=steps), desc), a, transition_begin, desc)
 
 
 def polynomial(init_value: float, end_value: float, power: float, transition_steps: int,
@@ -90,7 +105,8 @@ def polynomial(init_value: float, end_value: float, power: float, transition_ste
     p = _real(fn, "power", power)
     steps = _positive_int(fn, "transition_steps", transition_steps)
     desc = _args(fn, init_value=a, end_value=b, power=p, transition_steps=steps)
-    return _delayed(fn, _primitive(L.Kind.POLYNOMIAL, [a, b, steps, p], desc), a, transition_begin, desc)
+    curve = _single(polynomial_segment(init=a, end=b, steps=steps, power=p), desc)
+    return _delayed(fn, curve, a, transition_begin, desc)
 
 
 def exponential_decay(init_value: float, transition_steps: int, decay_rate: float, transition_begin: int = 0,
@@ -112,26 +128,32 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
         raise ValueError(f"{fn}: decay_rate must be > 0, got {decay_rate!r}")
     if not isinstance(staircase, bool):
         raise TypeError(f"{fn}: staircase must be a bool, got {staircase!r}")
-    kind = L.Kind.STEP if staircase else L.Kind.EXPONENTIAL
     end = None if end_value is None else _real(fn, "end_value", end_value)
     desc = _args(fn, init_value=a, transition_steps=steps, decay_rate=rate, staircase=staircase,
                  end_value=end)
-    s = _primitive(kind, [a, rate, steps], desc)
+    s = _single(_exponential_curve(staircase, a, rate, steps), desc)
     if end is None:
         return _delayed(fn, s, a, transition_begin, desc)
     clip = max if rate < 1.0 else min  # optax: end_value bounds from below when decaying
-    clipped = _clip_exponential(kind, a, rate, steps, end, clip)
+    clipped = _clip_exponential(staircase, a, rate, steps, end, clip)
     return _delayed(fn, clipped, clip(a, end), transition_begin, desc)
 
 
 _CLIP_HORIZON = 2**62  # steps; far past any run, and every pow has under/overflowed by then
 
 
-def _clip_exponential(kind: L.Kind, a: float, rate: float, steps: int, end: float, clip) -> Schedule:
+def _exponential_curve(staircase: bool, init: float, rate: float, steps: int) -> Segment:
+    """``init * rate**(t / steps)``, the exponent floored when ``staircase`` (a step decay)."""
+    if staircase:
+        return step_segment(init=init, gamma=rate, step_size=steps)
+    return exponential_segment(init=init, rate=rate, steps=steps)
+
+
+def _clip_exponential(staircase: bool, a: float, rate: float, steps: int, end: float, clip) -> Schedule:
     """``clip(a * rate**p(t), end)`` as a join. The curve is monotone, so the steps where the
     clip binds are a prefix or a suffix of all steps; the switch is found by bisection on
     integer steps (a staircase only changes at multiples of ``steps``, so it switches there)."""
-    s = _primitive(kind, [a, rate, steps], "curve")
+    s = _single(_exponential_curve(staircase, a, rate, steps), "curve")
 
     def binds(t: int) -> bool:
         v = s(t)
@@ -147,7 +169,7 @@ def _clip_exponential(kind: L.Kind, a: float, rate: float, steps: int, end: floa
     if not first:
         return join([s, constant(end)], [hi])
     # Clipped first (a < 0 only): the curve resumes at hi where it would have been.
-    shifted = _primitive(kind, [a * rate ** (hi / steps), rate, steps], "curve")
+    shifted = _single(_exponential_curve(staircase, a * rate ** (hi / steps), rate, steps), "curve")
     return join([constant(end), shifted], [hi])
 
 
@@ -162,7 +184,7 @@ def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedul
     a = _real(fn, "init_value", init_value)
     size = _positive_int(fn, "step_size", step_size)
     g = _real(fn, "gamma", gamma)
-    return _primitive(L.Kind.STEP, [a, g, size], _args(fn, init_value=a, step_size=size, gamma=g))
+    return _single(step_segment(init=a, gamma=g, step_size=size), _args(fn, init_value=a, step_size=size, gamma=g))
 
 
 def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
@@ -179,8 +201,7 @@ def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float =
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
         raise TypeError(f"{fn}: milestones must be a sequence of ints, got {milestones!r}")
     ms = sorted(_nonneg_int(fn, "milestones", m) for m in milestones)
-    return _primitive(L.Kind.MULTISTEP, [a, g, 0, len(ms)], _args(fn, init_value=a, milestones=ms, gamma=g),
-                      table=ms)
+    return _single(multistep_segment(init=a, gamma=g, milestones=ms), _args(fn, init_value=a, milestones=ms, gamma=g))
 
 
 def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float] | None = None) -> Schedule:
@@ -205,8 +226,8 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
         if scale < 0:  # optax refuses these too: a negative scale flips the sign of the LR
             raise ValueError(f"{fn}: boundaries_and_scales value must be >= 0, got {scale!r}")
         values.append(values[-1] * scale)
-    return _primitive(L.Kind.PIECEWISE, [0, len(bounds)],
-                      _args(fn, init_value=a, boundaries_and_scales=dict(items)), table=bounds + values)
+    return _single(piecewise_segment(boundaries=bounds, values=values),
+                   _args(fn, init_value=a, boundaries_and_scales=dict(items)))
 
 
 def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0) -> Schedule:
@@ -221,8 +242,8 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, expone
     a = _real(fn, "init_value", init_value)
     steps = _positive_int(fn, "decay_steps", decay_steps)
     al, e = _real(fn, "alpha", alpha), _positive_real(fn, "exponent", exponent)
-    return _primitive(L.Kind.COSINE, [a, al * a, steps, 0.0, e],
-                      _args(fn, init_value=a, decay_steps=steps, alpha=al, exponent=e))
+    return _single(cosine_segment(init=a, end=al * a, steps=steps, periodic=False, exponent=e),
+                   _args(fn, init_value=a, decay_steps=steps, alpha=al, exponent=e))
 
 
 def cosine_annealing(init_value: float, T_max: int, eta_min: float = 0.0) -> Schedule:
@@ -237,8 +258,8 @@ def cosine_annealing(init_value: float, T_max: int, eta_min: float = 0.0) -> Sch
     a = _real(fn, "init_value", init_value)
     t_max = _positive_int(fn, "T_max", T_max)
     eta = _real(fn, "eta_min", eta_min)
-    return _primitive(L.Kind.COSINE, [a, eta, t_max, 1.0, 1.0],
-                      _args(fn, init_value=a, T_max=t_max, eta_min=eta))
+    return _single(cosine_segment(init=a, end=eta, steps=t_max, periodic=True, exponent=1.0),
+                   _args(fn, init_value=a, T_max=t_max, eta_min=eta))
 
 
 def warm_restarts(init_value: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> Schedule:
@@ -256,12 +277,12 @@ def warm_restarts(init_value: float, T_0: int, T_mult: int = 1, eta_min: float =
     t0 = _positive_int(fn, "T_0", T_0)
     tm = _positive_int(fn, "T_mult", T_mult)
     eta = _real(fn, "eta_min", eta_min)
-    return _primitive(L.Kind.WARM_RESTARTS, [a, eta, t0, tm],
-                      _args(fn, init_value=a, T_0=t0, T_mult=tm, eta_min=eta))
+    return _single(warm_restarts_segment(init=a, end=eta, t0=t0, t_mult=tm),
+                   _args(fn, init_value=a, T_0=t0, T_mult=tm, eta_min=eta))
 
 
-_CYCLIC_MODES = {"triangular": L.CyclicMode.TRIANGULAR, "triangular2": L.CyclicMode.TRIANGULAR2,
-                 "exp_range": L.CyclicMode.EXP_RANGE}
+_CYCLIC_MODES = {"triangular": CyclicMode.TRIANGULAR, "triangular2": CyclicMode.TRIANGULAR2,
+                 "exp_range": CyclicMode.EXP_RANGE}
 
 
 def cyclic(base_lr: float, max_lr: float, step_size_up: float = 2000, step_size_down: float | None = None,
@@ -289,7 +310,7 @@ def cyclic(base_lr: float, max_lr: float, step_size_up: float = 2000, step_size_
         if mode not in _CYCLIC_MODES:
             raise ValueError(f"{fn}: mode must be one of {sorted(_CYCLIC_MODES)}, got {mode!r}")
         m = _CYCLIC_MODES[mode]
-        per_iteration = m == L.CyclicMode.EXP_RANGE
+        per_iteration = m == CyclicMode.EXP_RANGE
         desc = _args(fn, base_lr=base, max_lr=peak, step_size_up=up, step_size_down=down, mode=mode, gamma=g)
     else:
         if not callable(scale_fn):
@@ -299,14 +320,14 @@ def cyclic(base_lr: float, max_lr: float, step_size_up: float = 2000, step_size_
         n = _positive_int(fn, "horizon", horizon) if horizon is not None else None
         if n is None:
             raise ValueError(f"{fn}: a custom scale_fn needs horizon (entries to bake), got None")
-        m = L.CyclicMode.TABLE
+        m = CyclicMode.TABLE
         per_iteration = scale_mode == "iterations"
         first = 0 if per_iteration else 1  # torch counts cycles from 1, iterations from 0
         table = [_real(fn, f"scale_fn({i + first})", scale_fn(float(i + first))) for i in range(n)]
         desc = _args(fn, base_lr=base, max_lr=peak, step_size_up=up, step_size_down=down, scale_fn=scale_fn,
                      scale_mode=scale_mode, horizon=n)
-    params = [base, peak, total_size, step_ratio, int(m), g, 1.0 if per_iteration else 0.0, 0, len(table)]
-    return _primitive(L.Kind.CYCLIC, params, desc, table=table)
+    return _single(cyclic_segment(base=base, peak=peak, total_size=total_size, step_ratio=step_ratio, mode=m,
+                                  gamma=g, per_iteration=per_iteration, scale_table=table), desc)
 
 
 def one_cycle(max_lr: float, total_steps: int, pct_start: float = 0.3, anneal_strategy: str = "cos",
@@ -362,9 +383,7 @@ def one_cycle_phases(phase_ends: Sequence[float], phase_values: Sequence[float],
     if not 1 <= n <= 3 or len(phase_values) != n + 1:
         raise ValueError(f"one_cycle_phases: needs 1 to 3 phase ends and one more value, got "
                          f"{list(phase_ends)!r} and {list(phase_values)!r}")
-    ends = [float(e) for e in phase_ends] + [0.0] * (3 - n)
-    values = [float(v) for v in phase_values] + [0.0] * (3 - n)
-    return _primitive(L.Kind.ONE_CYCLE, [n, 1.0 if linear else 0.0, *ends, *values], description)
+    return _single(one_cycle_segment(phase_ends=phase_ends, phase_values=phase_values, linear=linear), description)
 
 
 def inverse_sqrt(init_value: float, timescale: int | None = None, warmup_steps: int = 0) -> Schedule:
@@ -381,7 +400,7 @@ def inverse_sqrt(init_value: float, timescale: int | None = None, warmup_steps: 
     a = _real(fn, "init_value", init_value)
     w = _nonneg_int(fn, "warmup_steps", warmup_steps)
     tau = (w or 10_000) if timescale is None else _positive_int(fn, "timescale", timescale)
-    s = _primitive(L.Kind.INVERSE_SQRT, [a, tau], _args(fn, init_value=a, timescale=tau, warmup_steps=w))
+    s = _single(inverse_sqrt_segment(init=a, timescale=tau), _args(fn, init_value=a, timescale=tau, warmup_steps=w))
     if w == 0:
         return s
     return Schedule(join([linear(0.0, a, w), s], [w]).segments, 1.0, repr(s))
@@ -397,8 +416,8 @@ def sqrt_decay(init_value: float, end_value: float, decay_steps: int) -> Schedul
     fn = "sqrt_decay"
     a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
     steps = _positive_int(fn, "decay_steps", decay_steps)
-    return _primitive(L.Kind.SQRT_DECAY, [a, b, steps],
-                      _args(fn, init_value=a, end_value=b, decay_steps=steps))
+    return _single(sqrt_decay_segment(init=a, end=b, steps=steps),
+                   _args(fn, init_value=a, end_value=b, decay_steps=steps))
 
 
 # -- composites ------------------------------------------------------------------------
@@ -441,7 +460,7 @@ def warmup_cosine_decay(init_value: float, peak_value: float, warmup_steps: int,
         raise ValueError(f"{fn}: decay_steps must exceed warmup_steps ({w}), got {decay_steps!r}")
     end = _real(fn, "end_value", end_value)
     e = _positive_real(fn, "exponent", exponent)
-    decay = _primitive(L.Kind.COSINE, [p, end, total - w, 0.0, e], "cosine")
+    decay = _single(cosine_segment(init=p, end=end, steps=total - w, periodic=False, exponent=e), "cosine")
     return _with_warmup(fn, a, p, w, decay, _args(fn, init_value=a, peak_value=p, warmup_steps=w,
                                                   decay_steps=total, end_value=end, exponent=e))
 
@@ -475,7 +494,7 @@ def warmup_stable_decay(peak_value: float, warmup_steps: int, stable_steps: int,
     elif decay_type == "linear":
         cooldown = linear(p, end, d)
     elif decay_type == "cosine":
-        cooldown = _primitive(L.Kind.COSINE, [p, end, d, 0.0, 1.0], "cosine")
+        cooldown = _single(cosine_segment(init=p, end=end, steps=d, periodic=False, exponent=1.0), "cosine")
     else:
         cooldown = sqrt_decay(p, end, d)
     parts, bounds = [], []
@@ -508,7 +527,7 @@ def from_values(values: Sequence[float]) -> Schedule:
     if not np.all(np.isfinite(arr)):
         i = int(np.flatnonzero(~np.isfinite(arr))[0])
         raise ValueError(f"from_values: values must be finite, got values[{i}] = {float(arr[i])!r}")
-    return _primitive(L.Kind.TABLE, [0, arr.size], f"from_values(<{arr.size} values>)", table=arr.tolist())
+    return _single(table_segment(arr.tolist()), f"from_values(<{arr.size} values>)")
 
 
 def baked(fn: Callable[[int], float], horizon: int) -> Schedule:

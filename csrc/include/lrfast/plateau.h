@@ -116,7 +116,9 @@ LRFAST_HD std::int64_t slot_of(const double* descriptor) {
   const int n = static_cast<int>(descriptor[slot::kNumSegments]);
   for (int s = 0; s < n && s < kMaxSegments; ++s) {
     const double* seg = descriptor + kHeaderSize + s * kSegmentSize;
-    if (static_cast<int>(seg[slot::kKind]) == kPlateau) return static_cast<std::int64_t>(seg[slot::kParams]);
+    if (static_cast<int>(seg[slot::kKind]) == kPlateau) {
+      return static_cast<std::int64_t>(seg[slot::kParams + param::plateau::kTableOffset]);
+    }
   }
   return -1;
 }

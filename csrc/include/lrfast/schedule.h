@@ -65,31 +65,66 @@ constexpr int kKind = 0, kTrack = 1, kStart = 2, kParams = 3;
 static_assert(kSegmentSize == 16, "descriptor layout v1: 16 doubles per segment");
 static_assert(kDescriptorSize == 132, "descriptor layout v1: 132 doubles per descriptor");
 
-// Parameters p[i] of each kind (u: local step, as a double).
+// The kinds of segment; each kind's parameters p[i] are named in namespace param below.
 enum Kind : int {
-  kConstant = 0,      // p: value                                  -> value
-  kStep = 1,          // p: init, gamma, step_size                 -> init * gamma^floor(u / step_size)
-  kMultiStep = 2,     // p: init, gamma, table offset, count       -> init * gamma^#(milestones <= u)
-  kExponential = 3,   // p: init, rate, steps                      -> init * rate^(u / steps)
-  kLinear = 4,        // p: start, end, steps                      -> start + (end - start) * min(u, steps) / steps
-  kPolynomial = 5,    // p: init, end, steps, power                -> end + (init - end) * (1 - min(u, steps) / steps)^power
-  kCosine = 6,        // p: init, end, steps, periodic, exponent   -> end + (init - end) * ((1 + cos(pi * v / steps)) / 2)^exponent,
-                      //                                              v = u (periodic != 0, torch's form) or min(u, steps)
-  kWarmRestarts = 7,  // p: init, end, T_0, T_mult                 -> cosine from init to end over the current period
-  kCyclic = 8,        // p: base, peak, total_size, step_ratio, mode, gamma, scale_mode, table offset, table count
-                      //    (mode kCyclicTable: table[i] = scale_fn(first + i), first = 1 per cycle, 0 per iteration)
-  kOneCycle = 9,      // p: n_phases, linear?, e1, e2, e3, v0, v1, v2, v3 -> phase i anneals v(i) -> v(i+1) until step e(i+1)
-  kInverseSqrt = 10,  // p: init, timescale                        -> init / sqrt((u + timescale) / timescale)
-  kSqrtDecay = 11,    // p: init, end, steps                       -> end + (init - end) * (1 - sqrt(min(u, steps) / steps))
-  kTable = 12,        // p: table offset, count                    -> table[offset + clamp(floor(u), 0, count - 1)]
-  kPiecewise = 13,    // p: table offset, count                    -> table[offset + count + #(table[offset, offset + count) <= u)]
-                      //                                              (count sorted boundaries, then count + 1 values)
-  kPlateau = 14,      // p: table offset                           -> table[offset], a value written at run time
-                      //                                              (ReduceLROnPlateau's LR or factor: NOTE [plateau state])
+  kConstant = 0,      // value                                  -> value
+  kStep = 1,          // init * gamma^floor(u / step_size)
+  kMultiStep = 2,     // init * gamma^#(milestones <= u)        (count milestones in the table)
+  kExponential = 3,   // init * rate^(u / steps)
+  kLinear = 4,        // start + (end - start) * min(u, steps) / steps
+  kPolynomial = 5,    // end + (init - end) * (1 - min(u, steps) / steps)^power
+  kCosine = 6,        // end + (init - end) * ((1 + cos(pi * v / steps)) / 2)^exponent,
+                      //   v = u (periodic != 0, torch's form) or min(u, steps)
+  kWarmRestarts = 7,  // cosine from init to end over the current period (t0, then t0 * t_mult^i)
+  kCyclic = 8,        // torch's CyclicLR (mode kCyclicTable: table[i] = scale_fn(first + i),
+                      //   first = 1 per cycle, 0 per iteration)
+  kOneCycle = 9,      // phase i anneals phase_values[i] -> phase_values[i + 1] until step phase_ends[i]
+  kInverseSqrt = 10,  // init / sqrt((u + timescale) / timescale)
+  kSqrtDecay = 11,    // end + (init - end) * (1 - sqrt(min(u, steps) / steps))
+  kTable = 12,        // table[table_offset + clamp(floor(u), 0, count - 1)]
+  kPiecewise = 13,    // table[table_offset + count + #(table[table_offset, table_offset + count) <= u)]
+                      //   (count sorted boundaries, then count + 1 values)
+  kPlateau = 14,      // table[table_offset], a value written at run time
+                      //   (ReduceLROnPlateau's LR or factor: NOTE [plateau state])
   kNumKinds = 15,
 };
 
 enum CyclicMode : int { kTriangular = 0, kTriangular2 = 1, kExpRange = 2, kCyclicTable = 3 };
+
+// NOTE [segment parameters]
+// The parameters of each kind by name: p[param::cosine::kSteps] is a cosine's length. This is
+// the one C++ place that orders them; the bindings export the names (lrfast._C.layout()
+// ["params"]) and lrfast/_descriptor.py builds every segment by name from them, so Python
+// never writes the order down. kNumParams: the parameters a kind uses (<= kSegmentParams).
+// table_offset is rebased when descriptors are packed together (it indexes the shared table).
+namespace param {
+namespace constant { constexpr int kValue = 0, kNumParams = 1; }
+namespace step { constexpr int kInit = 0, kGamma = 1, kStepSize = 2, kNumParams = 3; }
+namespace multistep { constexpr int kInit = 0, kGamma = 1, kTableOffset = 2, kCount = 3, kNumParams = 4; }
+namespace exponential { constexpr int kInit = 0, kRate = 1, kSteps = 2, kNumParams = 3; }
+namespace linear { constexpr int kStart = 0, kEnd = 1, kSteps = 2, kNumParams = 3; }
+namespace polynomial { constexpr int kInit = 0, kEnd = 1, kSteps = 2, kPower = 3, kNumParams = 4; }
+namespace cosine { constexpr int kInit = 0, kEnd = 1, kSteps = 2, kPeriodic = 3, kExponent = 4, kNumParams = 5; }
+namespace warm_restarts { constexpr int kInit = 0, kEnd = 1, kT0 = 2, kTMult = 3, kNumParams = 4; }
+namespace cyclic {
+// mode: enum CyclicMode; per_iteration != 0: the scale's argument counts steps, else cycles
+constexpr int kBase = 0, kPeak = 1, kTotalSize = 2, kStepRatio = 3, kMode = 4, kGamma = 5, kPerIteration = 6,
+              kTableOffset = 7, kCount = 8, kNumParams = 9;
+}  // namespace cyclic
+namespace one_cycle {
+// anneal_linear != 0: linear annealing, else cosine; kMaxPhases phase ends, then kMaxPhases + 1 values
+constexpr int kMaxPhases = 3;
+constexpr int kNumPhases = 0, kAnnealLinear = 1, kPhaseEnds = 2, kPhaseValues = kPhaseEnds + kMaxPhases,
+              kNumParams = kPhaseValues + kMaxPhases + 1;
+}  // namespace one_cycle
+namespace inverse_sqrt { constexpr int kInit = 0, kTimescale = 1, kNumParams = 2; }
+namespace sqrt_decay { constexpr int kInit = 0, kEnd = 1, kSteps = 2, kNumParams = 3; }
+namespace table { constexpr int kTableOffset = 0, kCount = 1, kNumParams = 2; }
+namespace piecewise { constexpr int kTableOffset = 0, kCount = 1, kNumParams = 2; }
+namespace plateau { constexpr int kTableOffset = 0, kNumParams = 1; }
+static_assert(cyclic::kNumParams <= kSegmentParams && one_cycle::kNumParams <= kSegmentParams,
+              "every kind's parameters fit in a segment");
+}  // namespace param
 
 constexpr double kPi = 3.14159265358979323846;
 
@@ -122,10 +157,11 @@ LRFAST_HD double cosine_between(double from, double to, double fraction) {
 
 // torch.optim.lr_scheduler.CyclicLR.get_lr, in closed form.
 LRFAST_HD double cyclic(const double* p, const double* table, double u) {
-  const double base = p[0], peak = p[1], total_size = p[2], step_ratio = p[3];
-  const int mode = static_cast<int>(p[4]);
-  const double gamma = p[5];
-  const bool per_iteration = p[6] != 0.0;
+  using namespace param::cyclic;
+  const double base = p[kBase], peak = p[kPeak], total_size = p[kTotalSize], step_ratio = p[kStepRatio];
+  const int mode = static_cast<int>(p[kMode]);
+  const double gamma = p[kGamma];
+  const bool per_iteration = p[kPerIteration] != 0.0;
   const double cycle = floor(1.0 + u / total_size);
   const double x = 1.0 + u / total_size - cycle;
   const double scale_factor = x <= step_ratio ? x / step_ratio : (x - 1.0) / (step_ratio - 1.0);
@@ -137,8 +173,8 @@ LRFAST_HD double cyclic(const double* p, const double* table, double u) {
     case kExpRange: scale = pow(gamma, scale_arg); break;
     case kCyclicTable: {
       // torch counts cycles from 1 and iterations from 0; the table starts at the first.
-      const int64_t i = clamped_index(scale_arg - (per_iteration ? 0.0 : 1.0), static_cast<int64_t>(p[8]));
-      scale = table[static_cast<int64_t>(p[7]) + i];
+      const int64_t i = clamped_index(scale_arg - (per_iteration ? 0.0 : 1.0), static_cast<int64_t>(p[kCount]));
+      scale = table[static_cast<int64_t>(p[kTableOffset]) + i];
       break;
     }
     default: return quiet_nan();
@@ -150,18 +186,19 @@ LRFAST_HD double cyclic(const double* p, const double* table, double u) {
 // first) to e(i); a step past the last phase end stays in the last phase, clamped
 // at its end so the schedule holds its final value afterwards.
 LRFAST_HD double one_cycle(const double* p, double u) {
-  const int n_phases = static_cast<int>(p[0]);
-  const bool linear = p[1] != 0.0;
-  if (n_phases < 1 || n_phases > 3) return quiet_nan();
+  using namespace param::one_cycle;
+  const int n_phases = static_cast<int>(p[kNumPhases]);
+  const bool linear = p[kAnnealLinear] != 0.0;
+  if (n_phases < 1 || n_phases > kMaxPhases) return quiet_nan();
   double phase_start = 0.0;
   for (int i = 0; i < n_phases; ++i) {
-    const double phase_end = p[2 + i];
+    const double phase_end = p[kPhaseEnds + i];
     if (u <= phase_end || i == n_phases - 1) {
       // torch raises past total_steps; the last phase extends one step past its
       // end (step == total_steps is legal there), then holds.
       const double v = u > phase_end + 1.0 ? phase_end + 1.0 : u;
       const double pct = (v - phase_start) / (phase_end - phase_start);
-      const double from = p[5 + i], to = p[6 + i];
+      const double from = p[kPhaseValues + i], to = p[kPhaseValues + i + 1];
       return linear ? (to - from) * pct + from : to + (from - to) / 2.0 * (cos(kPi * pct) + 1.0);
     }
     phase_start = phase_end;
@@ -172,7 +209,8 @@ LRFAST_HD double one_cycle(const double* p, double u) {
 // CosineAnnealingWarmRestarts: the period holding u, found exactly (the log
 // estimate is corrected by integer comparisons, so restarts land on the right step).
 LRFAST_HD double warm_restarts(const double* p, double u) {
-  const double init = p[0], end = p[1], t0 = p[2], t_mult = p[3];
+  using namespace param::warm_restarts;
+  const double init = p[kInit], end = p[kEnd], t0 = p[kT0], t_mult = p[kTMult];
   double t_cur, t_i;
   if (u < t0) {
     t_cur = u;
@@ -202,30 +240,39 @@ LRFAST_HD double warm_restarts(const double* p, double u) {
 // Value of one segment at local step u >= 0.
 LRFAST_HD double segment_value(const double* segment, const double* table, double u) {
   const double* p = segment + slot::kParams;
+  namespace pm = param;
   switch (static_cast<int>(segment[slot::kKind])) {
     case kConstant:
-      return p[0];
-    case kStep:
-      return p[0] * pow(p[1], floor(u / p[2]));
-    case kMultiStep: {
-      const int64_t passed = detail::count_at_most(table + static_cast<int64_t>(p[2]),
-                                                   static_cast<int64_t>(p[3]), u);
-      return p[0] * pow(p[1], static_cast<double>(passed));
+      return p[pm::constant::kValue];
+    case kStep: {
+      using namespace pm::step;
+      return p[kInit] * pow(p[kGamma], floor(u / p[kStepSize]));
     }
-    case kExponential:
-      return p[0] * pow(p[1], u / p[2]);
+    case kMultiStep: {
+      using namespace pm::multistep;
+      const int64_t passed = detail::count_at_most(table + static_cast<int64_t>(p[kTableOffset]),
+                                                   static_cast<int64_t>(p[kCount]), u);
+      return p[kInit] * pow(p[kGamma], static_cast<double>(passed));
+    }
+    case kExponential: {
+      using namespace pm::exponential;
+      return p[kInit] * pow(p[kRate], u / p[kSteps]);
+    }
     case kLinear: {
-      const double v = u < p[2] ? u : p[2];
-      return p[2] > 0.0 ? p[0] + (p[1] - p[0]) * v / p[2] : p[1];
+      using namespace pm::linear;
+      const double v = u < p[kSteps] ? u : p[kSteps];
+      return p[kSteps] > 0.0 ? p[kStart] + (p[kEnd] - p[kStart]) * v / p[kSteps] : p[kEnd];
     }
     case kPolynomial: {
-      const double v = u < p[2] ? u : p[2];
-      return p[1] + (p[0] - p[1]) * pow(1.0 - v / p[2], p[3]);
+      using namespace pm::polynomial;
+      const double v = u < p[kSteps] ? u : p[kSteps];
+      return p[kEnd] + (p[kInit] - p[kEnd]) * pow(1.0 - v / p[kSteps], p[kPower]);
     }
     case kCosine: {
-      const double v = (p[3] != 0.0 || u < p[2]) ? u : p[2];
-      if (p[4] == 1.0) return p[1] + (p[0] - p[1]) * (1.0 + cos(kPi * v / p[2])) / 2.0;
-      return p[1] + (p[0] - p[1]) * pow((1.0 + cos(kPi * v / p[2])) / 2.0, p[4]);
+      using namespace pm::cosine;
+      const double v = (p[kPeriodic] != 0.0 || u < p[kSteps]) ? u : p[kSteps];
+      if (p[kExponent] == 1.0) return p[kEnd] + (p[kInit] - p[kEnd]) * (1.0 + cos(kPi * v / p[kSteps])) / 2.0;
+      return p[kEnd] + (p[kInit] - p[kEnd]) * pow((1.0 + cos(kPi * v / p[kSteps])) / 2.0, p[kExponent]);
     }
     case kWarmRestarts:
       return detail::warm_restarts(p, u);
@@ -233,21 +280,27 @@ LRFAST_HD double segment_value(const double* segment, const double* table, doubl
       return detail::cyclic(p, table, u);
     case kOneCycle:
       return detail::one_cycle(p, u);
-    case kInverseSqrt:
-      return p[0] * (1.0 / sqrt((u + p[1]) / p[1]));
-    case kSqrtDecay: {
-      const double v = u < p[2] ? u : p[2];
-      return p[1] + (p[0] - p[1]) * (1.0 - sqrt(v / p[2]));
+    case kInverseSqrt: {
+      using namespace pm::inverse_sqrt;
+      return p[kInit] * (1.0 / sqrt((u + p[kTimescale]) / p[kTimescale]));
     }
-    case kTable:
-      return table[static_cast<int64_t>(p[0]) + detail::clamped_index(u, static_cast<int64_t>(p[1]))];
+    case kSqrtDecay: {
+      using namespace pm::sqrt_decay;
+      const double v = u < p[kSteps] ? u : p[kSteps];
+      return p[kEnd] + (p[kInit] - p[kEnd]) * (1.0 - sqrt(v / p[kSteps]));
+    }
+    case kTable: {
+      using namespace pm::table;
+      return table[static_cast<int64_t>(p[kTableOffset]) + detail::clamped_index(u, static_cast<int64_t>(p[kCount]))];
+    }
     case kPiecewise: {
-      const double* boundaries = table + static_cast<int64_t>(p[0]);
-      const int64_t count = static_cast<int64_t>(p[1]);
+      using namespace pm::piecewise;
+      const double* boundaries = table + static_cast<int64_t>(p[kTableOffset]);
+      const int64_t count = static_cast<int64_t>(p[kCount]);
       return boundaries[count + detail::count_at_most(boundaries, count, u)];
     }
     case kPlateau:
-      return table[static_cast<int64_t>(p[0])];
+      return table[static_cast<int64_t>(p[pm::plateau::kTableOffset])];
     default:
       return detail::quiet_nan();
   }
@@ -309,18 +362,42 @@ inline const char* validate_descriptor(const double* d, int64_t table_size) {
     prev_track = track;
     prev_start = start;
     const int k = static_cast<int>(kind);
-    if (k == kOneCycle && !(p[0] >= 1.0 && p[0] <= 3.0)) return "one-cycle needs 1 to 3 phases";
-    if (k == kCyclic && !(p[4] >= kTriangular && p[4] <= kCyclicTable && p[4] == floor(p[4]))) {
+    namespace pm = param;
+    const double phases = p[pm::one_cycle::kNumPhases];
+    if (k == kOneCycle && !(phases >= 1.0 && phases <= pm::one_cycle::kMaxPhases)) {
+      return "one-cycle needs 1 to 3 phases";
+    }
+    const double mode = p[pm::cyclic::kMode];
+    if (k == kCyclic && !(mode >= kTriangular && mode <= kCyclicTable && mode == floor(mode))) {
       return "unknown cyclic mode";
     }
     // Table references are checked as doubles, before any cast to an integer.
-    const bool cyclic_table = k == kCyclic && p[4] == kCyclicTable;
+    const bool cyclic_table = k == kCyclic && mode == kCyclicTable;
     double offset = 0.0, count = 0.0, entries = 0.0;
-    if (k == kMultiStep) { offset = p[2]; count = p[3]; entries = count; }
-    if (k == kTable) { offset = p[0]; count = p[1]; entries = count; }
-    if (k == kPiecewise) { offset = p[0]; count = p[1]; entries = 2.0 * count + 1.0; }
-    if (k == kPlateau) { offset = p[0]; entries = 1.0; }
-    if (cyclic_table) { offset = p[7]; count = p[8]; entries = count; }
+    if (k == kMultiStep) {
+      offset = p[pm::multistep::kTableOffset];
+      count = p[pm::multistep::kCount];
+      entries = count;
+    }
+    if (k == kTable) {
+      offset = p[pm::table::kTableOffset];
+      count = p[pm::table::kCount];
+      entries = count;
+    }
+    if (k == kPiecewise) {
+      offset = p[pm::piecewise::kTableOffset];
+      count = p[pm::piecewise::kCount];
+      entries = 2.0 * count + 1.0;
+    }
+    if (k == kPlateau) {
+      offset = p[pm::plateau::kTableOffset];
+      entries = 1.0;
+    }
+    if (cyclic_table) {
+      offset = p[pm::cyclic::kTableOffset];
+      count = p[pm::cyclic::kCount];
+      entries = count;
+    }
     if ((k == kTable || cyclic_table) && !(count >= 1.0)) return "a table segment needs at least one value";
     if (!(offset >= 0.0 && count >= 0.0 && offset + entries <= static_cast<double>(table_size)) ||
         offset != floor(offset) || count != floor(count)) {

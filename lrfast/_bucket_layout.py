@@ -1,14 +1,27 @@
-"""Column and row numbers shared by the optimizers, the dispatcher and the kernels.
+"""The bucket layout: column and row numbers shared by the optimizers, the planner and the CPU kernels.
 
 NOTE [bucket layout] A bucket (``lrfast.optim._dispatch.Bucket``) hands a backend
 plain arrays whose columns and rows are named here: the per-group hyperparameters
 (``GROUP_*`` columns of ``Bucket.group_hyper``), the per-tensor data pointers
 (``ROW_*`` rows of ``Bucket.pointers``) and the per-tensor scalars the CPU kernels
-derive once per step (``SCALAR_*``). Pure Python so that the package imports
-without Numba and without torch.
+derive once per step (``SCALAR_*``). Pure Python facts with no C++ twin (the CUDA
+kernels' tables are fused_tables.h's, lrfast._descriptor.FUSED_LAYOUT), so that the
+package imports without Numba and without torch. (The descriptor's layout is
+lrfast/_descriptor.py's.)
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "GROUP_LR", "GROUP_MOMENTUM", "GROUP_BETA2", "GROUP_EPS", "GROUP_WEIGHT_DECAY", "GROUP_DAMPENING",
+    "GROUP_NESTEROV", "GROUP_AMSGRAD", "GROUP_MAXIMIZE", "GROUP_DECOUPLED", "GROUP_LR_SCHEDULED",
+    "GROUP_MOMENTUM_SCHEDULED", "GROUP_COLUMNS", "ROW_PARAM", "ROW_GRAD", "ROW_EXP_AVG", "ROW_MOMENTUM_BUFFER",
+    "ROW_EXP_AVG_SQ", "ROW_MAX_EXP_AVG_SQ", "ROW_STEP", "POINTER_ROWS", "SCALAR_LR", "SCALAR_MOMENTUM",
+    "SCALAR_LERP_COEFF", "SCALAR_BETA2", "SCALAR_ONE_MINUS_BETA2", "SCALAR_BC2_SQRT", "SCALAR_EPS", "SCALAR_DECAY",
+    "SCALAR_WEIGHT_DECAY", "SCALAR_DAMPENING", "SCALAR_SIGN", "SCALAR_GRAD_SCALE", "SCALAR_ONE", "SCALAR_COLUMNS",
+    "FLAG_LERP_SMALL", "FLAG_MODE", "FLAG_COLUMNS", "MODE_AMSGRAD", "MODE_COUPLED_WD", "MODE_DECOUPLED_WD",
+    "MODE_MOMENTUM", "MODE_NESTEROV", "MODE_FRESH"
+]
 
 # -- per-group hyperparameters: Bucket.group_hyper[g, GROUP_*] (float64) -----------
 GROUP_LR = 0             # learning rate (ignored where GROUP_LR_SCHEDULED is 1)
