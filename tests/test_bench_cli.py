@@ -213,9 +213,11 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
 
 
 def test_lrfast_backend_names_what_runs(monkeypatch):
+    # the report's lrfast_kernels / lrfast_backend come from lrfast.optim.backend_status
+    import lrfast.optim
     from lrfast.optim import _dispatch, _fallback
 
-    assert contenders.lrfast_backend("cpu") == (True, "lrfast kernels")
+    assert lrfast.optim.backend_status("cpu") == (True, "lrfast kernels")
 
     def fallback(device):
         import warnings
@@ -223,10 +225,10 @@ def test_lrfast_backend_names_what_runs(monkeypatch):
         warnings.warn("lrfast.optim: Numba is unavailable (x)", RuntimeWarning, stacklevel=2)
         return _fallback.step_bucket
     monkeypatch.setattr(_dispatch, "backend_for", fallback)
-    assert contenders.lrfast_backend("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
+    assert lrfast.optim.backend_status("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
 
     def missing(device):
         raise RuntimeError("lrfast.optim: the CUDA fused path is not available in this build")
     monkeypatch.setattr(_dispatch, "backend_for", missing)
-    assert contenders.lrfast_backend("cuda") == (False,
-                                                 "lrfast.optim: the CUDA fused path is not available in this build")
+    assert lrfast.optim.backend_status("cuda") == (False, "lrfast.optim: the CUDA fused path is not available in "
+                                                          "this build")

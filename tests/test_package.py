@@ -101,3 +101,14 @@ def test_the_tools_import_each_other_one_way():
         for path in files:
             bad = [n for n in _lrfast_imports(path) if any(n == f or n.startswith(f + ".") for f in forbidden)]
             assert bad == [], (str(path.relative_to(ROOT)), bad)
+
+
+def test_the_tools_use_only_the_public_api():
+    tools = ROOT / "lrfast" / "tools"
+    reached = {}
+    for path in sorted(tools.rglob("*.py")):
+        private = [n for n in _lrfast_imports(path) if not n.startswith("lrfast.tools")
+                   and any(part.startswith("_") and not part.startswith("__") for part in n.split("."))]
+        if private:
+            reached[str(path.relative_to(ROOT))] = private
+    assert reached == {}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, get_type_hints
 
 if TYPE_CHECKING:
-    from ..schedules import Schedule
+    from lrfast.schedules import Schedule
 
 __all__ = ["main", "build_parser", "factory_names", "parse_schedule", "UsageError"]
 
@@ -34,7 +34,7 @@ def parse_schedule(spec: str) -> Schedule:
     >>> parse_schedule("join([constant(1.0), linear(1.0, 0.0, 10)], [5])")(10)
     0.5
     """
-    from .. import schedules
+    from lrfast import schedules
 
     factories = set(factory_names())
     try:
@@ -104,7 +104,7 @@ def _positive_int(text: str) -> int:
 
 def factory_names() -> list[str]:
     """The public ``lrfast.schedules`` functions that return a Schedule (what ``plot`` accepts)."""
-    from .. import schedules
+    from lrfast import schedules
 
     return [n for n in schedules.__all__ if n[0].islower() and callable(getattr(schedules, n))
             and get_type_hints(getattr(schedules, n)).get("return") is schedules.Schedule]
@@ -146,7 +146,7 @@ def _check_bench(args: argparse.Namespace) -> None:
     elif args.device == "cuda":
         import torch
 
-        from .. import cuda_status
+        from lrfast import cuda_status
 
         usable, why = cuda_status()
         if not torch.cuda.is_available():
@@ -164,7 +164,7 @@ def _require_matplotlib(what: str) -> None:
 
 def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
     """The command line of ``lrfast`` / ``python -m lrfast``."""
-    from .. import __version__
+    from lrfast import __version__
 
     parser = _Parser(prog=prog, description="lrfast: learning-rate schedules that cost nothing")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
         _check_bench(args)
         return _bench(args, command_line)
     if args.command == "info":
-        from .. import info
+        from lrfast import info
 
         info()
         return 0
@@ -296,7 +296,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
             schedules = [parse_schedule(s) for s in args.specs]
         except (ValueError, TypeError) as exc:  # the factories' argument errors name the factory
             raise UsageError(str(exc).removeprefix("plot: ")) from None
-        from ..plotting import plot
+        from lrfast.plotting import plot
 
         plot(schedules, args.steps, args.output, labels=args.specs, log_y=args.log)
         print(f"wrote {args.output}")

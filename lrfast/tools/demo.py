@@ -22,7 +22,7 @@ def demo_training(print_fn: Callable[[str], None] = print) -> list[float]:
     import torch
     from torch import nn, optim
 
-    from .. import lr_scheduler
+    from lrfast import lr_scheduler
 
     torch.manual_seed(0)
     model = nn.Linear(10, 1)
@@ -74,7 +74,7 @@ def demo_costs(group_counts: Sequence[int] = (1, 10, 100),
     """Time ``scheduler.step()`` for torch and lrfast side by side; print and return the rows."""
     import torch.optim.lr_scheduler as torch_sched
 
-    from .. import lr_scheduler
+    from lrfast import lr_scheduler
 
     rows = []
     print_fn("")

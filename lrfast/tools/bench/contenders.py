@@ -4,11 +4,10 @@ foreach, fused, foreach + capturable in a CUDA graph, lrfast)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SCHEDULERS", "lrfast_backend", "optimizer_contenders", "optimizer_step", "scheduler_steps"]
+__all__ = ["SCHEDULERS", "optimizer_contenders", "optimizer_step", "scheduler_steps"]
 
 SCHEDULERS: dict[str, Callable[[Any, Any], Any]] = {
     "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=1000),
@@ -41,35 +40,12 @@ def optimizer_contenders(device: str) -> list[str]:
     return names
 
 
-def lrfast_backend(device: str = "cpu") -> tuple[bool, str]:
-    """(kernels, why not): whether lrfast's optimizers run lrfast's kernels on ``device``, or
-    torch's fallback code (Numba missing on CPU).
-
-    >>> lrfast_backend("cpu")
-    (True, 'lrfast kernels')
-    """
-    import torch
-
-    from ...optim import _dispatch
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            backend = _dispatch.backend_for(torch.device(device))
-        except RuntimeError as exc:  # a build without lrfast's CUDA kernels
-            return False, str(exc)
-    if getattr(backend, "__module__", "").endswith("._fallback"):
-        why = next((str(w.message) for w in caught), "lrfast.optim runs torch's optimizer code on this device")
-        return False, why
-    return True, "lrfast kernels"
-
-
 def optimizer_step(contender: str, algo: str, params, device: str, groups: int = 1) -> Callable[[], None]:
     """An ``algo`` ("adamw" or "sgd") optimizer of ``contender`` + a cosine scheduler for
     ``params`` (split evenly into ``groups`` groups); returns a zero-argument step."""
     import torch
 
-    from ... import lr_scheduler
+    from lrfast import lr_scheduler
 
     opt_kwargs = {"lr": 1e-3, "weight_decay": 0.01} if algo == "adamw" else {"lr": 1e-2, "momentum": 0.9}
     torch_cls = torch.optim.AdamW if algo == "adamw" else torch.optim.SGD
@@ -82,25 +58,24 @@ def optimizer_step(contender: str, algo: str, params, device: str, groups: int =
         opt = (lrfast.optim.AdamW if algo == "adamw" else lrfast.optim.SGD)(param_groups, **opt_kwargs)
         sched = lr_scheduler.CosineAnnealingLR(opt, T_max=10_000)
     elif contender == "torch foreach+graph":
-        from ... import schedules
-        from ..._backend.cuda import ScalarWriter
+        from lrfast import schedules
 
         lr = torch.tensor(opt_kwargs.pop("lr"), device=device)
         extra = {"capturable": True} if algo == "adamw" else {}
         opt = torch_cls(params, lr=lr, foreach=True, **extra, **opt_kwargs)
-        writer = ScalarWriter([lr], schedules.pack_many([schedules.cosine_annealing(float(lr), 10_000)]))
         counter = torch.zeros((), dtype=torch.int64, device=device)
+        write_lr = lr_scheduler.graph_lr_step([lr], [schedules.cosine_annealing(float(lr), 10_000)], counter)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(3):
                 opt.step()
-                writer.write(0.0, counter=counter, increment=1)
+                write_lr()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             opt.step()
-            writer.write(0.0, counter=counter, increment=1)
+            write_lr()
         return graph.replay
     else:
         flags = {"torch for-loop": {"foreach": False}, "torch foreach": {"foreach": True},

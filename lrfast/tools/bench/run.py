@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
 import os
 import platform
 import statistics
@@ -27,7 +28,7 @@ def _scheduler_rows(groups: Sequence[int], steps: int, rounds: int) -> list[Resu
     of ``steps`` calls each."""
     import torch
 
-    from ... import lr_scheduler
+    from lrfast import lr_scheduler
 
     rows = []
     with warnings.catch_warnings():
@@ -92,6 +93,7 @@ def _meta(device: str, quick: bool, rounds: int, evict_mib: int, command: str) -
     import torch
 
     import lrfast
+    import lrfast.optim
 
     meta = {"machine": f"{platform.machine()} {platform.processor() or ''} ({os.cpu_count()} cores, "
                        f"{torch.get_num_threads()} torch threads)".strip(),
@@ -101,14 +103,13 @@ def _meta(device: str, quick: bool, rounds: int, evict_mib: int, command: str) -
             "quick": quick, "rounds": rounds, "evict_MiB": evict_mib, "cpus": os.cpu_count(),
             "load_average": [timing.load_average()]}
     numba_ok, numba_why = lrfast.numba_status()
-    kernels, backend_why = contenders.lrfast_backend(device)
+    kernels, backend_why = lrfast.optim.backend_status(device)
     meta.update(numba_usable=numba_ok, numba=numba_why, lrfast_kernels=kernels, lrfast_backend=backend_why)
     if numba_ok and device == "cpu":
         import numba
 
-        from ..._numba import threads
-
-        meta["numba_threading_layer"] = f"{threads.describe()}, {numba.get_num_threads()} threads"
+        layer = lrfast.info(io.StringIO())["numba_threading_layer"]  # the report's line, not info()'s print
+        meta["numba_threading_layer"] = f"{layer}, {numba.get_num_threads()} threads"
     return meta
 
 
