@@ -71,16 +71,16 @@ CONTENDERS = {"lrfast": "lrfast", "torch-fused": "torch fused", "torch-graph": "
 
 
 def make_contender(name: str, shapes, seed: int = 0):
-    """Parameters with gradients, and one step of ``name`` (built by lrfast.bench, so that
-    the CLI report and this script time the very same contenders)."""
-    from lrfast.bench import _build
+    """Parameters with gradients, and one step of ``name`` (built by lrfast.tools.bench, so
+    that the CLI report and this script time the very same contenders)."""
+    from lrfast.tools.bench.contenders import optimizer_step
 
     g = torch.Generator(device="cuda").manual_seed(seed)
     params = [torch.nn.Parameter(torch.randn(s, device="cuda", generator=g)) for s in shapes]
     for p in params:
         p.grad = torch.randn(p.shape, device="cuda", generator=g) * 1e-3
     warnings.simplefilter("ignore")
-    return _build(CONTENDERS[name], "adamw", params, "cuda"), params
+    return optimizer_step(CONTENDERS[name], "adamw", params, "cuda"), params
 
 
 def time_device(step, iters: int) -> float:

@@ -39,7 +39,7 @@ import torch
 import lrfast
 import lrfast.optim
 from lrfast import lr_scheduler
-from lrfast.bench import case_of
+from lrfast.tools.bench import case_of
 
 BYTES_PER_ELEMENT = {"AdamW": 28, "SGD": 20}
 M = 2**20

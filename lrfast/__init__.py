@@ -35,7 +35,7 @@ __all__ = ["__version__", "schedules", "lr_scheduler", "optim", "info", "get_inc
 
 # Loaded on first attribute access: lr_scheduler and optim import torch (and optim Numba),
 # which a plain `import lrfast` (the CLI's `info`, a build script's get_include) should not pay for.
-_LAZY_SUBMODULES = frozenset({"schedules", "lr_scheduler", "optim", "integrations", "plotting", "bench"})
+_LAZY_SUBMODULES = frozenset({"schedules", "lr_scheduler", "optim", "integrations", "plotting"})
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ import pytest
 import torch
 from numba_hidden import HIDE_NUMBA
 
-from lrfast import bench
+from lrfast.tools import bench
+from lrfast.tools.bench import cases, contenders, report, results, timing
 
 META = {"machine": "m", "device": "cpu", "torch": "t", "lrfast": "l", "python": "p", "date": "d",
         "command": "python -m lrfast bench", "quick": True, "rounds": 4, "cpus": 2, "load_average": [0.2, 0.3],
@@ -30,7 +31,7 @@ def _row(contender, samples, section="adamw", numel=2**20, case="1 x 1,048,576")
     median = sorted(samples)[len(samples) // 2]
     return {"section": section, "case": case, "contender": contender, "seconds": median, "numel": numel,
             "tensors": 1, "extra": {"samples": samples,
-                                    "GBs": bench.BYTES_PER_ELEMENT[section.split()[-1]] * numel / median / 1e9}}
+                                    "GBs": cases.BYTES_PER_ELEMENT[section.split()[-1]] * numel / median / 1e9}}
 
 
 # floor at 1M AdamW elements: 28 * 2**20 / 15e9 s = 1.957 ms
@@ -60,7 +61,7 @@ def test_cells_show_median_iqr_ratio_spread_and_the_floor(tmp_path):
 def test_the_ratio_is_the_median_of_per_round_ratios():
     fused = bench.Result("adamw", "c", "torch fused", 0, extra={"samples": [1.0, 10.0, 1.0]})
     ours = bench.Result("adamw", "c", "lrfast", 0, extra={"samples": [0.5, 10.0, 1.0]})
-    assert bench._ratios(fused, ours) == [2.0, 1.0, 1.0]  # the slow round 2 slowed both sides
+    assert results.ratios(fused, ours) == [2.0, 1.0, 1.0]  # the slow round 2 slowed both sides
     assert bench.spread([2.0, 1.0, 1.0])["median"] == 1.0
 
 
@@ -88,7 +89,7 @@ def test_the_fallback_is_named_in_the_header_and_a_warning(tmp_path):
     out = _report(tmp_path, meta)
     assert "**Warning: the lrfast column measures torch's fallback code, not lrfast's kernels: " \
            "lrfast.optim: Numba is unavailable (x).**" in out
-    assert f"| layout | bandwidth floor | torch fused | {bench.FALLBACK_COLUMN} | ratio vs fused |" in out
+    assert f"| layout | bandwidth floor | torch fused | {report.FALLBACK_COLUMN} | ratio vs fused |" in out
 
 
 def test_a_run_saved_before_rounds_were_kept_still_regenerates(tmp_path):
@@ -130,9 +131,9 @@ def test_targets_table_from_a_saved_run(tmp_path):
 
 def _tiny_run(monkeypatch, load: float):
     """run_bench on one small case, 3 rounds, no eviction, a fake load average."""
-    monkeypatch.setattr(bench, "_cases", lambda quick, device: [bench.case_of([4096]), bench.case_of([64] * 8)])
-    monkeypatch.setattr(bench, "PROBE_ELEMENTS", 2**16)
-    monkeypatch.setattr(bench, "_load_average", lambda: load)
+    monkeypatch.setattr(cases, "curve_cases", lambda quick, device: [bench.case_of([4096]), bench.case_of([64] * 8)])
+    monkeypatch.setattr(timing, "PROBE_ELEMENTS", 2**16)
+    monkeypatch.setattr(timing, "load_average", lambda: load)
     return bench.run_bench(quick=True, groups=(1,), cache_mib=0, show_progress=False, rounds=3)
 
 
@@ -148,29 +149,30 @@ def test_a_run_keeps_every_round_and_samples_the_load(monkeypatch):
                                                   for c in ("1 x 4,096", "8 x 64 = 512")}
     assert all(len(r.extra["samples"]) == 3 and r.seconds == sorted(r.extra["samples"])[1] for r in opt)
     sched = [r for r in rows if r.section == "scheduler"]
-    assert len(sched) == 2 * len(bench._SCHEDULERS) and all(len(r.extra["samples"]) == 3 for r in sched)
-    text = bench._markdown(meta, rows)
+    assert len(sched) == 2 * len(contenders.SCHEDULERS) and all(len(r.extra["samples"]) == 3 for r in sched)
+    text = bench.markdown(meta, rows)
     assert "**Warning: load average 7.0 -> 7.0 (start -> end, highest 7.0) on" in text
     meta["load_average"] = [0.0] * len(meta["load_average"])
-    assert "Warning: load average" not in bench._markdown(meta, rows)
+    assert "Warning: load average" not in bench.markdown(meta, rows)
     for r in opt:  # the floor lies below every round of every row (cache evicted or not, these are tiny)
         assert min(r.extra["samples"]) > bench.floor_seconds(meta, r.section, r.numel), r
 
 
 BENCH_WITHOUT_NUMBA = HIDE_NUMBA + textwrap.dedent('''
-    from lrfast import bench
-    bench._cases = lambda quick, device: [bench.case_of([4096])]
-    bench.PROBE_ELEMENTS = 2**16
+    from lrfast.tools import bench
+    from lrfast.tools.bench import cases, timing
+    cases.curve_cases = lambda quick, device: [bench.case_of([4096])]
+    timing.PROBE_ELEMENTS = 2**16
     meta, rows = bench.run_bench(quick=True, groups=(1,), cache_mib=0, show_progress=False, rounds=2)
     assert meta["lrfast_kernels"] is False and "Numba is unavailable" in meta["lrfast_backend"], meta
-    print(bench._markdown(meta, rows))
+    print(bench.markdown(meta, rows))
 ''')
 
 
 def test_with_numba_hidden_the_lrfast_column_says_fallback():
     proc = subprocess.run([sys.executable, "-c", BENCH_WITHOUT_NUMBA], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert f"| layout | bandwidth floor | torch for-loop | torch foreach | torch fused | {bench.FALLBACK_COLUMN} |" \
+    assert f"| layout | bandwidth floor | torch for-loop | torch foreach | torch fused | {report.FALLBACK_COLUMN} |" \
            in proc.stdout
     assert "**Warning: the lrfast column measures torch's fallback code, not lrfast's kernels: lrfast.optim: " \
            "Numba is unavailable" in proc.stdout
@@ -179,9 +181,9 @@ def test_with_numba_hidden_the_lrfast_column_says_fallback():
 def test_curves_have_enough_sizes_and_quick_labels_are_real():
     for device in ("cpu", "cuda"):
         for quick, least in ((False, 5), (True, 3)):
-            cases = bench._cases(quick, device)
-            assert len([c for c in cases if len(c.shapes) == 1]) >= least, (device, quick)
-            for c in cases:  # the label states the elements built
+            built = cases.curve_cases(quick, device)
+            assert len([c for c in built if len(c.shapes) == 1]) >= least, (device, quick)
+            for c in built:  # the label states the elements built
                 assert f"{c.numel:,}" in c.name and (len(c.shapes) == 1 or f"{len(c.shapes):,} x" in c.name)
     assert bench.case_of([4096] * 1000, groups=100).name == "100 groups x 10 tensors x 4,096 = 4,096,000"
 
@@ -211,9 +213,11 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
 
 
 def test_lrfast_backend_names_what_runs(monkeypatch):
+    # the report's lrfast_kernels / lrfast_backend come from lrfast.optim.backend_status
+    import lrfast.optim
     from lrfast.optim import _dispatch, _fallback
 
-    assert bench.lrfast_backend("cpu") == (True, "lrfast kernels")
+    assert lrfast.optim.backend_status("cpu") == (True, "lrfast kernels")
 
     def fallback(device):
         import warnings
@@ -221,9 +225,10 @@ def test_lrfast_backend_names_what_runs(monkeypatch):
         warnings.warn("lrfast.optim: Numba is unavailable (x)", RuntimeWarning, stacklevel=2)
         return _fallback.step_bucket
     monkeypatch.setattr(_dispatch, "backend_for", fallback)
-    assert bench.lrfast_backend("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
+    assert lrfast.optim.backend_status("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
 
     def missing(device):
         raise RuntimeError("lrfast.optim: the CUDA fused path is not available in this build")
     monkeypatch.setattr(_dispatch, "backend_for", missing)
-    assert bench.lrfast_backend("cuda") == (False, "lrfast.optim: the CUDA fused path is not available in this build")
+    assert lrfast.optim.backend_status("cuda") == (False, "lrfast.optim: the CUDA fused path is not available in "
+                                                          "this build")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import lrfast
-from lrfast.cli import build_parser, factory_names, main
+from lrfast.tools.cli import build_parser, factory_names, main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -154,7 +154,7 @@ def test_every_option_has_help_with_its_default():
 
 
 def test_demo_training_is_the_readme_example():
-    from lrfast.cli import demo_training
+    from lrfast.tools.demo import demo_training
 
     lines: list[str] = []
     lrs = demo_training(lines.append)

@@ -529,3 +529,39 @@ def test_scalar_writer_counter_mode_advances_in_graph_replays(dev3):
     assert int(counter) == 12
     with pytest.raises(RuntimeError, match="cannot be captured in a CUDA graph"):
         dev3.capture(lambda: writer.write(5.0))  # a host step would be frozen into the graph
+
+
+def test_graph_lr_step_advances_tensor_lrs_in_graph_replays(dev3):
+    # the public door to the counter mode above (the bench's "torch foreach+graph" contender)
+    from lrfast import schedules as S
+
+    schedules = [S.cosine_annealing(0.1, 20), S.warmup_cosine_decay(0.0, 0.02, 3, 10)]
+    lrs = [torch.tensor(1.0, device=dev3.device), torch.tensor(1.0, dtype=torch.float64, device=dev3.device)]
+    counter = torch.zeros((), dtype=torch.int64, device=dev3.device)
+    write = FL.graph_lr_step(lrs, schedules, counter)
+    write()  # eager: step 1
+    dev3.api.synchronize()
+    assert int(counter) == 1 and [float(x) for x in lrs] == pytest.approx([s(1) for s in schedules], rel=1e-7)
+    graph = dev3.capture(write)
+    for t in range(2, 9):
+        graph.replay()
+        dev3.api.synchronize()
+        assert [float(x) for x in lrs] == pytest.approx([s(t) for s in schedules], rel=1e-7), f"replay at step {t}"
+    assert int(counter) == 8
+
+
+def test_graph_lr_step_checks_its_arguments(dev):
+    from lrfast import schedules as S
+
+    lr, cosine = torch.tensor(0.1, device=dev.device), S.cosine_annealing(0.1, 20)
+    counter = torch.zeros((), dtype=torch.int64, device=dev.device)
+    with pytest.raises(ValueError, match="graph_lr_step: .* got 1 schedules for 2 LR tensors"):
+        FL.graph_lr_step([lr, lr.clone()], [cosine], counter)
+    with pytest.raises(TypeError, match=r"graph_lr_step: lrs must be torch.Tensors .* \['float'\]"):
+        FL.graph_lr_step([0.1], [cosine], counter)
+    with pytest.raises(TypeError, match="graph_lr_step: counter must be a one-element torch.int64 tensor .* got "
+                                        "torch.float32 with 1 elements"):
+        FL.graph_lr_step([lr], [cosine], torch.zeros((), device=dev.device))
+    with pytest.raises(TypeError, match="counter must be .* got torch.int64 with 2 elements"):
+        FL.graph_lr_step([lr], [cosine], torch.zeros(2, dtype=torch.int64, device=dev.device))
+    assert float(lr) == pytest.approx(0.1)  # nothing written

@@ -14,7 +14,7 @@ import lrfast
 # __main__ runs the CLI when imported; _C is the compiled module (no Python docstrings).
 NOT_IMPORTED = {"lrfast.__main__", "lrfast._C"}
 PUBLIC_MODULES = ["lrfast", "lrfast.schedules", "lrfast.lr_scheduler", "lrfast.optim", "lrfast.plotting",
-                  "lrfast.cli", "lrfast.numba", "lrfast.integrations.transformers"]
+                  "lrfast.tools.cli", "lrfast.numba", "lrfast.integrations.transformers"]
 
 
 def _module_names() -> list[str]:
@@ -39,7 +39,7 @@ def test_the_public_modules_are_walked_and_have_examples():
     names = {t.name for t in DOCTESTS}
     assert set(PUBLIC_MODULES) <= set(_module_names())
     for module in ["lrfast", "lrfast.schedules", "lrfast.optim", "lrfast.lr_scheduler", "lrfast.plotting",
-                   "lrfast.cli"]:
+                   "lrfast.tools.cli"]:
         assert any(n == module or n.startswith(module + ".") for n in names), module
     assert len(DOCTESTS) >= 45
 

@@ -1,8 +1,10 @@
 """What a newcomer gets from the package itself: a cheap ``import lrfast`` that still reaches
-every public submodule, the license the metadata declares, a changelog."""
+every public submodule, the license the metadata declares, a changelog; and the tools
+(``lrfast.tools``: cli, demo, bench) kept out of the library, importing each other one way."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +59,56 @@ def test_changelog_has_an_unreleased_section_and_the_current_version():
     text = (ROOT / "CHANGELOG.md").read_text()
     assert text.startswith("# Changelog")
     assert "\n## Unreleased\n" in text and f"\n## {lrfast.__version__}\n" in text
+
+
+def _lrfast_imports(path: Path) -> set[str]:
+    """The lrfast names ``path`` imports, absolute (relative imports resolved; ``from . import x``
+    gives ``package.x``, which is a module or an attribute of the package)."""
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + (node.module.split(".") if node.module else []))
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name == "lrfast" or name.startswith("lrfast.")}
+
+
+def _library_modules() -> list[Path]:
+    return sorted((ROOT / "lrfast").rglob("*.py"))
+
+
+def test_nothing_in_the_library_imports_the_tools():
+    tools = ROOT / "lrfast" / "tools"
+    offenders = {str(p.relative_to(ROOT)): sorted(n for n in _lrfast_imports(p) if n.startswith("lrfast.tools"))
+                 for p in _library_modules() if tools not in p.parents and p.name != "__main__.py"}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert "tools" not in lrfast._LAZY_SUBMODULES and "bench" not in lrfast._LAZY_SUBMODULES
+    main = _lrfast_imports(ROOT / "lrfast" / "__main__.py")
+    assert main == {"lrfast.tools.cli.main"}, main
+
+
+def test_the_tools_import_each_other_one_way():
+    # cli -> demo, cli -> bench -> progress; never back (the bench once imported the cli's namespace)
+    above = {"progress": {"lrfast.tools.bench", "lrfast.tools.demo", "lrfast.tools.cli"},
+             "demo": {"lrfast.tools.bench", "lrfast.tools.cli", "lrfast.tools.progress"},
+             "bench": {"lrfast.tools.demo", "lrfast.tools.cli"}}
+    tools = ROOT / "lrfast" / "tools"
+    for name, forbidden in above.items():
+        files = sorted((tools / name).rglob("*.py")) if (tools / name).is_dir() else [tools / f"{name}.py"]
+        for path in files:
+            bad = [n for n in _lrfast_imports(path) if any(n == f or n.startswith(f + ".") for f in forbidden)]
+            assert bad == [], (str(path.relative_to(ROOT)), bad)
+
+
+def test_the_tools_use_only_the_public_api():
+    tools = ROOT / "lrfast" / "tools"
+    reached = {}
+    for path in sorted(tools.rglob("*.py")):
+        private = [n for n in _lrfast_imports(path) if not n.startswith("lrfast.tools")
+                   and any(part.startswith("_") and not part.startswith("__") for part in n.split("."))]
+        if private:
+            reached[str(path.relative_to(ROOT))] = private
+    assert reached == {}

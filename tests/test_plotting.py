@@ -1,4 +1,4 @@
-"""lrfast.plot (PNG rendering and the data on its axes) and the progress bar (lrfast._progress)."""
+"""lrfast.plot (PNG rendering and the data on its axes) and the progress bar (lrfast.tools.progress)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import torch
 import lrfast
 from lrfast import lr_scheduler
 from lrfast import schedules as S
-from lrfast._progress import Progress, track
 from lrfast.integrations.transformers import get_wsd_schedule
+from lrfast.tools.progress import Progress, track
 
 matplotlib.use("Agg")  # no display: render to files (switching after pyplot's import is allowed)
 

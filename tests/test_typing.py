@@ -23,7 +23,7 @@ import lrfast
 ROOT = Path(__file__).resolve().parent.parent
 # lrfast.numba's functions are Numba dispatchers, typed when they compile.
 PUBLIC_MODULES = ["lrfast", "lrfast.schedules", "lrfast.optim", "lrfast.lr_scheduler", "lrfast.plotting",
-                  "lrfast.cli", "lrfast.integrations.transformers"]
+                  "lrfast.tools.cli", "lrfast.integrations.transformers"]
 
 
 def _public_functions():

@@ -27,11 +27,12 @@ from ._classes import (
 )
 from ._composite import ChainedScheduler, SequentialLR
 from ._functional import FunctionalLR
+from ._graph import graph_lr_step
 from ._plateau import ReduceLROnPlateau
 
 __all__ = [
     "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
     "ExponentialLR", "SequentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler",
     "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts", "SWALR",
-    "FunctionalLR",
+    "FunctionalLR", "graph_lr_step",
 ]

@@ -17,5 +17,6 @@ True
 from ._adam import Adam, AdamW
 from ._scheduled import ScheduledOptimizer
 from ._sgd import SGD
+from ._status import backend_status
 
-__all__ = ["SGD", "Adam", "AdamW", "ScheduledOptimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "ScheduledOptimizer", "backend_status"]

@@ -12,92 +12,15 @@ import argparse
 import ast
 import json
 import os
-import statistics
 import sys
 import textwrap
-import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, get_type_hints
 
 if TYPE_CHECKING:
-    from .schedules import Schedule
+    from lrfast.schedules import Schedule
 
-__all__ = ["main", "build_parser", "parse_schedule", "UsageError"]
-
-
-# -- demo ------------------------------------------------------------------------------
-
-def demo_training(print_fn: Callable[[str], None] = print) -> list[float]:
-    """The README example: nn.Linear(10, 1), SGD(lr=0.1), StepLR(step_size=10, gamma=0.9), 30 epochs."""
-    import torch
-    from torch import nn, optim
-
-    from . import lr_scheduler
-
-    torch.manual_seed(0)
-    model = nn.Linear(10, 1)
-    optimizer = optim.SGD(model.parameters(), lr=0.1)
-    scheduler = lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.9)
-    inputs, targets = torch.randn(64, 10), torch.randn(64, 1)
-    lrs = []
-    for epoch in range(30):
-        optimizer.zero_grad()
-        loss = nn.functional.mse_loss(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        lrs.append(float(scheduler.get_last_lr()[0]))
-        print_fn(f"Epoch {epoch + 1}: Learning Rate = {scheduler.get_last_lr()[0]:.5f}")
-    return lrs
-
-
-_DEMO_SCHEDULERS: dict[str, Callable[[Any, Any], Any]] = {
-    "StepLR": lambda m, o: m.StepLR(o, step_size=30, gamma=0.5),
-    "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=1000),
-    "OneCycleLR": lambda m, o: m.OneCycleLR(o, max_lr=0.1, total_steps=100_000),
-    "LambdaLR": lambda m, o: m.LambdaLR(o, lambda t: 0.999**t),
-}
-
-
-def time_scheduler_step(module: Any, make: Callable[[Any, Any], Any], groups: int, steps: int = 300,
-                        repeats: int = 5) -> float:
-    """Median µs per ``scheduler.step()`` over ``repeats`` runs of ``steps`` steps."""
-    import torch
-
-    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(groups)]
-    opt = torch.optim.SGD([{"params": [p], "lr": 0.01 * (1 + i % 7)} for i, p in enumerate(params)],
-                          lr=0.01, momentum=0.9)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sched = make(module, opt)
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(steps):
-                sched.step()
-            samples.append((time.perf_counter() - start) / steps * 1e6)
-    return statistics.median(samples)
-
-
-def demo_costs(group_counts: Sequence[int] = (1, 10, 100),
-               print_fn: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Time ``scheduler.step()`` for torch and lrfast side by side; print and return the rows."""
-    import torch.optim.lr_scheduler as torch_sched
-
-    from . import lr_scheduler
-
-    rows = []
-    print_fn("")
-    print_fn("scheduler.step() host cost, µs per call (median of 5 x 300 calls; torch and lrfast in one run)")
-    print_fn(f"{'scheduler':<20} {'groups':>6} {'torch':>9} {'lrfast':>9} {'speedup':>8}")
-    for name, make in _DEMO_SCHEDULERS.items():
-        for groups in group_counts:
-            t_torch = time_scheduler_step(torch_sched, make, groups)
-            t_fast = time_scheduler_step(lr_scheduler, make, groups)
-            rows.append({"scheduler": name, "groups": groups, "torch_us": t_torch, "lrfast_us": t_fast})
-            print_fn(f"{name:<20} {groups:>6} {t_torch:>9.2f} {t_fast:>9.2f} {t_torch / t_fast:>7.1f}x")
-    return rows
+__all__ = ["main", "build_parser", "factory_names", "parse_schedule", "UsageError"]
 
 
 # -- plot ------------------------------------------------------------------------------
@@ -107,11 +30,11 @@ def parse_schedule(spec: str) -> Schedule:
     ``"join([constant(1.0), linear(1.0, 0.0, 10)], [5])"``: only lrfast.schedules
     factories and literal arguments are allowed (nothing is evaluated otherwise).
 
-    >>> from lrfast.cli import parse_schedule
+    >>> from lrfast.tools.cli import parse_schedule
     >>> parse_schedule("join([constant(1.0), linear(1.0, 0.0, 10)], [5])")(10)
     0.5
     """
-    from . import schedules
+    from lrfast import schedules
 
     factories = set(factory_names())
     try:
@@ -181,7 +104,7 @@ def _positive_int(text: str) -> int:
 
 def factory_names() -> list[str]:
     """The public ``lrfast.schedules`` functions that return a Schedule (what ``plot`` accepts)."""
-    from . import schedules
+    from lrfast import schedules
 
     return [n for n in schedules.__all__ if n[0].islower() and callable(getattr(schedules, n))
             and get_type_hints(getattr(schedules, n)).get("return") is schedules.Schedule]
@@ -223,7 +146,7 @@ def _check_bench(args: argparse.Namespace) -> None:
     elif args.device == "cuda":
         import torch
 
-        from . import cuda_status
+        from lrfast import cuda_status
 
         usable, why = cuda_status()
         if not torch.cuda.is_available():
@@ -241,7 +164,7 @@ def _require_matplotlib(what: str) -> None:
 
 def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
     """The command line of ``lrfast`` / ``python -m lrfast``."""
-    from . import __version__
+    from lrfast import __version__
 
     parser = _Parser(prog=prog, description="lrfast: learning-rate schedules that cost nothing")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -296,17 +219,43 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
     return parser
 
 
+def _bench(args: argparse.Namespace, command_line: str) -> int:
+    """Measure (or load a saved run), then print and write the report; ``command_line`` is kept in the JSON."""
+    from . import bench
+
+    if args.from_json:
+        meta, rows = bench.load_json(args.from_json)
+    elif args.targets:
+        meta, rows = bench.run_targets(args.cache_mib, show_progress=not args.no_progress, rounds=args.rounds,
+                                       command=command_line)
+    else:
+        meta, rows = bench.run_bench(args.device, args.quick, cache_mib=args.cache_mib,
+                                     show_progress=not args.no_progress, rounds=args.rounds,
+                                     command=command_line)
+    table = bench.markdown(meta, rows)
+    print(table)
+    if args.json and not args.from_json:
+        bench.save_json(args.json, meta, rows)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+    if args.plot:
+        bench.plot(rows, meta, args.plot)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "lrfast") -> int:
     """Run the command line; returns the exit status (0 ok, 1 a failed write, 2 a usage error).
 
-    >>> from lrfast.cli import main
+    >>> from lrfast.tools.cli import main
     >>> main(["info"]) == 0  # doctest: +ELLIPSIS
     lrfast ...
     True
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
     try:
-        return _run(args)
+        return _run(args, " ".join([prog, *argv]))
     except UsageError as exc:
         print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -318,18 +267,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "lrfast") -> int:
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, command_line: str) -> int:
     if args.command == "demo":
+        from .demo import demo_costs, demo_training
+
         demo_training()
         demo_costs(args.groups)
         return 0
     if args.command == "bench":
         _check_bench(args)
-        from .bench import main as bench_main
-
-        return bench_main(args)
+        return _bench(args, command_line)
     if args.command == "info":
-        from . import info
+        from lrfast import info
 
         info()
         return 0
@@ -347,7 +296,7 @@ def _run(args: argparse.Namespace) -> int:
             schedules = [parse_schedule(s) for s in args.specs]
         except (ValueError, TypeError) as exc:  # the factories' argument errors name the factory
             raise UsageError(str(exc).removeprefix("plot: ")) from None
-        from .plotting import plot
+        from lrfast.plotting import plot
 
         plot(schedules, args.steps, args.output, labels=args.specs, log_y=args.log)
         print(f"wrote {args.output}")
