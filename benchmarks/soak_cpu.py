@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         bad = [v for v in chosen[key] if v not in allowed]
         if bad:
             parser.error(f"--{key}: {bad} not among {list(allowed)}")
-    from lrfast._numba import threads
+    from lrfast._backend import cpu_threads as threads
 
     header = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
               "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -19,7 +19,7 @@ import sys
 CHILD = r"""
 import json, sys, time, torch, lrfast.optim
 from lrfast import _config
-from lrfast._numba import threads
+from lrfast._backend import cpu_threads as threads
 mode, n, rounds, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 if mode == "serial":
     _config.PARALLEL_MIN_CHUNKS = 2**62

@@ -158,7 +158,7 @@ def numba_status() -> tuple[bool, str]:
 def _numba_threading() -> str:
     try:
         from ._backend import cpu  # noqa: F401 - imports the kernels, which set the layer preference
-        from ._numba import threads
+        from ._backend import cpu_threads as threads
     except ImportError as exc:
         return f"none (numba unavailable: {exc})"
     return threads.describe()

@@ -18,7 +18,7 @@ __all__ = ["CHUNK_SIZE", "PARALLEL_MIN_CHUNKS"]
 CHUNK_SIZE: int = 16384
 
 # A bucket of fewer chunks than this runs the serial twin of its kernel on the calling
-# thread (NOTE [serial twins] in lrfast/_numba/kernels.py): a serial call never enters
+# thread (NOTE [serial twins] in lrfast/_backend/cpu_kernels.py): a serial call never enters
 # the threading layer. Below 8 chunks (128 Ki elements, some 100-200 us of AdamW on one
 # core) waking a team saves little on a quiet machine and can cost a scheduler quantum
 # per step on a busy one: on the shared 2-core machine (load 12) a 17K-element AdamW

@@ -215,7 +215,8 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
 def test_lrfast_backend_names_what_runs(monkeypatch):
     # the report's lrfast_kernels / lrfast_backend come from lrfast.optim.backend_status
     import lrfast.optim
-    from lrfast.optim import _dispatch, _fallback
+    from lrfast._backend import fallback as _fallback
+    from lrfast.optim import _dispatch
 
     assert lrfast.optim.backend_status("cpu") == (True, "lrfast kernels")
 

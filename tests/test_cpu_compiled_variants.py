@@ -20,11 +20,11 @@ import torch
 numba = pytest.importorskip("numba")
 
 import lrfast  # noqa: E402
-from lrfast._numba import kernels as K  # noqa: E402
+from lrfast._backend import cpu_kernels as K  # noqa: E402
 
 CHILD = r"""
 import json, sys, torch, lrfast, lrfast.optim, lrfast.lr_scheduler
-from lrfast._numba import kernels as K
+from lrfast._backend import cpu_kernels as K
 torch.manual_seed(0)
 case = sys.argv[1]
 p = torch.nn.Parameter(torch.randn(100))

@@ -1,5 +1,5 @@
 """CPU: the Numba threading layer lrfast picks, and its safety over threads, forks and long runs
-(NOTE [threading layer] in lrfast/_numba/threads.py).
+(NOTE [threading layer] in lrfast/_backend/cpu_threads.py).
 
 The layer is chosen once per process, so every case runs in a fresh interpreter."""
 
@@ -22,7 +22,7 @@ CHILD_PRELUDE = textwrap.dedent("""
     import torch
     import lrfast.optim, lrfast.lr_scheduler
     from lrfast import _config
-    from lrfast._numba import threads
+    from lrfast._backend import cpu_threads as threads
     _config.CHUNK_SIZE = 64  # 1,000 elements = 16 chunks: the parallel kernels run
 
     def make(seed, n=1000):

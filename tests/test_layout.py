@@ -13,7 +13,7 @@ import lrfast
 from lrfast import _C
 from lrfast import _descriptor as layout
 from lrfast import schedules as S
-from lrfast._numba import cache
+from lrfast import _numba_cache as cache
 
 PACKAGE = Path(lrfast.__file__).resolve().parent
 

@@ -10,7 +10,7 @@ import pytest
 from lrfast import _C
 from lrfast import schedules as S
 from lrfast._descriptor import Kind
-from lrfast._numba import schedule as numba_schedule
+from lrfast import numba as numba_schedule
 
 N_STEPS = 10_000
 

@@ -3,7 +3,7 @@
 :func:`step_bucket` is the CPU ``step_bucket`` of NOTE [bucket contract]
 (``lrfast/optim/_dispatch.py``): it checks a bucket once per structure, derives and
 keeps the kernel's tables (storage dtype, chunk map, scratch for per-tensor scalars),
-and calls the kernel of ``lrfast/_numba/kernels.py``. :func:`warmup` compiles (or
+and calls the kernel of ``lrfast/_backend/cpu_kernels.py``. :func:`warmup` compiles (or
 loads from Numba's cache) the kernels ahead of the first step.
 """
 
@@ -18,8 +18,8 @@ import torch
 from .. import _C, _config
 from .. import _bucket_layout as bucket_layout
 from .. import _descriptor as descriptor_layout
-from .._numba import kernels as K
-from .._numba import threads
+from . import cpu_kernels as K
+from . import cpu_threads as threads
 
 __all__ = ["step_bucket", "chunk_map", "warmup", "ModeChooser"]
 
@@ -45,7 +45,7 @@ def _readonly(array: np.ndarray) -> np.ndarray:
 # NOTE [group values] A bucket's packed schedules are evaluated here, on the host, by
 # the compiled header (``_C.evaluate_rows_trusted``: one call, every group at its own
 # step) and reach the kernel as one float64 per group. Evaluating them inside the Numba
-# kernel (``lrfast._numba.schedule``) gave the same values but cost about 2.5 s of
+# kernel (``lrfast.numba``) gave the same values but cost about 2.5 s of
 # compilation on every cold cache, for G scalar evaluations per step; the call costs
 # about a microsecond. The Numba twin stays for users' own Numba kernels
 # (docs/extending.md) and is tested against the header line for line.
@@ -254,7 +254,7 @@ def step_bucket(bucket) -> None:
         return
     tables = _tables(bucket)
     args = _kernel_args(bucket, tables)
-    # NOTE [threading layer] in lrfast/_numba/threads.py, NOTE [parallel or serial]
+    # NOTE [threading layer] in lrfast/_backend/cpu_threads.py, NOTE [parallel or serial]
     if tables.chunk_tensor.shape[0] < tables.parallel_min_chunks or not threads.parallel_allowed():
         tables.serial(*args)
         return

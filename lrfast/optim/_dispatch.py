@@ -6,7 +6,7 @@ and calls, once per bucket, the backend of the bucket's device::
     step_bucket(bucket: Bucket) -> None
 
 - ``cpu``:  ``lrfast._backend.cpu.step_bucket`` (the Numba kernels), or, when Numba is
-  not installed, ``lrfast.optim._fallback.step_bucket`` (torch's own functional code);
+  not installed, ``lrfast._backend.fallback.step_bucket`` (torch's own functional code);
 - ``cuda``: ``lrfast._backend.cuda_optim.step_bucket``, imported on first use; a build
   without that module raises a ``RuntimeError`` saying so.
 
@@ -183,7 +183,7 @@ def _cpu_backend() -> Callable[[Bucket], None]:
             _warned_no_numba = True
             warnings.warn(f"lrfast.optim: Numba is unavailable ({exc}); CPU parameters fall back to torch's "
                           "optimizer code (pip install numba for the fused kernels)", RuntimeWarning, stacklevel=4)
-        from . import _fallback
+        from .._backend import fallback as _fallback
         return _fallback.step_bucket
     return cpu.step_bucket
 

@@ -27,7 +27,7 @@ def backend_status(device: str | torch.device = "cpu") -> tuple[bool, str]:
             backend = _dispatch.backend_for(torch.device(device))
         except RuntimeError as exc:  # a build without lrfast's CUDA kernels, a device type lrfast does not step
             return False, str(exc)
-    if getattr(backend, "__module__", "").endswith("._fallback"):
+    if getattr(backend, "__module__", "") == "lrfast._backend.fallback":
         # the fallback warns once per process: later calls give the general reason
         why = next((str(w.message) for w in caught), "lrfast.optim runs torch's optimizer code on this device")
         return False, why

@@ -38,8 +38,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .. import _bucket_layout as bucket_layout
-from . import threads
-from .cache import drop_stale_cache
+from . import cpu_threads as threads
+from .._numba_cache import drop_stale_cache
 
 threads.configure()  # before any parallel kernel runs: NOTE [threading layer]
 
@@ -378,7 +378,7 @@ def _sgd_scalars(values, scalars, flags, pointers, numels, tensor_group, group_h
 # compiled from a copy of the function renamed ``<name>_serial`` (``_twins``): one
 # function compiled both ways would load the wrong twin. The serial twin serves buckets
 # too small to share and forked children of an OpenMP process (NOTE [threading layer]
-# in ``lrfast/_numba/threads.py``).
+# in ``lrfast/_backend/cpu_threads.py``).
 
 def _twins(func, name: str):
     """(parallel, serial) dispatchers of ``func``, cached under ``name`` and ``name_serial``."""
@@ -437,7 +437,7 @@ SERIAL_KERNELS = {"adam": adam_step_serial, "sgd": sgd_step_serial}
 # -- cache hygiene -------------------------------------------------------------------------------------------
 
 def _bucket_layout_digest() -> str:
-    """A digest of the bucket layout's constants, which these kernels compile in (lrfast._numba.cache)."""
+    """A digest of the bucket layout's constants, which these kernels compile in (lrfast._numba_cache)."""
     constants = sorted((k, v) for k, v in vars(bucket_layout).items() if k.isupper())
     return hashlib.sha1(repr(constants).encode()).hexdigest()
 

@@ -92,7 +92,7 @@ def configure() -> bool:
 def layer() -> str:
     """The threading layer in use, launching Numba's threads if none runs yet.
 
-    >>> from lrfast._numba import threads
+    >>> from lrfast._backend import cpu_threads as threads
     >>> threads.layer() in ("omp", "tbb", "workqueue")
     True
     """

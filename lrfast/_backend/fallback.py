@@ -1,6 +1,6 @@
 """CPU buckets through torch's own functional optimizers, for when Numba is missing.
 
-The same NOTE [bucket contract] as the Numba backend (``lrfast/optim/_dispatch.py``),
+The same NOTE [bucket contract] as the Numba backend (``lrfast/_backend/bucket.py``),
 built from ``torch.optim.adam.adam`` / ``torch.optim.sgd.sgd`` (``foreach=False``) one
 group at a time, with the scheduled values evaluated on the host by ``lrfast._C``.
 Slower than the fused kernels, and torch's numerics rather than the kernels' (they

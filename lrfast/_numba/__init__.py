@@ -1,1 +1,0 @@
-"""Numba twins of the compiled core (CPU). Importing this package needs Numba."""
