@@ -12,8 +12,8 @@ import pytest
 import lrfast
 from lrfast import _C
 from lrfast import _descriptor as layout
-from lrfast import schedules as S
 from lrfast import _numba_cache as cache
+from lrfast import schedules as S
 
 PACKAGE = Path(lrfast.__file__).resolve().parent
 

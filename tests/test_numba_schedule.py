@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from lrfast import _C
+from lrfast import numba as numba_schedule
 from lrfast import schedules as S
 from lrfast._descriptor import Kind
-from lrfast import numba as numba_schedule
 
 N_STEPS = 10_000
 

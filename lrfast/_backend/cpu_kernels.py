@@ -38,8 +38,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .. import _bucket_layout as bucket_layout
-from . import cpu_threads as threads
 from .._numba_cache import drop_stale_cache
+from . import cpu_threads as threads
 
 threads.configure()  # before any parallel kernel runs: NOTE [threading layer]
 
