@@ -37,8 +37,10 @@ import torch
 from .. import _C
 from .. import _layout as L
 from .._backend import device_api
+from .._compile import attach
+from .._scheduling_protocol import bind_scheduler, host_float
 from ..schedules import Packed, Schedule, Segment, chain, pack_many
-from ._base import LRScheduler, _Writer, as_float, bind_to_optimizer, optimizer_device
+from ._base import LRScheduler, _Writer, optimizer_device
 
 __all__ = ["ReduceLROnPlateau"]
 
@@ -270,11 +272,12 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
             for group in groups:
                 initial = group["lr"].clone() if isinstance(group["lr"], torch.Tensor) else group["lr"]
                 group.setdefault("initial_lr", initial)
-                bases.append(as_float(group["initial_lr"]))
+                bases.append(host_float(group["initial_lr"], sync=True))
             self._lrfast_schedules = [base * s for base, s in zip(bases, what)]
         self._lrfast_factors = [1.0] * len(groups)
         self._lrfast_apply_host(None)
-        bind_to_optimizer(self)  # replaces an inner scheduler's binding: this one writes the groups
+        attach(self)  # its compiled-step handle (NOTE [compiled steps])
+        bind_scheduler(self)  # replaces an inner scheduler's binding: this one writes the groups
 
     @property
     def composed(self) -> bool:
@@ -638,6 +641,14 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         return None
 
     def packed_momentum(self) -> None:
+        return None
+
+    def lrs_written(self) -> None:
+        """Unknown: ``packed_lr()`` is None, the optimizer reads the groups this scheduler writes."""
+        return None
+
+    def graph_capture_blocker(self) -> None:
+        """None: with ``packed_lr()`` None the optimizer refuses a capture already."""
         return None
 
     def live_lr_program(self) -> tuple[torch.Tensor, torch.Tensor, float] | None:
