@@ -20,7 +20,9 @@ last one built wins). From then on, at every ``optimizer.step()``:
 
 NOTE [skipped steps] A scheduler with ``skip_schedule_on_overflow = True`` takes the record
 of 2. (:func:`take_found_inf`: taking clears it, so a second ``scheduler.step()`` with no
-optimizer step between advances as usual) and does not advance when it is nonzero. An
+optimizer step between advances as usual) and does not advance when it is nonzero
+(torch's schedulers always advance: pytorch issues 55585, 44511). Reading it is free for a
+CPU ``found_inf`` and one host sync per step for a CUDA one (NOTE [host reads]). An
 optimizer that is not a :class:`SkippedStepSource` (torch's own) never skips a schedule.
 
 NOTE [host reads] The one sync rule for turning a number or a one-element tensor into a

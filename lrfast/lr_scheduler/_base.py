@@ -75,7 +75,7 @@ from ..schedules import Packed, Schedule, pack_many
 if TYPE_CHECKING:
     from .._backend.cuda import ScalarWriter
 
-__all__ = ["LRScheduler"]
+__all__ = ["LRScheduler", "as_float", "format_param", "optimizer_device", "restore_groups_on_error"]
 
 _PRIVATE_PREFIX = "_lrfast_"
 
@@ -871,7 +871,3 @@ def format_param(cls: str, name: str, optimizer: torch.optim.Optimizer, value: A
 def as_float(value: float | torch.Tensor) -> float:
     """The name ``lrfast.integrations`` imports: ``host_float(value, sync=True)`` (NOTE [host reads])."""
     return host_float(value, sync=True)
-
-
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

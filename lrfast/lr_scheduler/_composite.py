@@ -24,6 +24,8 @@ from .._scheduling_protocol import bind_scheduler, host_float
 from ..schedules import Packed, Schedule, pack_many
 from ._base import LRScheduler
 
+__all__ = ["SequentialLR", "ChainedScheduler"]
+
 if TYPE_CHECKING:
     # the mixin is only ever mixed into LRScheduler subclasses; at run time it stays a plain
     # class so that the composites' MRO is what torch's own composites expect
