@@ -28,11 +28,11 @@ optimizer that is not a :class:`SkippedStepSource` (torch's own) never skips a s
 NOTE [host reads] The one sync rule for turning a number or a one-element tensor into a
 Python float (:func:`host_float`): numbers and CPU tensors are read at once (no sync). A
 tensor on a device (any tensor not in host memory, and every tensor under NOTE [emulated
-device]) costs a host sync to read, so the caller says whether it may: ``sync=True`` where a read is
-expected -- building a program from base LRs, a state-dict load, reading ``found_inf``
-for ``skip_schedule_on_overflow`` (documented as one sync per step), a decision torch
-itself takes on the host; ``sync=False`` on the per-step path, which gets NaN for a
-device tensor: the marker that the kernel reads the tensor itself.
+device]) costs a host sync to read, so the caller says whether it may: ``sync=True``
+where a read is expected -- building a program from base LRs, a state-dict load, reading
+``found_inf`` for ``skip_schedule_on_overflow`` (documented as one sync per step), a
+decision torch itself takes on the host; ``sync=False`` on the per-step path, which gets
+NaN for a device tensor: the marker that the kernel reads the tensor itself.
 
 Naming: the scheduler side keeps the public, documented names it always had
 (``packed_lr``, ``current_step``, ... in docs/extending.md), since a scheduler's public
