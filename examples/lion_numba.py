@@ -38,8 +38,8 @@ class NumbaLion(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
         self._scheduler: lr_scheduler.LRScheduler | None = None
 
-    def _lrfast_bind_scheduler(self, scheduler: lr_scheduler.LRScheduler) -> None:
-        """NOTE [scheduler binding] (lrfast/lr_scheduler/_base.py): called by lrfast schedulers."""
+    def lrfast_bind_scheduler(self, scheduler: lr_scheduler.LRScheduler) -> None:
+        """NOTE [scheduler binding] (lrfast/_scheduling_protocol.py): called by lrfast schedulers."""
         self._scheduler = scheduler
 
     @torch.no_grad()

@@ -717,7 +717,8 @@ def _plateau_metrics() -> list[float]:
 
 @pytest.mark.parametrize("mode,threshold_mode,cooldown", [("min", "rel", 0), ("max", "abs", 2), ("min", "abs", 1)])
 def test_plateau_kernel_follows_torchs_rule(mode, threshold_mode, cooldown):
-    from lrfast.lr_scheduler._plateau import _HostProgram, _slot
+    from lrfast.lr_scheduler._plateau_host import HostProgram as _HostProgram
+    from lrfast.lr_scheduler._plateau_host import _slot
 
     lrs = [0.1, 0.05, 1e-3, 0.2]
     min_lrs = [0.0, 0.01, 1e-3, 0.0]
@@ -751,7 +752,8 @@ def test_plateau_kernel_follows_torchs_rule(mode, threshold_mode, cooldown):
 
 
 def test_plateau_kernel_composed_equals_the_host_twin():
-    from lrfast.lr_scheduler._plateau import _HostProgram, _slot
+    from lrfast.lr_scheduler._plateau_host import HostProgram as _HostProgram
+    from lrfast.lr_scheduler._plateau_host import _slot
 
     base = [S.cosine_decay(0.1, 50), S.constant(0.05), S.step_decay(0.2, 5, 0.5)]
     min_lrs = [0.0, 1e-3, 0.0]

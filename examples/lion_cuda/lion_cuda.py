@@ -19,7 +19,7 @@ class CudaLion(torch.optim.Optimizer):
         self._scheduler = None
         self._device_program = None
 
-    def _lrfast_bind_scheduler(self, scheduler) -> None:
+    def lrfast_bind_scheduler(self, scheduler) -> None:
         self._scheduler = scheduler
         self._device_program = None
 

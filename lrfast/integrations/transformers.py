@@ -35,8 +35,8 @@ import torch
 
 from .. import schedules as S
 from .._descriptor import Segment, cosine_segment, polynomial_segment, warm_restarts_segment
+from .._scheduling_protocol import host_float
 from ..lr_scheduler import FunctionalLR
-from ..lr_scheduler._base import as_float
 from ..schedules import Schedule
 
 __all__ = [
@@ -208,7 +208,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(optimizer: torch.optim.Optimizer
     if min_lr is not None and min_lr_rate is not None:
         raise ValueError(f"{fn}: only one of min_lr or min_lr_rate should be set")
     if min_lr is not None:
-        rate = _number(fn, "min_lr", min_lr) / as_float(optimizer.defaults["lr"])
+        rate = _number(fn, "min_lr", min_lr) / host_float(optimizer.defaults["lr"], sync=True)
     elif min_lr_rate is not None:
         rate = _number(fn, "min_lr_rate", min_lr_rate)
     else:
@@ -291,7 +291,7 @@ def get_polynomial_decay_schedule_with_warmup(optimizer: torch.optim.Optimizer, 
     n = _steps(fn, "num_training_steps", num_training_steps)
     end = _number(fn, "lr_end", lr_end)
     p = _number(fn, "power", power)
-    lr_init = as_float(optimizer.defaults["lr"])
+    lr_init = host_float(optimizer.defaults["lr"], sync=True)
     if not lr_init > end:
         raise ValueError(f"{fn}: lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
     ratio = end / lr_init

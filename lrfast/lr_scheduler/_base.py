@@ -68,13 +68,14 @@ from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .. import _C
 from .._backend import device_api
-from .._compile import attach, compile_aware_scheduler_step, register
+from .._compile import compile_aware_scheduler_step, register
+from .._scheduling_protocol import bind_scheduler, host_float, take_found_inf
 from ..schedules import Packed, Schedule, pack_many
 
 if TYPE_CHECKING:
     from .._backend.cuda import ScalarWriter
 
-__all__ = ["LRScheduler"]
+__all__ = ["LRScheduler", "format_param", "optimizer_device", "restore_groups_on_error"]
 
 _PRIVATE_PREFIX = "_lrfast_"
 
@@ -381,7 +382,7 @@ class LRScheduler(_TorchLRScheduler):
         _TorchLRScheduler.__init__(self, optimizer, last_epoch)
         self._lrfast_handle  # noqa: B018 - made now, outside any compilation (NOTE [compiled steps])
         if not self._lrfast_host_path:
-            bind_to_optimizer(self)
+            bind_scheduler(self)
 
     # -- what subclasses provide --------------------------------------------------
     def _lrfast_lr_schedules(self) -> list[Schedule]:
@@ -473,10 +474,7 @@ class LRScheduler(_TorchLRScheduler):
         buffer.copy_(torch.stack([p.to(buffer.device) for p in parts]), non_blocking=True)
 
     # -- torch's API --------------------------------------------------------------------
-    # NOTE [skipped steps] With skip_schedule_on_overflow, a step() that follows an lrfast
-    # optimizer step skipped by GradScaler (found_inf set) does not advance the schedule
-    # (torch's schedulers always advance: pytorch issues 55585, 44511). Knowing that reads
-    # found_inf: free on the CPU, one host sync per step for a CUDA found_inf.
+    # NOTE [skipped steps] in lrfast/_scheduling_protocol.py
     _lrfast_skip_on_overflow = False
 
     @property
@@ -491,15 +489,11 @@ class LRScheduler(_TorchLRScheduler):
         self._lrfast_skip_on_overflow = value
 
     def _lrfast_overflow_skipped(self) -> bool:
-        """Whether the optimizer's last step was skipped on overflow (consumes the record)."""
+        """Whether the optimizer's last step was skipped on overflow (takes the record)."""
         if not self._lrfast_skip_on_overflow:
             return False
-        found_inf = getattr(self.optimizer, "_lrfast_last_found_inf", None)
-        if found_inf is None:
-            return False
-        # an lrfast optimizer's record (torch's Optimizer declares no such attribute)
-        self.optimizer._lrfast_last_found_inf = None  # type: ignore[attr-defined]
-        return bool(found_inf.detach().reshape(-1)[0] != 0)
+        found_inf = take_found_inf(self.optimizer)
+        return found_inf is not None and host_float(found_inf, sync=True) != 0  # the documented sync
 
     def step(self, epoch: float | None = None) -> None:
         """torch's ``step()``: advance one step (or go to ``epoch``, deprecated) and write the LRs."""
@@ -627,7 +621,7 @@ class LRScheduler(_TorchLRScheduler):
 
     def _lrfast_start_values(self) -> np.ndarray:
         """What the groups hold before the first step: the base LRs (torch's initial step starts there)."""
-        return np.array([as_float(b) for b in self.base_lrs])
+        return np.array([host_float(b, sync=True) for b in self.base_lrs])
 
     def _lrfast_expected(self, program: _Program, prev: float) -> np.ndarray | list[float]:
         """What an on-program group holds before this step: the closed form at ``prev``, and
@@ -769,15 +763,9 @@ class LRScheduler(_TorchLRScheduler):
         self.__dict__.update(state)
         self.refresh()
 
-    # -- the binding protocol with lrfast's fused optimizers ------------------------------
-    # NOTE [scheduler binding] A scheduler built on an optimizer that has
-    # ``_lrfast_bind_scheduler`` registers itself there (the last one built wins). The
-    # optimizer then evaluates, inside its kernels, the scheduler's packed program at
-    # ``current_step`` for every group whose LR is what the scheduler wrote
-    # (``lrs_written()``), and the group's own LR for the others (another scheduler stepped
-    # it, a hand edit, a loaded state). ``packed_lr()`` is None when the groups are not on
-    # the program (torch's recursion wrote them; ReduceLROnPlateau, whose LRs the device may
-    # decide, offers ``live_lr_program()`` instead).
+    # -- lrfast/_scheduling_protocol.BoundScheduler (NOTE [scheduler binding] there) -----
+    # ``packed_lr()`` is None when the groups are not on the program (torch's recursion wrote
+    # them; ReduceLROnPlateau, whose LRs the device may decide, offers ``live_lr_program()``).
     @property
     def current_step(self) -> float:
         """The step the groups' current LRs belong to (``last_epoch`` for most schedulers)."""
@@ -804,6 +792,14 @@ class LRScheduler(_TorchLRScheduler):
         """The float LRs this scheduler wrote at its last step (None for a tensor group, or
         for all when unknown): a bound optimizer uses the program only where they still hold."""
         return self._lrfast_runtime().written
+
+    def graph_capture_blocker(self) -> str | None:
+        """Why graph replays of a bound optimizer's step would not follow this scheduler, or
+        None (a LambdaLR's baked window without ``horizon=``)."""
+        return self._lrfast_bake_blocker()
+
+    def _lrfast_bake_blocker(self) -> str | None:
+        return None
 
 
 LRScheduler.step = compile_aware_scheduler_step(LRScheduler.step)  # type: ignore[method-assign]  # as in __init_subclass__
@@ -849,15 +845,6 @@ def _finite(value: Any) -> bool:
         return True
 
 
-def bind_to_optimizer(scheduler: _TorchLRScheduler) -> None:
-    """NOTE [scheduler binding]: let an lrfast optimizer run this scheduler in its kernels."""
-    if not isinstance(scheduler, LRScheduler):
-        attach(scheduler)  # ReduceLROnPlateau: its compiled-step handle (NOTE [compiled steps])
-    bind = getattr(scheduler.optimizer, "_lrfast_bind_scheduler", None)
-    if bind is not None:
-        bind(scheduler)
-
-
 def optimizer_device(optimizer: torch.optim.Optimizer) -> torch.device:
     """Where an optimizer's LR tensor lives (NOTE [lr tensor]): the CUDA device of its first
     parameter, else the CPU."""
@@ -879,14 +866,3 @@ def format_param(cls: str, name: str, optimizer: torch.optim.Optimizer, value: A
             )
         return [v.clone() if isinstance(v, torch.Tensor) else v for v in value]
     return [value.clone() if isinstance(value, torch.Tensor) else value for _ in range(n)]
-
-
-def as_float(value: float | torch.Tensor) -> float:
-    """A Python float from a number or a 1-element tensor (one read at build time)."""
-    if isinstance(value, torch.Tensor):
-        return float(value.detach().cpu().item())
-    return float(value)
-
-
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from .. import schedules as S
+from .._scheduling_protocol import host_float
 from ..schedules import Schedule
-from ._base import LRScheduler, as_float, format_param, restore_groups_on_error
+from ._base import LRScheduler, format_param, restore_groups_on_error
 
 __all__ = [
     "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
@@ -49,7 +50,7 @@ class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return S.step_decay(as_float(base_lr), self.step_size, self.gamma)
+        return S.step_decay(host_float(base_lr, sync=True), self.step_size, self.gamma)
 
 
 class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
@@ -72,7 +73,7 @@ class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         # a negative milestone is never reached by torch's step-by-step form
         milestones = sorted(m for m in self.milestones.elements() if m >= 0)
-        return S.multistep_decay(as_float(base_lr), milestones, self.gamma)
+        return S.multistep_decay(host_float(base_lr, sync=True), milestones, self.gamma)
 
 
 class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
@@ -95,7 +96,7 @@ class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        base = as_float(base_lr)
+        base = host_float(base_lr, sync=True)
         low = S.constant(base * self.factor)
         if self.total_iters <= 0:
             return low
@@ -121,7 +122,7 @@ class LinearLR(LRScheduler, torch.optim.lr_scheduler.LinearLR):
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        base = as_float(base_lr)
+        base = host_float(base_lr, sync=True)
         if self.total_iters <= 0:  # torch's recursion never leaves the start factor
             return S.constant(base * self.start_factor)
         return S.linear(base * self.start_factor, base * self.end_factor, int(self.total_iters))
@@ -139,8 +140,8 @@ class ExponentialLR(LRScheduler, torch.optim.lr_scheduler.ExponentialLR):
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         if self.gamma == 0:  # torch: 0 from the first step on
-            return S.join([S.constant(as_float(base_lr)), S.constant(0.0)], [1])
-        return S.exponential_decay(as_float(base_lr), 1, self.gamma)
+            return S.join([S.constant(host_float(base_lr, sync=True)), S.constant(0.0)], [1])
+        return S.exponential_decay(host_float(base_lr, sync=True), 1, self.gamma)
 
 
 class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
@@ -160,8 +161,8 @@ class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
         if self.total_iters <= 0:  # torch's recursion never changes the LR
-            return S.constant(as_float(base_lr))
-        return S.polynomial(as_float(base_lr), 0.0, self.power, int(self.total_iters))
+            return S.constant(host_float(base_lr, sync=True))
+        return S.polynomial(host_float(base_lr, sync=True), 0.0, self.power, int(self.total_iters))
 
 
 class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
@@ -182,7 +183,7 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return S.cosine_annealing(as_float(base_lr), int(self.T_max), as_float(self.eta_min))
+        return S.cosine_annealing(host_float(base_lr, sync=True), int(self.T_max), host_float(self.eta_min, sync=True))
 
 
 class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
@@ -212,7 +213,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return S.warm_restarts(as_float(base_lr), self.T_0, self.T_mult, float(self.eta_min))
+        return S.warm_restarts(host_float(base_lr, sync=True), self.T_0, self.T_mult, float(self.eta_min))
 
     def step(self, epoch: float | None = None) -> None:
         # torch's own step(): no order or deprecation warning, fractional epochs, and
@@ -289,7 +290,7 @@ class _BakedLambdas(LRScheduler):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=self._lrfast_check_callable)
         self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
-        self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (lrfast/optim/_base.py)
+        self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (LambdaLR._lrfast_bake_blocker)
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -331,7 +332,7 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
             table = S.from_values([float(fn(t)) for t in range(start, stop)])
             if start > 0:
                 table = S.join([S.constant(table(0)), table], [start])
-            out.append(as_float(base) * table)
+            out.append(host_float(base, sync=True) * table)
         return out
 
     def _lrfast_check_step(self, t: float) -> None:
@@ -339,11 +340,17 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
         if window is not None and not window[0] <= t < window[1]:
             self.refresh()  # bake the window around t (pure lr_lambda assumed)
 
-    @property
-    def _lrfast_baked(self) -> int:
-        """The end of the baked window (ReduceLROnPlateau's composition watches it move)."""
+    def _lrfast_bake_blocker(self) -> str | None:
+        """Graph replays cannot bake further and the lookup holds the last entry: refused
+        unless the user gave ``horizon=``, their statement that it covers the replays."""
+        if self._lrfast_horizon_given:
+            return None
         window = self._lrfast_runtime().window
-        return 0 if window is None else window[1]
+        name = type(self).__name__
+        return (f"{name} bakes its function into a table {self._lrfast_horizon} steps long (now up to step "
+                f"{0 if window is None else window[1]}), and graph replays cannot extend it, so the LR would "
+                f"freeze there. Build the scheduler with horizon= covering the whole run, e.g. "
+                f"{name}(..., horizon=total_steps)")
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.LambdaLR.state_dict)
 
@@ -364,7 +371,7 @@ class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR)
         start = max(0, math.floor(self.last_epoch))
         out = []
         for group, fn in zip(self.optimizer.param_groups, self.lr_lambdas):
-            values = [as_float(group["lr"])]
+            values = [host_float(group["lr"], sync=True)]
             for t in range(start + 1, start + self._lrfast_horizon):
                 values.append(values[-1] * fn(t))
             table = S.from_values(values)
@@ -443,7 +450,7 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 if isinstance(group["lr"], torch.Tensor):
-                    group["lr"].fill_(as_float(lr))
+                    group["lr"].fill_(host_float(lr, sync=True))
                 else:
                     group["lr"] = lr
         self.max_lrs = max_lrs
@@ -483,13 +490,14 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
         return S.cyclic(low, high, up, down, self.mode, self.gamma)
 
     def _lrfast_lr_schedules(self) -> list[Schedule]:
-        return [self._lrfast_cyclic(as_float(b), as_float(m)) for b, m in zip(self.base_lrs, self.max_lrs)]
+        return [self._lrfast_cyclic(host_float(b, sync=True), host_float(m, sync=True))
+                for b, m in zip(self.base_lrs, self.max_lrs)]
 
     def _lrfast_momentum_schedules(self) -> list[Schedule] | None:
         if not self.cycle_momentum:
             return None
         # momentum = max - (max - base) * scale: a cycle from max_momentum towards base_momentum
-        return [self._lrfast_cyclic(as_float(hi), as_float(lo))
+        return [self._lrfast_cyclic(host_float(hi, sync=True), host_float(lo, sync=True))
                 for lo, hi in zip(self.base_momentums, self.max_momentums)]
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.CyclicLR.state_dict)
@@ -582,8 +590,8 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
     def _lrfast_phase_schedule(self, group: dict[str, Any], start_key: Literal["start_lr", "start_momentum"],
                                end_key: Literal["end_lr", "end_momentum"]) -> Schedule:
         ends = [p["end_step"] for p in self._schedule_phases]
-        values = [as_float(group[self._schedule_phases[0][start_key]])]
-        values += [as_float(group[p[end_key]]) for p in self._schedule_phases]
+        values = [host_float(group[self._schedule_phases[0][start_key]], sync=True)]
+        values += [host_float(group[p[end_key]], sync=True) for p in self._schedule_phases]
         return S.one_cycle_phases(ends, values, self._lrfast_linear())
 
     def _lrfast_linear(self) -> bool:
@@ -626,13 +634,13 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
         self.anneal_epochs = anneal_epochs
         # SWALR anneals from each group's LR at the moment it starts (kept in the state dict:
         # a resumed run anneals from the same LR; torch recovers it from the group's LR).
-        self._anneal_start_lrs = [as_float(g["lr"]) for g in optimizer.param_groups]
+        self._anneal_start_lrs = [host_float(g["lr"], sync=True) for g in optimizer.param_groups]
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_lr_schedules(self) -> list[Schedule]:
         out = []
         for start, group in zip(self._anneal_start_lrs, self.optimizer.param_groups):
-            swa = as_float(group["swa_lr"])
+            swa = host_float(group["swa_lr"], sync=True)
             if self.anneal_epochs == 0:
                 out.append(S.constant(swa))
             elif self._anneal_strategy == "linear":

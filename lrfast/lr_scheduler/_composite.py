@@ -20,8 +20,11 @@ from .. import _C
 from .. import schedules as S
 from .._backend import device_api
 from .._compile import compile_aware_scheduler_step
+from .._scheduling_protocol import bind_scheduler, host_float
 from ..schedules import Packed, Schedule, pack_many
-from ._base import LRScheduler, as_float, bind_to_optimizer
+from ._base import LRScheduler
+
+__all__ = ["SequentialLR", "ChainedScheduler"]
 
 if TYPE_CHECKING:
     # the mixin is only ever mixed into LRScheduler subclasses; at run time it stays a plain
@@ -67,7 +70,7 @@ class _CompositeMixin(_MixinBase):
     def _lrfast_bind(self) -> None:
         self._lrfast_handle  # noqa: B018 - made outside any compilation (NOTE [compiled steps])
         self._lrfast_after_step()
-        bind_to_optimizer(self)
+        bind_scheduler(self)
 
     def _lrfast_composite_program(self) -> Packed | None:
         rt = self._lrfast_runtime()
@@ -112,6 +115,15 @@ class _CompositeMixin(_MixinBase):
         return rt.packed if rt.on_program else None
 
     def packed_momentum(self) -> None:
+        return None
+
+    def graph_capture_blocker(self) -> str | None:
+        """A child's reason (a LambdaLR baking without ``horizon=``), or None."""
+        for child in self._lrfast_children():
+            if isinstance(child, LRScheduler):
+                blocker = child._lrfast_bake_blocker()
+                if blocker is not None:
+                    return blocker
         return None
 
     def refresh(self) -> None:
@@ -206,7 +218,7 @@ class ChainedScheduler(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Ch
         per_child: list[list[Schedule]] = [getattr(s, "schedules") for s in self._schedulers]  # noqa: B009
         out = []
         for g, base in enumerate(self._schedulers[0].base_lrs):
-            base = as_float(base)
+            base = host_float(base, sync=True)
             if base == 0.0:
                 out.append(S.constant(0.0))
                 continue

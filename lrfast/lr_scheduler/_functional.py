@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
+from .._scheduling_protocol import host_float
 from ..schedules import Schedule
-from ._base import LRScheduler, as_float
+from ._base import LRScheduler
 
 __all__ = ["FunctionalLR"]
 
@@ -59,7 +60,7 @@ class FunctionalLR(LRScheduler):
         return list(self._lrfast_factors)
 
     def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return as_float(base_lr) * self._lrfast_factors[group]
+        return host_float(base_lr, sync=True) * self._lrfast_factors[group]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lrfast_factors[0]!r}, last_epoch={self.last_epoch})"

@@ -12,9 +12,10 @@ hooks and the state layout; this mixin replaces ``step`` with one backend call p
   ``schedule(lr_step)``. A step skipped by GradScaler (``found_inf``) does not count.
   ``state_dict()`` leaves the Schedule object out (checkpoints stay plain data, and
   torch optimizers can load them); ``load_state_dict`` keeps this optimizer's.
-- NOTE [scheduler binding] (``lrfast/lr_scheduler/_base.py``): an lrfast scheduler
-  built on this optimizer registers itself; the kernels then evaluate its packed
-  schedules at ``scheduler.current_step`` instead of reading each group's float.
+- NOTE [scheduler binding] (``lrfast/_scheduling_protocol.py``): the mixin is a
+  ``SchedulerHost`` and a ``SkippedStepSource``; an lrfast scheduler built on this
+  optimizer binds itself, and the kernels then evaluate its packed schedules at
+  ``scheduler.current_step`` instead of reading each group's float.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 
 from .._backend import device_api
 from .._compile import attach, disable
+from .._scheduling_protocol import BoundScheduler, host_float
 from ..schedules import Schedule, constant, pack_many
 from ._dispatch import Planner, backend_for
 
@@ -54,23 +56,11 @@ except ImportError:  # pragma: no cover - a torch without them: always take torc
     _global_optimizer_pre_hooks = _global_optimizer_post_hooks = None
 
 
-def host_float(value: Any) -> float:
-    """A Python float from a number or a CPU tensor (NaN for a device tensor: no sync)."""
-    if isinstance(value, torch.Tensor):
-        if value.device.type != "cpu" or device_api.is_device(value.device):
-            return float("nan")
-        return value.item()
-    return float(value)
-
-
-def _groups_hold(groups: list[dict], scheduler: Any) -> bool:
+def _groups_hold(groups: list[dict], scheduler: BoundScheduler) -> bool:
     """Whether every group's LR is what the bound scheduler wrote (a float group edited by
     hand, loaded from a state dict or stepped by another scheduler is not): only then do the
     kernels evaluate its program; otherwise each group's own LR is applied."""
-    lrs_written = getattr(scheduler, "lrs_written", None)
-    if lrs_written is None:
-        return True  # ReduceLROnPlateau: its program is live, its packed_lr None when groups differ
-    written = lrs_written()
+    written = scheduler.lrs_written()
     if written is None or len(written) != len(groups):
         return False
     for group, value in zip(groups, written):
@@ -91,8 +81,8 @@ class FusedOptimizer:
     # class-level defaults: torch's __init__ calls add_param_group before ours has run,
     # and unpickling skips __init__ altogether
     _lrfast_planner: Planner | None = None
-    _lrfast_scheduler_ref: weakref.ref | None = None
-    _lrfast_state_version = 0
+    _lrfast_scheduler_ref: weakref.ref[BoundScheduler] | None = None
+    _lrfast_found_inf: torch.Tensor | None = None
     _lrfast_default_schedule: Schedule | None = None
     _lrfast_lr_written: dict[int, float] | None = None
     _lrfast_packed_schedules: tuple | None = None
@@ -180,22 +170,28 @@ class FusedOptimizer:
         group["lr"] = value
         self._lrfast_lr_written[id(group)] = value
 
-    # -- scheduler binding (NOTE [scheduler binding]) ------------------------------------
-    def _lrfast_bind_scheduler(self, scheduler: Any) -> None:
+    # -- the optimizer's side of lrfast/_scheduling_protocol.py ---------------------------
+    def lrfast_bind_scheduler(self, scheduler: BoundScheduler) -> None:
+        """NOTE [scheduler binding]: called by an lrfast scheduler built on this optimizer."""
         for i, group in enumerate(self.param_groups):
             if "lr_schedule" in group:
                 raise ValueError(f"{self._lrfast_name}: param group {i} has a Schedule as its lr; a scheduler "
                                  "cannot drive it as well (pass a float lr to use a scheduler)")
         self._lrfast_scheduler_ref = weakref.ref(scheduler)
 
-    def _lrfast_bound_scheduler(self) -> Any:
+    def _lrfast_bound_scheduler(self) -> BoundScheduler | None:
         ref = self._lrfast_scheduler_ref
         return ref() if ref is not None else None
+
+    def lrfast_take_found_inf(self) -> torch.Tensor | None:
+        """NOTE [skipped steps]: the ``found_inf`` the last ``step()`` saw, taken (cleared)."""
+        found_inf = self._lrfast_found_inf
+        self._lrfast_found_inf = None
+        return found_inf
 
     # -- state ----------------------------------------------------------------------------
     def refresh(self) -> None:
         """Rebuild the cached buckets at the next step (after editing state tensors by hand)."""
-        self._lrfast_state_version += 1
         if self._lrfast_planner is not None:
             self._lrfast_planner.forget()
 
@@ -262,7 +258,9 @@ class FusedOptimizer:
             found_inf = getattr(self, "found_inf", None)
         planner = self._lrfast_planner
         if planner is None:
-            planner = self._lrfast_planner = Planner(self, self._lrfast_kind)
+            planner = self._lrfast_planner = Planner(
+                self, self._lrfast_kind, name=self._lrfast_name, needed_state=self._lrfast_needed_state,
+                sparse_message=self._lrfast_sparse_message())
         groups = self.param_groups
         lr_schedule, momentum_schedule, schedule_t, owned = self._lrfast_schedules(groups)
         if device_api.is_capturing():
@@ -282,8 +280,8 @@ class FusedOptimizer:
             lr_scheduled = all_lr_scheduled or "lr_schedule" in group
             row, key = self._lrfast_group_row(
                 group,
-                0.0 if lr_scheduled else host_float(lr),
-                0.0 if momentum_scheduled else host_float(self._lrfast_momentum_of(group)),
+                0.0 if lr_scheduled else host_float(lr, sync=False),
+                0.0 if momentum_scheduled else host_float(self._lrfast_momentum_of(group), sync=False),
             )
             rows.append((*row, 1.0 if lr_scheduled else 0.0, momentum_flag))
             signature.append((id(group), id(group["params"]), len(group["params"]), key))
@@ -303,12 +301,11 @@ class FusedOptimizer:
         stepped = True
         if found_inf is not None and (owned is not None or planner.fresh_ids
                                       or any(b.grad_copies for b in buckets)):
-            stepped = not bool(found_inf.detach().reshape(-1)[0])  # a device sync for device tensors
+            stepped = host_float(found_inf, sync=True) == 0  # NOTE [host reads]: a sync for a device tensor
         planner.after_step(buckets, stepped)
         if owned is not None and stepped:
             self._lrfast_advance_owned_schedules()
-        # for a scheduler's skip_schedule_on_overflow (NOTE [skipped steps] in lr_scheduler/_base.py)
-        self._lrfast_last_found_inf = found_inf
+        self._lrfast_found_inf = found_inf  # NOTE [skipped steps]
         return loss
 
     def _lrfast_check_capturable(self, lr_schedule) -> None:
@@ -331,16 +328,9 @@ class FusedOptimizer:
                 f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {name} sets the param groups' LRs "
                 "on the host (torch's recursion), so every replay would use the LR of the captured step. Use a "
                 "scheduler with a closed form, or LambdaLR(..., horizon=total_steps) for a custom function")
-        for s in (scheduler, *getattr(scheduler, "_schedulers", ())):
-            baked = getattr(s, "_lrfast_baked", None)
-            if baked is None or getattr(s, "_lrfast_horizon_given", True):
-                continue
-            child = type(s).__name__
-            raise RuntimeError(
-                f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {child} bakes its function into a "
-                f"table {s._lrfast_horizon} steps long (now up to step {baked}), and graph replays cannot extend "
-                f"it, so the LR would freeze there. Build the scheduler with horizon= covering the whole run, e.g. "
-                f"{child}(..., horizon=total_steps)")
+        blocker = scheduler.graph_capture_blocker()
+        if blocker is not None:
+            raise RuntimeError(f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {blocker}")
 
     def _lrfast_advance_owned_schedules(self) -> None:
         """NOTE [schedule as lr]: after a step taken, each Schedule-lr group moves one step on."""

@@ -320,9 +320,17 @@ class Planner:
     call ``optimizer.refresh()`` after those.
     """
 
-    def __init__(self, optimizer: Any, kind: str) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, kind: str, *, name: str,
+                 needed_state: Callable[[dict], tuple[str, ...]], sparse_message: str) -> None:
+        """``optimizer``: read through torch's ``param_groups`` and ``state`` only (NOTE
+        [watched state] wraps the latter); ``name`` starts error messages; ``needed_state(group)``:
+        the ``STATE_KEYS`` the group's options need; ``sparse_message``: the error for a
+        sparse gradient (torch's wording)."""
         self.opt = optimizer
         self.kind = kind
+        self.name = name
+        self.needed_state = needed_state
+        self.sparse_message = sparse_message
         self.state_keys = STATE_KEYS[kind]
         self.version = 0
         self.buckets: list[Bucket] = []
@@ -352,7 +360,7 @@ class Planner:
             self.group_hyper = np.array(rows, dtype=np.float64).reshape(len(rows), L.GROUP_COLUMNS)
             self.hyper_rows = rows
         params = self.params
-        state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version, self.edits[0])
+        state_token = (id(opt.state), len(opt.state), self.edits[0])
         current = list(map(_local, params)) if self.has_dtensor else params
         if (signature != self.group_signature or state_token != self.state_token
                 or list(map(_data_ptr, current)) != self.param_ptrs):
@@ -388,7 +396,7 @@ class Planner:
         except RuntimeError:
             for g in grads:
                 if g.is_sparse:
-                    raise RuntimeError(self.opt._lrfast_sparse_message()) from None
+                    raise RuntimeError(self.sparse_message) from None
             raise
         bucket.grad_copies = []
         if not ok:
@@ -417,8 +425,10 @@ class Planner:
                             self.fresh_ids.discard(id(p))
 
     def forget(self) -> None:
-        """Drop the buckets (and the SGD first-step marks: loaded buffers hold history)."""
+        """Drop the buckets (and the SGD first-step marks: loaded buffers hold history); the
+        next ``prepare`` rebuilds them."""
         self.group_signature = []
+        self.state_token = ()
         self.fresh_ids.clear()
 
     # -- building -------------------------------------------------------------------------
@@ -434,12 +444,12 @@ class Planner:
             if g is None:
                 continue
             if p.dtype not in SUPPORTED_DTYPES:
-                raise TypeError(f"{opt._lrfast_name}: parameters of dtype {p.dtype} are not supported "
+                raise TypeError(f"{self.name}: parameters of dtype {p.dtype} are not supported "
                                 "(float32, float64, bfloat16, float16)")
             if g.is_sparse:
-                raise RuntimeError(opt._lrfast_sparse_message())
+                raise RuntimeError(self.sparse_message)
             if not _is_dense(p):
-                raise ValueError(f"{opt._lrfast_name}: parameters must be dense tensors (no gaps or overlaps "
+                raise ValueError(f"{self.name}: parameters must be dense tensors (no gaps or overlaps "
                                  f"in memory), got one of shape {tuple(p.shape)} and strides {p.stride()}")
         self._watch_state()
         members: dict[tuple[torch.device, torch.dtype], list[tuple[int, int]]] = {}
@@ -458,7 +468,7 @@ class Planner:
         self.grads = grads
         self.any_none = any(g is None for g in grads)
         self.group_signature = signature
-        self.state_token = (id(opt.state), len(opt.state), opt._lrfast_state_version, self.edits[0])
+        self.state_token = (id(opt.state), len(opt.state), self.edits[0])
 
     def _watch_state(self) -> None:
         """NOTE [watched state]: wrap the state dicts (once; again after a load replaced them)."""
@@ -480,7 +490,7 @@ class Planner:
             p = params[flat]
             needs = needs_by_group.get(gi)
             if needs is None:
-                needs = needs_by_group[gi] = opt._lrfast_needed_state(opt.param_groups[gi])
+                needs = needs_by_group[gi] = self.needed_state(opt.param_groups[gi])
             state = opt.state[p]
             if type(state) is not _WatchedState:  # a parameter with no state yet
                 state = _WatchedState(state, self.edits)
@@ -531,7 +541,7 @@ class Planner:
         if (local.dtype != local_p.dtype or local.device != local_p.device or local.shape != local_p.shape
                 or not _same_layout(local, local_p)):
             if local is not tensor or local_p is not p:
-                raise ValueError(f"{self.opt._lrfast_name}: state {key!r} of a DTensor parameter does not match "
+                raise ValueError(f"{self.name}: state {key!r} of a DTensor parameter does not match "
                                  f"its local shard ({tuple(local.shape)} {local.dtype} vs {tuple(local_p.shape)} "
                                  f"{local_p.dtype})")
             tensor = state[key] = _as_layout_of(tensor, p)

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
-from ._base import FusedOptimizer, LRLike, ScalarLike, host_float
+from .._scheduling_protocol import host_float
+from ._base import FusedOptimizer, LRLike, ScalarLike
 
 __all__ = ["SGD"]
 
@@ -42,7 +43,7 @@ class SGD(FusedOptimizer, torch.optim.SGD):
         self._lrfast_end_init(differentiable)
 
     def _lrfast_group_row(self, group: dict, lr: float, momentum: float) -> tuple[tuple, Any]:
-        return (lr, momentum, 0.0, 0.0, host_float(group["weight_decay"]), float(group["dampening"]),
+        return (lr, momentum, 0.0, 0.0, host_float(group["weight_decay"], sync=False), float(group["dampening"]),
                 float(bool(group["nesterov"])), 0.0, float(bool(group["maximize"])), 0.0), group["momentum"] != 0
 
     def _lrfast_momentum_of(self, group: dict) -> Any:
