@@ -1,6 +1,6 @@
 """The bucket layout: column and row numbers shared by the optimizers, the planner and the CPU kernels.
 
-NOTE [bucket layout] A bucket (``lrfast.optim._dispatch.Bucket``) hands a backend
+NOTE [bucket layout] A bucket (``lrfast._backend.bucket.Bucket``) hands a backend
 plain arrays whose columns and rows are named here: the per-group hyperparameters
 (``GROUP_*`` columns of ``Bucket.group_hyper``), the per-tensor data pointers
 (``ROW_*`` rows of ``Bucket.pointers``) and the per-tensor scalars the CPU kernels

@@ -216,7 +216,7 @@ def test_lrfast_backend_names_what_runs(monkeypatch):
     # the report's lrfast_kernels / lrfast_backend come from lrfast.optim.backend_status
     import lrfast.optim
     from lrfast._backend import fallback as _fallback
-    from lrfast.optim import _dispatch
+    from lrfast._backend import registry
 
     assert lrfast.optim.backend_status("cpu") == (True, "lrfast kernels")
 
@@ -225,11 +225,11 @@ def test_lrfast_backend_names_what_runs(monkeypatch):
 
         warnings.warn("lrfast.optim: Numba is unavailable (x)", RuntimeWarning, stacklevel=2)
         return _fallback.step_bucket
-    monkeypatch.setattr(_dispatch, "backend_for", fallback)
+    monkeypatch.setattr(registry, "backend_for", fallback)
     assert lrfast.optim.backend_status("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
 
     def missing(device):
         raise RuntimeError("lrfast.optim: the CUDA fused path is not available in this build")
-    monkeypatch.setattr(_dispatch, "backend_for", missing)
+    monkeypatch.setattr(registry, "backend_for", missing)
     assert lrfast.optim.backend_status("cuda") == (False, "lrfast.optim: the CUDA fused path is not available in "
                                                           "this build")

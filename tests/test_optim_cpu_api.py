@@ -14,7 +14,7 @@ import lrfast
 import lrfast.optim
 from lrfast import lr_scheduler
 from lrfast import schedules as S
-from lrfast.optim import _dispatch
+from lrfast._backend import registry
 
 SIZES = (1, 300, 70001, 5)
 
@@ -123,14 +123,14 @@ def test_sparse_gradients_raise_runtime_error_like_torch():
 
 def test_unsupported_device_and_missing_cuda_backend(monkeypatch):
     with pytest.raises(RuntimeError, match="meta devices are not supported"):
-        _dispatch.backend_for(torch.device("meta"))
+        registry.backend_for(torch.device("meta"))
     monkeypatch.setitem(sys.modules, "lrfast._backend.cuda_optim", None)  # as if this build had none
-    _dispatch.reset_backends()
+    registry.reset_backends()
     try:
         with pytest.raises(RuntimeError, match="the CUDA fused path .* is not available in this build"):
-            _dispatch.backend_for(torch.device("cuda"))
+            registry.backend_for(torch.device("cuda"))
     finally:
-        _dispatch.reset_backends()
+        registry.reset_backends()
 
 
 def test_warmup_is_exported(monkeypatch):

@@ -9,8 +9,8 @@ import torch
 
 import lrfast.optim
 from lrfast import _config, lr_scheduler
+from lrfast._backend import registry
 from lrfast._backend.cpu import chunk_map
-from lrfast.optim import _dispatch
 
 
 def test_chunk_map_cuts_every_tensor():
@@ -83,13 +83,13 @@ def test_chunk_size_change_rebuilds_the_chunk_map(monkeypatch):
 
 def test_one_backend_call_per_dtype_bucket(monkeypatch):
     calls = []
-    real = _dispatch.backend_for(torch.device("cpu"))
+    real = registry.backend_for(torch.device("cpu"))
 
     def counting(bucket):
         calls.append((bucket.dtype, len(bucket.params)))
         real(bucket)
 
-    monkeypatch.setitem(_dispatch._backends, "cpu", counting)
+    monkeypatch.setitem(registry._backends, "cpu", counting)
     params = make() + make(torch.bfloat16, seed=1) + make(torch.float64, seed=2)
     opt = lrfast.optim.AdamW([{"params": params[i::4], "lr": 1e-3 * (i + 1)} for i in range(4)])
     sched = lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=10)

@@ -1,7 +1,7 @@
 """CPU backend of lrfast's fused optimizers: one Numba call per bucket and step.
 
 :func:`step_bucket` is the CPU ``step_bucket`` of NOTE [bucket contract]
-(``lrfast/optim/_dispatch.py``): it checks a bucket once per structure, derives and
+(``lrfast/_backend/bucket.py``): it checks a bucket once per structure, derives and
 keeps the kernel's tables (storage dtype, chunk map, scratch for per-tensor scalars),
 and calls the kernel of ``lrfast/_backend/cpu_kernels.py``. :func:`warmup` compiles (or
 loads from Numba's cache) the kernels ahead of the first step.
@@ -20,6 +20,7 @@ from .. import _bucket_layout as bucket_layout
 from .. import _descriptor as descriptor_layout
 from . import cpu_kernels as K
 from . import cpu_threads as threads
+from .bucket import Bucket
 
 __all__ = ["step_bucket", "chunk_map", "warmup", "ModeChooser"]
 
@@ -279,7 +280,6 @@ def warmup(kinds: Iterable[str] = ("adam", "sgd"),
     """
     import numba
 
-    from ..optim._dispatch import Bucket
 
     kinds, dtypes = list(kinds), list(dtypes)
     for kind in kinds:

@@ -295,7 +295,7 @@ def _on_device(tensor: torch.Tensor | None, device: torch.device, keep: list) ->
 
 
 def step_bucket(bucket) -> None:
-    """One fused step of ``bucket`` (NOTE [bucket contract] in lrfast/optim/_dispatch.py)."""
+    """One fused step of ``bucket`` (NOTE [bucket contract] in lrfast/_backend/bucket.py)."""
     tables = bucket.backend_cache
     if not isinstance(tables, _DeviceTables):
         tables = bucket.backend_cache = _DeviceTables(bucket)

@@ -9,7 +9,7 @@ the one sync). The public class drops it when a host metric brings the state bac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,10 +17,7 @@ import torch
 from .._backend import device_api
 from .._scheduling_protocol import host_float
 from ._base import optimizer_device
-from ._plateau_host import STATE_SIZE, HostProgram
-
-if TYPE_CHECKING:
-    from ._plateau import ReduceLROnPlateau
+from ._plateau_host import STATE_SIZE, HostProgram, PlateauOwner
 
 __all__ = ["DeviceProgram", "DeviceEngine", "device_metric"]
 
@@ -114,7 +111,7 @@ class DeviceEngine:
     """The device decides (module docstring): its program, its step count and what the host
     mirror last read."""
 
-    def __init__(self, scheduler: ReduceLROnPlateau, device: torch.device) -> None:
+    def __init__(self, scheduler: PlateauOwner, device: torch.device) -> None:
         """From the host state: the host engine's program, the decision state uploaded."""
         from .._backend.cuda import upload
 
@@ -127,7 +124,7 @@ class DeviceEngine:
         self.pulled = 0  # the device step the host mirror reflects
         self.lrs_pulled: list[float] = host.lrs.tolist()  # every group's LR at the step pulled
 
-    def rebuild(self, scheduler: ReduceLROnPlateau) -> None:
+    def rebuild(self, scheduler: PlateauOwner) -> None:
         """A new device program with the old one's state and slots, copied on the device
         (the groups' tensors, min_lrs or an inner scheduler's schedules changed)."""
         old = self.program
@@ -139,7 +136,7 @@ class DeviceEngine:
         self.program = new
         self.known_lrs = {g: groups[g]["lr"] for g in new.host_groups}
 
-    def upload_changed_lrs(self, scheduler: ReduceLROnPlateau) -> None:
+    def upload_changed_lrs(self, scheduler: PlateauOwner) -> None:
         """Plain rule: a float group's lr set by hand since the device last wrote it is what
         the next reduction starts from, as in torch."""
         from .._backend.cuda import upload
@@ -154,7 +151,7 @@ class DeviceEngine:
                 program.table.index_copy_(0, program.slot_index[g:g + 1], value)
                 self.known_lrs[g] = lr
 
-    def step(self, scheduler: ReduceLROnPlateau, metric: tuple[torch.Tensor, int] | None, epoch: float) -> None:
+    def step(self, scheduler: PlateauOwner, metric: tuple[torch.Tensor, int] | None, epoch: float) -> None:
         """One launch: decide on ``metric`` (None: advance a composed schedule only), write
         the LRs, and start staging the mirror's values when some group needs them."""
         api = device_api.active()
@@ -170,7 +167,7 @@ class DeviceEngine:
         if program.host_groups:
             program.stage(self.steps)
 
-    def pull(self, scheduler: ReduceLROnPlateau) -> None:
+    def pull(self, scheduler: PlateauOwner) -> None:
         """Refresh the host mirror from the device: the one sync (NOTE [plateau mirror]);
         nothing when nothing changed since the last pull."""
         if self.pulled == self.steps:
@@ -198,7 +195,7 @@ class DeviceEngine:
         self.lrs_pulled = lrs.tolist()
         self.pulled = self.steps
 
-    def last_lr(self, scheduler: ReduceLROnPlateau) -> list[float | torch.Tensor]:
+    def last_lr(self, scheduler: PlateauOwner) -> list[float | torch.Tensor]:
         """get_last_lr(): tensors on the device are cloned there (no sync); other groups
         read the mirror."""
         if self.program.host_groups:

@@ -11,7 +11,7 @@ The device engine (``_plateau_device.py``) starts from this program too.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,13 +22,33 @@ from .._scheduling_protocol import host_float
 from ..schedules import Packed, Schedule, chain, pack_many
 from ._base import _Writer
 
-if TYPE_CHECKING:
-    from ._plateau import ReduceLROnPlateau
-
-__all__ = ["PLATEAU", "STATE_SIZE", "HostProgram", "HostEngine"]
+__all__ = ["PLATEAU", "STATE_SIZE", "HostProgram", "HostEngine", "PlateauOwner"]
 
 PLATEAU = layout.PLATEAU_LAYOUT  # plateau.h's codes and state slots
 STATE_SIZE = PLATEAU["state_size"]
+
+
+class PlateauOwner(Protocol):
+    """What both engines read and write on the scheduler that owns them (the public
+    ``ReduceLROnPlateau``): its torch attributes, its host state and its checks. The engines
+    take the scheduler as this interface, so they never import the public class."""
+
+    optimizer: torch.optim.Optimizer
+    min_lrs: list[float]
+    last_epoch: int
+    _lrfast_factors: list[float]
+    _lrfast_last_lr: list[Any]
+    _lrfast_host: HostEngine
+
+    @property
+    def composed(self) -> bool: ...
+    def _lrfast_base_schedules(self) -> list[Schedule]: ...
+    def _lrfast_check_min_lrs(self) -> None: ...
+    def _lrfast_rule(self) -> dict[str, Any]: ...
+    def _lrfast_state_array(self) -> np.ndarray: ...
+    def _lrfast_set_state(self, state: np.ndarray) -> None: ...
+    def _lrfast_lr_buffer_if_any(self) -> torch.Tensor | None: ...
+    def _lrfast_out(self, device: torch.device) -> torch.Tensor: ...
 
 
 def _slot(value: float) -> Schedule:
@@ -67,7 +87,7 @@ class HostEngine:
         """The host state changed under the program (or the device holds the truth): rebuild."""
         self.program_cache = None
 
-    def program(self, scheduler: ReduceLROnPlateau, device: torch.device | None = None) -> HostProgram:
+    def program(self, scheduler: PlateauOwner, device: torch.device | None = None) -> HostProgram:
         """The program from the host state (composed: factors; plain: the groups' LRs, but for
         tensors on ``device``, which the kernel reads itself: no host read)."""
         program = self.program_cache
@@ -92,7 +112,7 @@ class HostEngine:
         _C.evaluate_at_trusted(program.descriptors, program.table, float(scheduler.last_epoch), program.lrs)
         return program
 
-    def step_composed(self, scheduler: ReduceLROnPlateau, metric: float | None) -> None:
+    def step_composed(self, scheduler: PlateauOwner, metric: float | None) -> None:
         """Composed, on the host: the C++ rule (plateau.h) decides, then the groups are written."""
         program = self.program(scheduler)
         groups = scheduler.optimizer.param_groups
@@ -112,7 +132,7 @@ class HostEngine:
         scheduler._lrfast_last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else values[i]
                                      for i, g in enumerate(groups)]
 
-    def fill_lr_tensor(self, scheduler: ReduceLROnPlateau, buffer: torch.Tensor) -> None:
+    def fill_lr_tensor(self, scheduler: PlateauOwner, buffer: torch.Tensor) -> None:
         """A new ``lr_tensor`` buffer: the current values, with no sync."""
         self.uploaded = None
         if scheduler.composed:
@@ -123,7 +143,7 @@ class HostEngine:
         else:
             self.write_lr_tensor(scheduler)
 
-    def write_lr_tensor(self, scheduler: ReduceLROnPlateau) -> None:
+    def write_lr_tensor(self, scheduler: PlateauOwner) -> None:
         """Plain rule: lr_tensor follows the groups (no sync: device values are copied on the
         device, floats uploaded from pinned memory when they changed)."""
         buffer = scheduler._lrfast_lr_buffer_if_any()

@@ -3,7 +3,7 @@
 A fused optimizer is ``class X(FusedOptimizer, torch.optim.X)``: torch's class gives
 the constructor (same arguments, defaults and validation errors), ``state_dict``,
 hooks and the state layout; this mixin replaces ``step`` with one backend call per
-(device, dtype) bucket (``_dispatch.py``) and adds:
+(device, dtype) bucket (``_planner.py``; the buckets and their contract: ``lrfast/_backend/bucket.py``) and adds:
 
 - NOTE [schedule as lr] ``lr`` may be an :class:`lrfast.schedules.Schedule`. The
   group then holds ``"lr_schedule"`` (the Schedule) and ``"lr_step"`` (the optimizer
@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from .._backend import device_api
+from .._backend.registry import backend_for
 from .._compile import attach, disable
 from .._scheduling_protocol import BoundScheduler, host_float
 from ..schedules import Schedule, constant, pack_many
-from ._dispatch import Planner, backend_for
+from ._planner import Planner
 
 __all__ = ["FusedOptimizer", "LRLike", "ScalarLike"]
 

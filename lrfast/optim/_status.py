@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from . import _dispatch
+from .._backend import registry
 
 __all__ = ["backend_status"]
 
@@ -24,7 +24,7 @@ def backend_status(device: str | torch.device = "cpu") -> tuple[bool, str]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            backend = _dispatch.backend_for(torch.device(device))
+            backend = registry.backend_for(torch.device(device))
         except RuntimeError as exc:  # a build without lrfast's CUDA kernels, a device type lrfast does not step
             return False, str(exc)
     if getattr(backend, "__module__", "") == "lrfast._backend.fallback":

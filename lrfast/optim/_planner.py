@@ -1,103 +1,25 @@
-"""The seam between lrfast's optimizers and their backends: buckets of tensors.
-
-An optimizer step gathers its tensors into one :class:`Bucket` per (device, dtype)
-and calls, once per bucket, the backend of the bucket's device::
-
-    step_bucket(bucket: Bucket) -> None
-
-- ``cpu``:  ``lrfast._backend.cpu.step_bucket`` (the Numba kernels), or, when Numba is
-  not installed, ``lrfast._backend.fallback.step_bucket`` (torch's own functional code);
-- ``cuda``: ``lrfast._backend.cuda_optim.step_bucket``, imported on first use; a build
-  without that module raises a ``RuntimeError`` saying so.
-
-What a backend must do with a bucket (NOTE [bucket contract]):
-
-1. If ``found_inf`` is given and nonzero, change nothing at all (no parameter, state,
-   ``step`` or ``momentum_fresh`` flag) and return.
-2. Adam: add 1 to every ``steps[t]`` and use the new value for the bias corrections
-   (torch's order). SGD has no step.
-3. If ``grad_scale`` is given, divide every gradient by it and write the unscaled
-   gradient back into the grad tensor (as torch's fused kernels do for GradScaler).
-4. Per group ``g``: the LR is ``group_hyper[g, GROUP_LR]``, or where
-   ``group_hyper[g, GROUP_LR_SCHEDULED]`` is 1, the packed schedule
-   ``lr_schedule`` (row ``g``) evaluated at ``schedule_t[g]``; momentum / beta1 the same
-   with ``GROUP_MOMENTUM`` / ``GROUP_MOMENTUM_SCHEDULED`` / ``momentum_schedule``.
-   Evaluate once per group per step, not per element.
-5. SGD: where ``momentum_fresh[t]`` is 1 the momentum buffer holds no history yet:
-   write ``buffer = grad`` (torch's first step) and set the flag to 0.
-6. Update every parameter and state tensor in place with torch's math (float32 math for
-   bfloat16 / float16 parameters, one rounding per stored value).
-
-Bucket fields. Identity fields change together, and ``structure_version`` changes
-with them; a backend may keep derived tables (device copies of pointer tables, a chunk
-map) in ``backend_cache`` and rebuild them when the version differs:
-
-=================  =====================================================================
-``kind``           ``"adam"`` (Adam and AdamW) or ``"sgd"``
-``device``         ``torch.device`` of every tensor of the bucket
-``dtype``          the parameters' dtype: float32, float64, bfloat16 or float16
-``params``         list of the T tensors to update: the parameters, or the local shards of
-                   DTensor parameters (FSDP2); each dense (contiguous memory, any order)
-``grads``          list of T gradients, same shape, dtype and strides as their parameter
-``state``          dict kind -> list of T tensors or None (local shards as for params):
-                   Adam ``"exp_avg"``, ``"exp_avg_sq"``, ``"max_exp_avg_sq"`` (None
-                   where the group has no amsgrad); SGD ``"momentum_buffer"`` (None
-                   where the group's momentum is 0)
-``steps``          Adam: T float32 0-d ``step`` tensors on the parameters' device
-``tensor_group``   int32 (T,): index of each tensor's group in ``optimizer.param_groups``
-``numels``         int64 (T,)
-``pointers``       int64 (POINTER_ROWS, T): data pointers, ``ROW_*`` rows of
-                   ``lrfast/_bucket_layout.py``, 0 where a tensor is absent
-=================  =====================================================================
-
-``grads`` may be replaced without a new structure (``zero_grad(set_to_none=True)``
-reallocates them every step); ``grads_version`` then changes and ``pointers[ROW_GRAD]``
-holds the new addresses. Per-step fields, set before every call:
-
-=========================  =============================================================
-``group_hyper``            float64 (G, GROUP_COLUMNS) for all G groups of the optimizer
-                           (``GROUP_*`` columns); NaN for an LR held in a CUDA tensor
-``lr_tensors``             list of G: the group's ``lr`` tensor, or None (device LRs)
-``lr_schedule``            ``lrfast.schedules.Packed`` with G descriptor rows, or None
-``momentum_schedule``      the same for momentum / beta1, or None
-``schedule_t``             float64 (G,): the step each group's schedules are evaluated at
-``momentum_fresh``         uint8 (T,), SGD (see 5.)
-``grad_scale``             None or a 1-element float32 tensor (GradScaler's scale)
-``found_inf``              None or a 1-element float32 tensor (nonzero: skip, see 1.)
-``hold_schedule_on_skip``  True when the optimizer owns the schedule count (groups whose
-                           lr is a Schedule): a step skipped by ``found_inf`` must not
-                           advance a device-side schedule counter; False when a scheduler
-                           drives it (the scheduler steps regardless, as torch's do)
-=========================  =============================================================
-
-``group_hyper`` and ``lr_tensors`` are replaced, never edited in place, when their
-values change, and the previous object stays alive until the next replacement, so a
-backend may key its caches on their ``id()``; ``schedule_t`` is refilled in place.
+"""Turns an optimizer's param groups and state into buckets (``lrfast._backend.bucket``),
+once, and checks cheaply on every step whether they still hold (NOTE [persistent buckets],
+NOTE [watched state] below).
 """
 
 from __future__ import annotations
 
-import importlib
 import operator
-import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from itertools import repeat
-from typing import Any
 
 import numpy as np
 import torch
 
-from .. import _bucket_layout as L
-from .. import _descriptor as descriptor_layout
-from .._backend import device_api
+from .. import _bucket_layout as bucket_layout
+from .._backend.bucket import STATE_KEYS, SUPPORTED_DTYPES, Bucket
 
-__all__ = ["Bucket", "SUPPORTED_DTYPES", "STATE_KEYS", "backend_for", "Planner"]
+__all__ = ["Planner"]
 
-SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-STATE_KEYS = {"adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), "sgd": ("momentum_buffer",)}
-_STATE_ROWS = {"exp_avg": L.ROW_EXP_AVG, "exp_avg_sq": L.ROW_EXP_AVG_SQ,
-               "max_exp_avg_sq": L.ROW_MAX_EXP_AVG_SQ, "momentum_buffer": L.ROW_MOMENTUM_BUFFER}
+_STATE_ROWS = {"exp_avg": bucket_layout.ROW_EXP_AVG, "exp_avg_sq": bucket_layout.ROW_EXP_AVG_SQ,
+               "max_exp_avg_sq": bucket_layout.ROW_MAX_EXP_AVG_SQ, "momentum_buffer": bucket_layout.ROW_MOMENTUM_BUFFER}
 
 _grad_of = operator.attrgetter("grad")
 _data_ptr = torch.Tensor.data_ptr
@@ -109,120 +31,6 @@ def _local(t):
     local = getattr(t, "_local_tensor", None)
     return t if local is None else local
 
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    view = array.view()
-    view.setflags(write=False)
-    return view
-
-
-# One type for "no schedule" so that a backend compiled once serves both cases.
-NO_DESCRIPTORS = _readonly(np.zeros((0, descriptor_layout.DESCRIPTOR_SIZE)))
-NO_TABLE = _readonly(np.zeros(0))
-
-
-class Bucket:
-    """Every tensor of one (device, dtype) that one optimizer step updates.
-
-    The fields and what a backend must do with them: this module's docstring.
-    """
-
-    __slots__ = (
-        "kind", "device", "dtype", "params", "grads", "state", "steps", "tensor_group", "numels", "pointers",
-        "structure_version", "grads_version", "group_hyper", "lr_tensors", "lr_schedule", "momentum_schedule",
-        "schedule_t", "momentum_fresh", "grad_scale", "found_inf", "hold_schedule_on_skip", "backend_cache",
-        # the planner's bookkeeping
-        "flat_index", "grad_getter", "grad_copies", "contiguous_params", "distributed",
-    )
-
-    def __init__(self, kind: str, device: torch.device, dtype: torch.dtype) -> None:
-        self.kind = kind
-        self.device = device
-        self.dtype = dtype
-        self.params: list[torch.Tensor] = []
-        self.grads: list[torch.Tensor] = []
-        self.state: dict[str, list[torch.Tensor | None]] = {k: [] for k in STATE_KEYS[kind]}
-        self.steps: list[torch.Tensor] = []
-        self.tensor_group = np.zeros(0, dtype=np.int32)
-        self.numels = np.zeros(0, dtype=np.int64)
-        self.pointers = np.zeros((L.POINTER_ROWS, 0), dtype=np.int64)
-        self.structure_version = 0
-        self.grads_version = 0
-        self.group_hyper = np.zeros((0, L.GROUP_COLUMNS))
-        self.lr_tensors: list[torch.Tensor | None] = []
-        self.lr_schedule = None
-        self.momentum_schedule = None
-        self.schedule_t = np.zeros(0)
-        self.momentum_fresh = np.zeros(0, dtype=np.uint8)
-        self.grad_scale: torch.Tensor | None = None
-        self.found_inf: torch.Tensor | None = None
-        self.hold_schedule_on_skip = False
-        self.backend_cache: Any = None
-        self.flat_index: list[int] = []
-        self.grad_getter: Callable | None = None
-        self.grad_copies: list[tuple[int, torch.Tensor]] = []  # (t, user grad) where grads[t] is a staged copy
-        self.contiguous_params = True
-        self.distributed = False  # DTensor parameters: grads are unwrapped to their local shards
-
-    def __repr__(self) -> str:
-        return (f"Bucket({self.kind}, {self.device}, {self.dtype}, {len(self.params)} tensors, "
-                f"{int(self.numels.sum())} elements)")
-
-
-# -- backends -------------------------------------------------------------------------------
-
-_warned_no_numba = False
-
-
-def _cpu_backend() -> Callable[[Bucket], None]:
-    global _warned_no_numba
-    try:
-        from .._backend import cpu
-    except ImportError as exc:
-        if not _warned_no_numba:
-            _warned_no_numba = True
-            warnings.warn(f"lrfast.optim: Numba is unavailable ({exc}); CPU parameters fall back to torch's "
-                          "optimizer code (pip install numba for the fused kernels)", RuntimeWarning, stacklevel=4)
-        from .._backend import fallback as _fallback
-        return _fallback.step_bucket
-    return cpu.step_bucket
-
-
-def _cuda_backend() -> Callable[[Bucket], None]:
-    try:
-        module = importlib.import_module("lrfast._backend.cuda_optim")
-        return module.step_bucket
-    except (ImportError, AttributeError) as exc:
-        raise RuntimeError(
-            "lrfast.optim: the CUDA fused path (lrfast._backend.cuda_optim.step_bucket) is not available "
-            f"in this build ({exc}); use torch.optim with fused=True for CUDA parameters"
-        ) from None
-
-
-_BACKEND_LOADERS = {"cpu": _cpu_backend, "cuda": _cuda_backend}
-_backends: dict[str, Callable[[Bucket], None]] = {}
-
-
-def backend_for(device: torch.device) -> Callable[[Bucket], None]:
-    """The ``step_bucket`` function of ``device``'s backend (loaded once)."""
-    kind = "cuda" if device_api.is_device(device) else device.type  # NOTE [emulated device]
-    backend = _backends.get(kind)
-    if backend is None:
-        loader = _BACKEND_LOADERS.get(kind)
-        if loader is None:
-            raise RuntimeError(f"lrfast.optim: parameters on {device.type} devices are not supported (cpu, cuda)")
-        backend = _backends[kind] = loader()
-    return backend
-
-
-def reset_backends() -> None:
-    """Forget the loaded backends (tests that hide Numba use this)."""
-    global _warned_no_numba
-    _backends.clear()
-    _warned_no_numba = False
-
-
-# -- layout helpers -------------------------------------------------------------------------
 
 def _is_dense(t: torch.Tensor) -> bool:
     """Whether ``t``'s elements fill its memory exactly once (contiguous in some order)."""
@@ -341,7 +149,7 @@ class Planner:
         self.grads: list[torch.Tensor | None] = []
         self.any_none = False  # whether some parameter had no grad at the last rebuild
         self.state_token: tuple = ()
-        self.group_hyper = np.zeros((0, L.GROUP_COLUMNS))
+        self.group_hyper = np.zeros((0, bucket_layout.GROUP_COLUMNS))
         self.hyper_rows: list = []
         self.previous_hyper = self.group_hyper
         self.lr_tensors: list = []
@@ -357,7 +165,7 @@ class Planner:
         if rows != self.hyper_rows:
             # the old array stays referenced: backends key caches on id(group_hyper)
             self.previous_hyper = self.group_hyper
-            self.group_hyper = np.array(rows, dtype=np.float64).reshape(len(rows), L.GROUP_COLUMNS)
+            self.group_hyper = np.array(rows, dtype=np.float64).reshape(len(rows), bucket_layout.GROUP_COLUMNS)
             self.hyper_rows = rows
         params = self.params
         state_token = (id(opt.state), len(opt.state), self.edits[0])
@@ -407,7 +215,7 @@ class Planner:
                     grads[t] = staged
                     pointers[t] = staged.data_ptr()
         bucket.grads = grads
-        bucket.pointers[L.ROW_GRAD] = pointers
+        bucket.pointers[bucket_layout.ROW_GRAD] = pointers
         bucket.grads_version += 1
 
     def after_step(self, buckets: list[Bucket], stepped: bool) -> None:
@@ -507,12 +315,12 @@ class Planner:
         bucket.tensor_group = np.array([gi for _, gi in entries], dtype=np.int32)
         bucket.numels = np.array([p.numel() for p in bucket.params], dtype=np.int64)
         bucket.contiguous_params = all(p.is_contiguous() for p in bucket.params)
-        bucket.pointers = np.zeros((L.POINTER_ROWS, T), dtype=np.int64)
-        bucket.pointers[L.ROW_PARAM] = [p.data_ptr() for p in bucket.params]
+        bucket.pointers = np.zeros((bucket_layout.POINTER_ROWS, T), dtype=np.int64)
+        bucket.pointers[bucket_layout.ROW_PARAM] = [p.data_ptr() for p in bucket.params]
         for key, tensors in bucket.state.items():
             bucket.pointers[_STATE_ROWS[key]] = [0 if s is None else s.data_ptr() for s in tensors]
         if bucket.steps:
-            bucket.pointers[L.ROW_STEP] = [s.data_ptr() for s in bucket.steps]
+            bucket.pointers[bucket_layout.ROW_STEP] = [s.data_ptr() for s in bucket.steps]
         bucket.grad_getter = operator.itemgetter(*bucket.flat_index)
         bucket.momentum_fresh = np.array([id(p) in self.fresh_ids for p in bucket.params], dtype=np.uint8)
         self._set_grads(bucket, _pick(bucket, grads))
