@@ -112,3 +112,27 @@ def test_the_tools_use_only_the_public_api():
         if private:
             reached[str(path.relative_to(ROOT))] = private
     assert reached == {}
+
+
+def _modules_with_all() -> list[str]:
+    root = Path(lrfast.__file__).resolve().parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts or path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        if any(isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets)
+               for node in tree.body):
+            parts = list(path.relative_to(root.parent).with_suffix("").parts)
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+@pytest.mark.parametrize("module", _modules_with_all())
+def test_all_names_only_what_the_module_defines(module):
+    import importlib
+
+    mod = importlib.import_module(module)
+    assert len(set(mod.__all__)) == len(mod.__all__), f"{module}.__all__ repeats a name"
+    missing = [name for name in mod.__all__ if not hasattr(mod, name)]
+    assert missing == [], f"{module}.__all__ names what it does not define"

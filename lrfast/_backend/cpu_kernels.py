@@ -48,10 +48,6 @@ __all__: list[str] = []  # private: lrfast._backend.cpu is the public wrapper
 _jit = {"cache": True, "nogil": True, "error_model": "numpy"}  # IEEE division (no checks), fastmath off:
 # NOTE [torch's operation order]
 
-# storage dtypes of the four parameter dtypes (bf16 and fp16 by their bits)
-STORAGE = {"float32": np.float32, "float64": np.float64, "bfloat16": np.uint16, "float16": np.int16}
-
-
 # -- intrinsics --------------------------------------------------------------------------
 
 @intrinsic

@@ -85,11 +85,6 @@ class ScalarWriter:
             self.dtypes = upload(np.array([DTYPE_CODES[t.dtype] if t is not None else DTYPE_CODES[torch.float64]
                                            for t in targets], dtype=np.int32), device, self._keep)
 
-    def still_targets(self, tensors: Sequence[torch.Tensor | None]) -> bool:
-        """Whether ``tensors`` are the very tensors (same storage) this writer was built for."""
-        return len(tensors) == len(self.targets) and all(
-            a is b and (a is None or a.data_ptr() == b.data_ptr()) for a, b in zip(tensors, self.targets))
-
     def write(self, step: float, counter: torch.Tensor | None = None, increment: int = 0) -> None:
         """Launch: targets[g] = out[g] = schedule_g(step) (or of the device counter, advanced)."""
         api = device_api.active()

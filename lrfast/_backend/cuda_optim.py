@@ -100,7 +100,6 @@ class _DeviceTables:
         self.retired: list[tuple] = []
         self.ticket = torch.zeros(1, dtype=torch.int32, device=self.device)
         self.counter = torch.zeros((), dtype=torch.int64, device=self.device)
-        self.placeholder = torch.zeros(1, dtype=torch.float64, device=self.device)
 
     # -- the tensor table ----------------------------------------------------------------
     def sync_tensors(self, bucket) -> None:

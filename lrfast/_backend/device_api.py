@@ -126,9 +126,6 @@ class _Event:
     def synchronize(self) -> None:
         pass
 
-    def query(self) -> bool:
-        return True
-
 
 class EmulatedGraph:
     """A "CUDA graph" of the emulated device: the launches captured, replayed in order.
