@@ -18,9 +18,7 @@
 #include <vector>
 
 #include "build_info.h"
-#ifdef LRFAST_WITH_CUDA
-#include "cuda/cuda_api.h"
-#endif
+#include "cuda/cuda_api.h"  // declarations only (no CUDA type): its codes are exported in every build
 #ifdef LRFAST_EMU
 #include "emu/emu.h"
 #include "emu/selftest.h"
@@ -340,6 +338,15 @@ py::dict layout() {
   fused_layout["chunk_size"] = lrfast::fused::kChunkSize;
   fused_layout["block_size"] = lrfast::fused::kBlockSize;
   fused_layout["ilp"] = lrfast::fused::kILP;
+  fused_layout["first_step_flag"] = lrfast::fused::kFirstStepFlag;
+  fused_layout["lr_sources"] = py::dict(py::arg("value") = static_cast<int>(lrfast::fused::kLrValue),
+                                        py::arg("schedule") = static_cast<int>(lrfast::fused::kLrSchedule),
+                                        py::arg("tensor") = static_cast<int>(lrfast::fused::kLrTensor));
+  fused_layout["algorithms"] = py::dict(py::arg("sgd") = static_cast<int>(lrfast::fused::kSgd),
+                                        py::arg("adam") = static_cast<int>(lrfast::fused::kAdam));
+  fused_layout["counter_modes"] = py::dict(py::arg("none") = static_cast<int>(lrfast::fused::kCounterNone),
+                                           py::arg("eager") = static_cast<int>(lrfast::fused::kCounterEager),
+                                           py::arg("graph") = static_cast<int>(lrfast::fused::kCounterGraph));
   namespace ts = lrfast::fused::tensor_slot;
   namespace gs = lrfast::fused::group_slot;
   fused_layout["tensor"] = py::dict(
@@ -355,6 +362,11 @@ py::dict layout() {
       py::arg("lr_tensor_dtype") = gs::kLrTensorDtype, py::arg("schedule_step") = gs::kScheduleStep,
       py::arg("decoupled") = gs::kDecoupled);
   d["fused"] = fused_layout;
+  // cuda/cuda_api.h: the dtype codes of the LR writer's targets and the fused step's parameters
+  d["scalar_types"] = py::dict(py::arg("float32") = static_cast<int>(lrfast::cuda::kFloat32),
+                               py::arg("float64") = static_cast<int>(lrfast::cuda::kFloat64),
+                               py::arg("float16") = static_cast<int>(lrfast::cuda::kFloat16),
+                               py::arg("bfloat16") = static_cast<int>(lrfast::cuda::kBFloat16));
   namespace ps = lrfast::plateau::state_slot;
   d["plateau"] = py::dict(py::arg("state_size") = lrfast::plateau::kStateSize, py::arg("best") = ps::kBest,
                           py::arg("num_bad_epochs") = ps::kNumBadEpochs,

@@ -32,9 +32,11 @@ class _Layout(TypedDict):
     param_counts: dict[str, int]
     header: dict[str, int]
     segment: dict[str, int]
-    # slot counts and sizes, and two nested slot maps ("tensor", "group")
+    # slot counts and sizes, two nested slot maps ("tensor", "group") and the code maps
+    # "lr_sources", "algorithms", "counter_modes" (fused_tables.h)
     fused: dict[str, Any]
     plateau: dict[str, int]
+    scalar_types: dict[str, int]  # cuda/cuda_api.h's dtype codes
 
 def has_cuda() -> bool: ...
 def build_info() -> _BuildInfo: ...

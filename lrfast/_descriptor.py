@@ -32,7 +32,7 @@ __all__ = [
     "LAYOUT_VERSION", "HEADER_SIZE", "MAX_SEGMENTS", "SEGMENT_PARAMS", "SEGMENT_SIZE", "DESCRIPTOR_SIZE",
     "SLOT_VERSION", "SLOT_NUM_SEGMENTS", "SLOT_SCALE", "SLOT_FLOOR", "SLOT_KIND", "SLOT_TRACK", "SLOT_START",
     "SLOT_PARAMS", "Kind", "CyclicMode", "PARAMS", "TABLE_OFFSET_PARAM", "PLATEAU_LAYOUT", "FUSED_LAYOUT",
-    "fingerprint", "Segment",
+    "SCALAR_TYPES", "fingerprint", "Segment",
     # the named parameter indices (NOTE [segment parameters])
     "CONSTANT_VALUE", "STEP_INIT", "STEP_GAMMA", "STEP_STEP_SIZE", "MULTISTEP_INIT", "MULTISTEP_GAMMA",
     "MULTISTEP_TABLE_OFFSET", "MULTISTEP_COUNT", "EXPONENTIAL_INIT", "EXPONENTIAL_RATE", "EXPONENTIAL_STEPS",
@@ -179,7 +179,10 @@ PLATEAU_TABLE_OFFSET = PARAMS[Kind.PLATEAU]["table_offset"]
 PLATEAU_LAYOUT: Mapping[str, int] = _frozen(_LAYOUT["plateau"])
 """NOTE [plateau state] in plateau.h: the decision state's size and slots, and the mode codes."""
 FUSED_LAYOUT: Mapping[str, Any] = _frozen(_LAYOUT["fused"])
-"""fused_tables.h: the CUDA optimizer's per-tensor and per-group table slots and its launch shape."""
+"""fused_tables.h: the CUDA optimizer's per-tensor and per-group table slots, its launch shape and
+its codes (``lr_sources``, ``algorithms``, ``counter_modes``, ``first_step_flag``)."""
+SCALAR_TYPES: Mapping[str, int] = _frozen(_LAYOUT["scalar_types"])
+"""cuda/cuda_api.h: the dtype code of each torch dtype a kernel reads or writes, by name."""
 
 
 def fingerprint() -> str:

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .._descriptor import SCALAR_TYPES
 from ..schedules import Packed
 from . import device_api
 
 __all__ = ["DTYPE_CODES", "upload", "ScalarWriter"]
 
 # ScalarType codes of csrc/cuda/cuda_api.h
-DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+DTYPE_CODES = {dtype: SCALAR_TYPES[str(dtype).removeprefix("torch.")]
+               for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)}
 
 
 def upload(array: np.ndarray, device: torch.device, keep: list) -> torch.Tensor:

@@ -54,10 +54,10 @@ G_LR_TENSOR_DTYPE = _GROUP["lr_tensor_dtype"]
 G_SCHEDULE_STEP = _GROUP["schedule_step"]
 G_DECOUPLED = _GROUP["decoupled"]
 GROUP_SLOTS: int = FUSED_LAYOUT["group_slots"]
-LR_VALUE, LR_SCHEDULE, LR_TENSOR = 0, 1, 2
-ALGORITHMS = {"sgd": 0, "adam": 1}
-COUNTER_NONE, COUNTER_EAGER, COUNTER_GRAPH = 0, 1, 2
-FIRST_STEP_FLAG = 1
+LR_VALUE, LR_SCHEDULE, LR_TENSOR = (FUSED_LAYOUT["lr_sources"][k] for k in ("value", "schedule", "tensor"))
+ALGORITHMS: dict[str, int] = dict(FUSED_LAYOUT["algorithms"])
+COUNTER_NONE, COUNTER_EAGER, COUNTER_GRAPH = (FUSED_LAYOUT["counter_modes"][k] for k in ("none", "eager", "graph"))
+FIRST_STEP_FLAG: int = FUSED_LAYOUT["first_step_flag"]
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
