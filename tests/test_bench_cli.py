@@ -191,7 +191,9 @@ def test_curves_have_enough_sizes_and_quick_labels_are_real():
 @pytest.mark.slow  # the whole quick bench (3 paired rounds instead of 7), in a subprocess
 def test_bench_quick_writes_table_json_and_plot(tmp_path):
     out_json, out_png, out_md = tmp_path / "b.json", tmp_path / "b.png", tmp_path / "b.md"
-    proc = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--quick", "--rounds", "3", "--no-progress",
+    # --cache-mib 0: no cache eviction between timed calls (what is checked here is the report, not its numbers)
+    proc = subprocess.run([sys.executable, "-m", "lrfast", "bench", "--quick", "--rounds", "3", "--cache-mib", "0",
+                           "--no-progress",
                            "--json", str(out_json), "--plot", str(out_png), "--markdown", str(out_md)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr

@@ -115,12 +115,22 @@ def test_builder_places_each_parameter_where_the_header_reads_it(name):
 
 
 def test_builders_refuse_what_does_not_fit():
-    with pytest.raises(ValueError, match="phase_ends holds at most 3 values"):
+    with pytest.raises(ValueError, match=r"phase_ends holds at most 3 value\(s\)"):
         layout.one_cycle_segment(phase_ends=[1.0, 2.0, 3.0, 4.0], phase_values=[0.0] * 5, linear=False)
     with pytest.raises(ValueError, match="one value more than boundaries"):
         layout.piecewise_segment(boundaries=[1, 2], values=[1.0, 2.0])
     with pytest.raises(TypeError, match=r"cosine segment: parameters .* expected"):
         layout._segment(layout.Kind.COSINE, 0, 0, init=1.0)
+    with pytest.raises(ValueError, match=r"init holds at most 1 value\(s\), got \(1.0,\)"):
+        layout.cosine_segment(init=(1.0,), end=0.0, steps=10, periodic=True, exponent=1.0)
+
+
+def test_runs_take_any_sequence_numpy_arrays_included():
+    # one_cycle_phases took NumPy arrays before the builders existed; it still does
+    from_lists = S.one_cycle_phases([10.0, 20.0], [0.1, 1.0, 0.01], True)
+    from_arrays = S.one_cycle_phases(np.array([10.0, 20.0]), np.array([0.1, 1.0, 0.01]), True)
+    assert from_arrays.segments == from_lists.segments
+    assert [from_arrays(t) for t in (0, 10, 15, 20, 25)] == [from_lists(t) for t in (0, 10, 15, 20, 25)]
 
 
 def test_packed_descriptor_follows_the_layout():

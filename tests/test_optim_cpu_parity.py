@@ -33,6 +33,18 @@ TOLERANCE = {torch.float32: dict(rtol=1e-6, atol=1e-7), torch.float64: dict(rtol
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
+@pytest.fixture(autouse=True)
+def parallel_kernels_only(monkeypatch):
+    """Every bucket here is big enough to share (NOTE [parallel or serial]): it runs the
+    parallel kernel at every step, the one a big bucket starts with, instead of also timing
+    its serial twin. The twins are one source compiled twice and give the same bits
+    (test_cpu_compiled_variants.py); compiling the serial twin of every option x dtype
+    variant as well cost this file a third of its time on a cold cache."""
+    from lrfast._backend import cpu
+
+    monkeypatch.setattr(cpu.ModeChooser, "parallel", lambda self: True)
+
+
 def make_scheduler(name, opt, module):
     if name == "step":
         return module.StepLR(opt, step_size=7, gamma=0.7)
