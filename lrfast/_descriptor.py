@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from . import _C
 
 __all__ = [
@@ -223,13 +225,15 @@ def _segment(kind: Kind, track: int, start: int, table: Sequence[float] = (), /,
     starts = sorted(names.values()) + [len(params)]
     for name, value in values.items():
         at = names[name]
-        if isinstance(value, Sequence):
-            width = starts[starts.index(at) + 1] - at
-            if len(value) > width:
-                raise ValueError(f"{kind.name.lower()} segment: {name} holds at most {width} values, got {value!r}")
-            params[at:at + len(value)] = [float(v) for v in value]
+        # a parameter's width reaches to the next one's index: more than 1 only for a run
+        width = starts[starts.index(at) + 1] - at
+        if np.ndim(value) > 0:  # a list, tuple or NumPy array: the values of a run
+            run = [float(v) for v in np.asarray(value, dtype=np.float64).reshape(-1)]
+            if width == 1 or len(run) > width:
+                raise ValueError(f"{kind.name.lower()} segment: {name} holds at most {width} value(s), got {value!r}")
+            params[at:at + len(run)] = run
         else:
-            params[at] = float(value)
+            params[at] = float(value)  # type: ignore[arg-type]
     return Segment(kind, track, start, tuple(params), tuple(float(v) for v in table))
 
 
