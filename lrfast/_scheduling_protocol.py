@@ -54,6 +54,7 @@ with anything torch or a user names.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
@@ -140,6 +141,13 @@ def bind_scheduler(scheduler: BoundScheduler) -> bool:
     optimizer = scheduler.optimizer
     if isinstance(optimizer, SchedulerHost):
         optimizer.lrfast_bind_scheduler(scheduler)
+        return True
+    old_hook = getattr(optimizer, "_lrfast_bind_scheduler", None)
+    if callable(old_hook):  # the name docs/extending.md gave user optimizers before this module
+        warnings.warn(f"{type(optimizer).__name__} defines _lrfast_bind_scheduler, the hook's old name: rename it "
+                      "lrfast_bind_scheduler (docs/extending.md); the old name will stop binding in a later release",
+                      DeprecationWarning, stacklevel=4)
+        old_hook(scheduler)
         return True
     return False
 

@@ -32,7 +32,7 @@ import numpy as np
 from . import _descriptor as layout
 from ._numba_cache import drop_stale_cache
 
-__all__ = ["lr_at", "lr_at_many", "evaluate", "evaluate_many", "evaluate_product", "apply_floor"]
+__all__ = ["lr_at", "lr_at_many"]  # the twin's own names (evaluate, ...) are for tests/test_numba_schedule.py
 
 # Numba compiles layout.* in as constants (module-level ints and enum members), which
 # lrfast._descriptor reads from the compiled core: NOTE [segment parameters].

@@ -216,22 +216,29 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
 
 def test_lrfast_backend_names_what_runs(monkeypatch):
     # the report's lrfast_kernels / lrfast_backend come from lrfast.optim.backend_status
+    import warnings
+
     import lrfast.optim
-    from lrfast._backend import fallback as _fallback
-    from lrfast._backend import registry
+    from lrfast._backend import fallback, registry
 
     assert lrfast.optim.backend_status("cpu") == (True, "lrfast kernels")
 
-    def fallback(device):
-        import warnings
+    def numba_missing():
+        registry._fallback_reasons["cpu"] = "lrfast.optim: Numba is unavailable (x)"
+        return fallback.step_bucket
+    monkeypatch.setitem(registry._BACKEND_LOADERS, "cpu", numba_missing)
+    registry.reset_backends()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the status check itself does not warn ...
+            assert lrfast.optim.backend_status("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
+        with pytest.warns(RuntimeWarning, match="Numba is unavailable"):  # ... the first step that falls back does
+            assert registry.backend_for(torch.device("cpu")) is fallback.step_bucket
+    finally:
+        registry.reset_backends()
 
-        warnings.warn("lrfast.optim: Numba is unavailable (x)", RuntimeWarning, stacklevel=2)
-        return _fallback.step_bucket
-    monkeypatch.setattr(registry, "backend_for", fallback)
-    assert lrfast.optim.backend_status("cpu") == (False, "lrfast.optim: Numba is unavailable (x)")
-
-    def missing(device):
+    def cuda_missing():
         raise RuntimeError("lrfast.optim: the CUDA fused path is not available in this build")
-    monkeypatch.setattr(registry, "backend_for", missing)
+    monkeypatch.setitem(registry._BACKEND_LOADERS, "cuda", cuda_missing)
     assert lrfast.optim.backend_status("cuda") == (False, "lrfast.optim: the CUDA fused path is not available in "
                                                           "this build")

@@ -14,6 +14,7 @@ import io
 import math
 import pickle
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -378,3 +379,26 @@ from fuzz_lr_schedulers import check_random_run, run_strategy  # noqa: E402
 @hypothesis.given(run_strategy())
 def test_random_runs_match_torch(run):
     check_random_run(run)
+
+
+def test_an_optimizer_with_the_old_private_hook_still_binds_with_a_deprecation_warning():
+    # docs/extending.md named the hook _lrfast_bind_scheduler before lrfast/_scheduling_protocol.py
+    bound = []
+
+    class OldStyle(torch.optim.SGD):
+        def _lrfast_bind_scheduler(self, scheduler):
+            bound.append(scheduler)
+
+    opt = OldStyle([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    with pytest.warns(DeprecationWarning, match="rename it lrfast_bind_scheduler"):
+        sched = FL.StepLR(opt, step_size=2)
+    assert bound == [sched]
+
+    class NewStyle(torch.optim.SGD):
+        def lrfast_bind_scheduler(self, scheduler):
+            bound.append(scheduler)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched = FL.StepLR(NewStyle([torch.nn.Parameter(torch.zeros(2))], lr=0.1), step_size=2)
+    assert bound[-1] is sched

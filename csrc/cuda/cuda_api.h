@@ -22,7 +22,8 @@ void evaluate_schedules(std::uintptr_t descriptors, std::int64_t n_descriptors,
                         std::uintptr_t table, std::uintptr_t steps, std::int64_t n_steps,
                         std::uintptr_t out, std::uintptr_t stream, int device);
 
-// Scalar dtypes a written target may have (codes shared with lrfast/_backend/cuda.py).
+// Scalar dtypes a written target may have (exported by _C.layout()["scalar_types"], read through
+// lrfast/_descriptor.py).
 enum ScalarType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
 
 // For each group g < n_groups: v = evaluate(descriptor g, step); *targets[g] (of dtype

@@ -21,20 +21,18 @@ import torch
 from . import device_api
 from .bucket import Bucket
 
-__all__ = ["backend_for", "reset_backends"]
+__all__ = ["backend_for", "status", "reset_backends"]
 
-_warned_no_numba = False
+# Why a device type runs torch's code instead of lrfast's kernels (set by its loader).
+_fallback_reasons: dict[str, str] = {}
 
 
 def _cpu_backend() -> Callable[[Bucket], None]:
-    global _warned_no_numba
     try:
         from . import cpu
     except ImportError as exc:
-        if not _warned_no_numba:
-            _warned_no_numba = True
-            warnings.warn(f"lrfast.optim: Numba is unavailable ({exc}); CPU parameters fall back to torch's "
-                          "optimizer code (pip install numba for the fused kernels)", RuntimeWarning, stacklevel=4)
+        _fallback_reasons["cpu"] = (f"lrfast.optim: Numba is unavailable ({exc}); CPU parameters fall back to "
+                                    "torch's optimizer code (pip install numba for the fused kernels)")
         from . import fallback
         return fallback.step_bucket
     return cpu.step_bucket
@@ -52,23 +50,51 @@ def _cuda_backend() -> Callable[[Bucket], None]:
 
 
 _BACKEND_LOADERS = {"cpu": _cpu_backend, "cuda": _cuda_backend}
-_backends: dict[str, Callable[[Bucket], None]] = {}
+_loaded: dict[str, Callable[[Bucket], None]] = {}  # loaded, whether or not a step has used it yet
+_backends: dict[str, Callable[[Bucket], None]] = {}  # used by a step (the fallback's warning given)
 
 
-def backend_for(device: torch.device) -> Callable[[Bucket], None]:
-    """The ``step_bucket`` function of ``device``'s backend (loaded once)."""
-    kind = "cuda" if device_api.is_device(device) else device.type  # NOTE [emulated device]
-    backend = _backends.get(kind)
+def _kind(device: torch.device) -> str:
+    return "cuda" if device_api.is_device(device) else device.type  # NOTE [emulated device]
+
+
+def _load(kind: str, device_type: str) -> Callable[[Bucket], None]:
+    backend = _loaded.get(kind)
     if backend is None:
         loader = _BACKEND_LOADERS.get(kind)
         if loader is None:
-            raise RuntimeError(f"lrfast.optim: parameters on {device.type} devices are not supported (cpu, cuda)")
-        backend = _backends[kind] = loader()
+            raise RuntimeError(f"lrfast.optim: parameters on {device_type} devices are not supported (cpu, cuda)")
+        backend = _loaded[kind] = loader()
     return backend
+
+
+def backend_for(device: torch.device) -> Callable[[Bucket], None]:
+    """The ``step_bucket`` function of ``device``'s backend (loaded once; the first step that
+    falls back to torch's code warns, once per process)."""
+    kind = _kind(device)
+    backend = _backends.get(kind)
+    if backend is None:
+        backend = _load(kind, device.type)
+        if kind in _fallback_reasons:
+            warnings.warn(_fallback_reasons[kind], RuntimeWarning, stacklevel=3)
+        _backends[kind] = backend
+    return backend
+
+
+def status(device: torch.device) -> tuple[bool, str]:
+    """(fused, why not) for ``device``, as ``lrfast.optim.backend_status`` reports it; loads the
+    backend but leaves the fallback's warning to the first step that uses it."""
+    kind = _kind(device)
+    try:
+        _load(kind, device.type)
+    except RuntimeError as exc:  # a build without lrfast's CUDA kernels, a device type lrfast does not step
+        return False, str(exc)
+    reason = _fallback_reasons.get(kind)
+    return (False, reason) if reason is not None else (True, "lrfast kernels")
 
 
 def reset_backends() -> None:
     """Forget the loaded backends (tests that hide Numba use this)."""
-    global _warned_no_numba
     _backends.clear()
-    _warned_no_numba = False
+    _loaded.clear()
+    _fallback_reasons.clear()

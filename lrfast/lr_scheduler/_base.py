@@ -795,10 +795,7 @@ class LRScheduler(_TorchLRScheduler):
 
     def graph_capture_blocker(self) -> str | None:
         """Why graph replays of a bound optimizer's step would not follow this scheduler, or
-        None (a LambdaLR's baked window without ``horizon=``)."""
-        return self._lrfast_bake_blocker()
-
-    def _lrfast_bake_blocker(self) -> str | None:
+        None (a LambdaLR's baked window without ``horizon=`` overrides this)."""
         return None
 
 

@@ -290,7 +290,7 @@ class _BakedLambdas(LRScheduler):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=self._lrfast_check_callable)
         self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
-        self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (LambdaLR._lrfast_bake_blocker)
+        self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (LambdaLR.graph_capture_blocker)
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -340,7 +340,7 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
         if window is not None and not window[0] <= t < window[1]:
             self.refresh()  # bake the window around t (pure lr_lambda assumed)
 
-    def _lrfast_bake_blocker(self) -> str | None:
+    def graph_capture_blocker(self) -> str | None:
         """Graph replays cannot bake further and the lookup holds the last entry: refused
         unless the user gave ``horizon=``, their statement that it covers the replays."""
         if self._lrfast_horizon_given:

@@ -118,10 +118,10 @@ class _CompositeMixin(_MixinBase):
         return None
 
     def graph_capture_blocker(self) -> str | None:
-        """A child's reason (a LambdaLR baking without ``horizon=``), or None."""
+        """A child's reason (a LambdaLR baking without ``horizon=``, at any depth), or None."""
         for child in self._lrfast_children():
             if isinstance(child, LRScheduler):
-                blocker = child._lrfast_bake_blocker()
+                blocker = child.graph_capture_blocker()
                 if blocker is not None:
                     return blocker
         return None
