@@ -11,9 +11,9 @@ takes the kind's parameters by name and puts them at the indices the header expo
 module-level ``<KIND>_<PARAM>`` ints are those indices, for code that reads a packed descriptor
 (the Numba twin: Numba compiles module-level ints in as constants).
 
->>> from lrfast import _descriptor as D
->>> seg = D.cosine_segment(init=1.0, end=0.0, steps=100, periodic=False, exponent=1.0)
->>> seg.params[D.COSINE_STEPS]
+>>> from lrfast import _descriptor as descriptor_layout
+>>> seg = descriptor_layout.cosine_segment(init=1.0, end=0.0, steps=100, periodic=False, exponent=1.0)
+>>> seg.params[descriptor_layout.COSINE_STEPS]
 100.0
 """
 

@@ -29,7 +29,7 @@ import math
 import numba
 import numpy as np
 
-from . import _descriptor as layout
+from . import _descriptor as layout  # the twin reads nothing else: the short name keeps it line for line
 from ._numba_cache import drop_stale_cache
 
 __all__ = ["lr_at", "lr_at_many"]  # the twin's own names (evaluate, ...) are for tests/test_numba_schedule.py

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .. import _descriptor as layout
+from .. import _descriptor as descriptor_layout
 from .._backend import device_api
 from .._compile import attach
 from .._scheduling_protocol import bind_scheduler, host_float
@@ -159,9 +159,9 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         for s in factors:
             if s.floor != 0.0:
                 raise ValueError(f"{cls}: schedule {s!r} has a floor; min_lr is the floor of the composition")
-            if len(s.segments) >= layout.MAX_SEGMENTS:
-                raise ValueError(f"{cls}: schedule {s!r} uses all {layout.MAX_SEGMENTS} segments of a descriptor; the "
-                                 "plateau factor needs one more")
+            if len(s.segments) >= descriptor_layout.MAX_SEGMENTS:
+                raise ValueError(f"{cls}: schedule {s!r} uses all {descriptor_layout.MAX_SEGMENTS} segments of a "
+                                 "descriptor; the plateau factor needs one more")
         return ("factors", factors)
 
     def _lrfast_compose(self, kind: str, what: Any) -> None:

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from .. import _C
-from .. import _descriptor as layout
+from .. import _descriptor as descriptor_layout
 from .._scheduling_protocol import host_float
 from ..schedules import Packed, Schedule, chain, pack_many
 from ._base import _Writer
 
 __all__ = ["PLATEAU", "STATE_SIZE", "HostProgram", "HostEngine", "PlateauOwner"]
 
-PLATEAU = layout.PLATEAU_LAYOUT  # plateau.h's codes and state slots
+PLATEAU = descriptor_layout.PLATEAU_LAYOUT  # plateau.h's codes and state slots
 STATE_SIZE = PLATEAU["state_size"]
 
 
@@ -53,7 +53,7 @@ class PlateauOwner(Protocol):
 
 def _slot(value: float) -> Schedule:
     """One live table entry (kind PLATEAU) holding ``value``."""
-    return Schedule([layout.plateau_segment(float(value))], 1.0, f"plateau({value!r})")
+    return Schedule([descriptor_layout.plateau_segment(float(value))], 1.0, f"plateau({value!r})")
 
 
 class HostProgram:

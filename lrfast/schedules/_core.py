@@ -162,22 +162,21 @@ class Schedule:
 
 
 def _pack_into(schedule: Schedule, table: list[float], table_base: int) -> tuple[np.ndarray, list[float]]:
-    lay = descriptor_layout
-    d = np.zeros(lay.DESCRIPTOR_SIZE, dtype=np.float64)
-    d[lay.SLOT_VERSION] = lay.LAYOUT_VERSION
-    d[lay.SLOT_NUM_SEGMENTS] = len(schedule.segments)
-    d[lay.SLOT_SCALE] = schedule.scale
-    d[lay.SLOT_FLOOR] = schedule.floor
+    d = np.zeros(descriptor_layout.DESCRIPTOR_SIZE, dtype=np.float64)
+    d[descriptor_layout.SLOT_VERSION] = descriptor_layout.LAYOUT_VERSION
+    d[descriptor_layout.SLOT_NUM_SEGMENTS] = len(schedule.segments)
+    d[descriptor_layout.SLOT_SCALE] = schedule.scale
+    d[descriptor_layout.SLOT_FLOOR] = schedule.floor
     for i, seg in enumerate(schedule.segments):
-        o = lay.HEADER_SIZE + i * lay.SEGMENT_SIZE
-        d[o + lay.SLOT_KIND] = int(seg.kind)
-        d[o + lay.SLOT_TRACK] = seg.track
-        d[o + lay.SLOT_START] = seg.start
+        o = descriptor_layout.HEADER_SIZE + i * descriptor_layout.SEGMENT_SIZE
+        d[o + descriptor_layout.SLOT_KIND] = int(seg.kind)
+        d[o + descriptor_layout.SLOT_TRACK] = seg.track
+        d[o + descriptor_layout.SLOT_START] = seg.start
         params = list(seg.params)
         if seg.table:
-            params[lay.TABLE_OFFSET_PARAM[seg.kind]] += table_base + len(table)
+            params[descriptor_layout.TABLE_OFFSET_PARAM[seg.kind]] += table_base + len(table)
             table.extend(seg.table)
-        d[o + lay.SLOT_PARAMS: o + lay.SLOT_PARAMS + len(params)] = params
+        d[o + descriptor_layout.SLOT_PARAMS: o + descriptor_layout.SLOT_PARAMS + len(params)] = params
     return d, table
 
 
