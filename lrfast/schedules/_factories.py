@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .. import _descriptor as descriptor_layout
 from .._descriptor import (
     CyclicMode,
     Segment,
@@ -380,8 +381,9 @@ def one_cycle_phases(phase_ends: Sequence[float], phase_values: Sequence[float],
     """Phase ``i`` anneals ``phase_values[i] -> phase_values[i + 1]`` until ``phase_ends[i]``.
     The building block of :func:`one_cycle` and of OneCycleLR's momentum cycle."""
     n = len(phase_ends)
-    if not 1 <= n <= 3 or len(phase_values) != n + 1:
-        raise ValueError(f"one_cycle_phases: needs 1 to 3 phase ends and one more value, got "
+    most = descriptor_layout.ONE_CYCLE_MAX_PHASES
+    if not 1 <= n <= most or len(phase_values) != n + 1:
+        raise ValueError(f"one_cycle_phases: needs 1 to {most} phase ends and one more value, got "
                          f"{list(phase_ends)!r} and {list(phase_values)!r}")
     return _single(one_cycle_segment(phase_ends=phase_ends, phase_values=phase_values, linear=linear), description)
 
