@@ -7,6 +7,8 @@
 # in one process, in their order, as they do without xdist; the workers are fresh interpreters
 # (not forks). Numba's on-disk cache is shared by both: it writes each entry to a temporary
 # file and renames it into place, and a missing entry is compiled again, never misread.
+# Each worker runs torch and Numba on one thread, and the longest files go out first
+# (tests/conftest.py: NOTE [one thread per worker], NOTE [heaviest first]).
 # The 15 slowest tests are listed at the end, to keep the suite's time in view.
 # pytest exits 5 when it collects no test; that is a failure here too.
 set -euo pipefail
