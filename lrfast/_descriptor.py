@@ -20,7 +20,6 @@ module-level ``<KIND>_<PARAM>`` ints are those indices, for code that reads a pa
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import _C
+from ._numba_cache import digest
 
 __all__ = [
     "LAYOUT_VERSION", "HEADER_SIZE", "MAX_SEGMENTS", "SEGMENT_PARAMS", "SEGMENT_SIZE", "DESCRIPTOR_SIZE",
@@ -190,7 +190,7 @@ SCALAR_TYPES: Mapping[str, int] = _frozen(_LAYOUT["scalar_types"])
 def fingerprint() -> str:
     """A digest of every constant the compiled core exports, for caches of code that compiled them in
     (Numba keys its on-disk cache on the source file alone)."""
-    return hashlib.sha1(repr(sorted(_LAYOUT.items())).encode()).hexdigest()
+    return digest(_LAYOUT)
 
 
 # -- segments and their builders ------------------------------------------------------------------------

@@ -10,11 +10,25 @@ when the stamp differs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["drop_stale_cache"]
+__all__ = ["digest", "compiled_functions", "drop_stale_cache"]
+
+
+def digest(constants: Mapping[str, Any]) -> str:
+    """A stamp of named constants: the same names and values give the same string."""
+    return hashlib.sha1(repr(sorted(constants.items())).encode()).hexdigest()
+
+
+def compiled_functions(namespace: Mapping[str, Any]) -> list[Any]:
+    """Every Numba function of a module (its ``globals()``), each once: the list to flush,
+    derived so that a function added later cannot be left out."""
+    from numba.core.dispatcher import Dispatcher
+
+    return list({id(value): value for value in namespace.values() if isinstance(value, Dispatcher)}.values())
 
 
 def drop_stale_cache(dispatchers: Iterable[Any], name: str, digest: str) -> None:

@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 from . import _descriptor as layout  # the twin reads nothing else: the short name keeps it line for line
-from ._numba_cache import drop_stale_cache
+from ._numba_cache import compiled_functions, drop_stale_cache
 
 __all__ = ["lr_at", "lr_at_many"]  # the twin's own names (evaluate, ...) are for tests/test_numba_schedule.py
 
@@ -251,8 +251,7 @@ def evaluate_many(descriptors, table, steps):
     return out
 
 
-drop_stale_cache([_count_at_most, _clamped_index, _cyclic, _one_cycle, _warm_restarts, _segment_value, apply_floor,
-                  evaluate_product, evaluate, evaluate_many], "schedule", layout.fingerprint())
+drop_stale_cache(compiled_functions(globals()), "schedule", layout.fingerprint())
 
 lr_at = evaluate
 lr_at_many = evaluate_many

@@ -26,7 +26,6 @@ the same reason. ``torch.sqrt`` (MKL) is not correctly rounded, so torch's
 
 from __future__ import annotations
 
-import hashlib
 import math
 import types as types_module
 
@@ -38,7 +37,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .. import _bucket_layout as bucket_layout
-from .._numba_cache import drop_stale_cache
+from .._numba_cache import compiled_functions, digest, drop_stale_cache
 from . import cpu_threads as threads
 
 threads.configure()  # before any parallel kernel runs: NOTE [threading layer]
@@ -432,12 +431,6 @@ SERIAL_KERNELS = {"adam": adam_step_serial, "sgd": sgd_step_serial}
 
 # -- cache hygiene -------------------------------------------------------------------------------------------
 
-def _bucket_layout_digest() -> str:
-    """A digest of the bucket layout's constants, which these kernels compile in (lrfast._numba_cache)."""
-    constants = sorted((k, v) for k, v in vars(bucket_layout).items() if k.isupper())
-    return hashlib.sha1(repr(constants).encode()).hexdigest()
-
-
-drop_stale_cache([adam_step, sgd_step, adam_step_serial, sgd_step_serial, _adam_scalars, _sgd_scalars,
-                  _bfloat16_bits, _adam_dispatch, _sgd_dispatch, _adam_chunk, _sgd_chunk, _group_values, _view],
-                 "kernels", _bucket_layout_digest())
+# the bucket layout's constants are compiled in (lrfast/_numba_cache.py)
+drop_stale_cache(compiled_functions(globals()), "kernels",
+                 digest({k: v for k, v in vars(bucket_layout).items() if k.isupper()}))
