@@ -34,10 +34,11 @@ from itertools import accumulate
 import torch
 
 from .. import schedules as S
-from .._descriptor import Segment, cosine_segment, polynomial_segment, warm_restarts_segment
+from .._descriptor import cosine_segment, polynomial_segment, warm_restarts_segment
 from .._scheduling_protocol import host_float
 from ..lr_scheduler import FunctionalLR
 from ..schedules import Schedule
+from ..schedules._core import single
 
 __all__ = [
     "get_constant_schedule", "get_constant_schedule_with_warmup", "get_linear_schedule_with_warmup",
@@ -68,26 +69,22 @@ def _number(fn: str, name: str, value) -> float:
 
 # -- curve pieces (factors of the base LR) --------------------------------------------------
 
-def _curve(segment: Segment, description: str) -> Schedule:
-    return Schedule([segment], 1.0, description)
-
-
 def _periodic_cosine(period: float, end: float = 0.0) -> Schedule:
     """``end + (1 - end) * (1 + cos(pi * u / period)) / 2``, periodic: transformers' cosine
     ``0.5 * (1 + cos(2 pi c u / D))`` with ``period = D / (2 c)`` (any real c != 0)."""
-    return _curve(cosine_segment(init=1.0, end=end, steps=period, periodic=True, exponent=1.0),
+    return single(cosine_segment(init=1.0, end=end, steps=period, periodic=True, exponent=1.0),
                   f"cosine(period={period!r}, end={end!r})")
 
 
 def _cosine_rise(init: float, steps: int) -> Schedule:
     """``init -> 1`` along ``init + (1 - init) * (1 - cos(pi * u / steps)) / 2`` (WSD's cosine warmup)."""
-    return _curve(cosine_segment(init=init, end=1.0, steps=steps, periodic=False, exponent=1.0),
+    return single(cosine_segment(init=init, end=1.0, steps=steps, periodic=False, exponent=1.0),
                   f"cosine_rise({init!r}, {steps})")
 
 
 def _sqrt_rise(init: float, steps: int) -> Schedule:
     """``init -> 1`` along ``1 - (1 - init) * sqrt(1 - u / steps)`` (WSD's 1-sqrt warmup)."""
-    return _curve(polynomial_segment(init=init, end=1.0, steps=steps, power=0.5), f"sqrt_rise({init!r}, {steps})")
+    return single(polynomial_segment(init=init, end=1.0, steps=steps, power=0.5), f"sqrt_rise({init!r}, {steps})")
 
 
 def _sequence(parts: list[tuple[int, Schedule]], description: str) -> Schedule:
@@ -231,7 +228,7 @@ def _hard_restart_cycles(span: int, c: float) -> Schedule:
     """The cycles over ``[0, span)``: closed form when it agrees with transformers at every
     restart, else a table (NOTE [hard restarts] in this module)."""
     if c > 0 and math.ceil(c) - 1 <= _RESTART_CHECK_LIMIT:
-        closed = _curve(warm_restarts_segment(init=1.0, end=0.0, t0=span / c, t_mult=1.0),
+        closed = single(warm_restarts_segment(init=1.0, end=0.0, t0=span / c, t_mult=1.0),
                         f"warm_restarts(T_0={span / c!r})")
         near = sorted({s for k in range(1, math.ceil(c)) for s in range(math.floor(k * span / c) - 1,
                                                                           math.floor(k * span / c) + 3)
@@ -295,7 +292,7 @@ def get_polynomial_decay_schedule_with_warmup(optimizer: torch.optim.Optimizer, 
     if not lr_init > end:
         raise ValueError(f"{fn}: lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
     ratio = end / lr_init
-    decay = (_curve(polynomial_segment(init=1.0, end=ratio, steps=n - w, power=p), "polynomial") if n > w
+    decay = (single(polynomial_segment(init=1.0, end=ratio, steps=n - w, power=p), "polynomial") if n > w
              else S.constant(ratio))
     factor = _sequence([_warmup(w), (0, decay)],
                        _args(fn, num_warmup_steps=w, num_training_steps=n, lr_end=end, power=p))

@@ -386,10 +386,11 @@ class LRScheduler(_TorchLRScheduler):
 
     # -- what subclasses provide --------------------------------------------------
     def _lrfast_lr_schedules(self) -> list[Schedule]:
-        return [self._lrfast_schedule(base, i) for i, base in enumerate(self.base_lrs)]
+        return [self._lrfast_schedule(host_float(base, sync=True), i) for i, base in enumerate(self.base_lrs)]
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        """The LR of ``group`` as a function of this scheduler's step count, from ``base_lr``."""
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        """The LR of ``group`` as a function of this scheduler's step count, from ``base_lr`` (the
+        group's base LR, read as a float once for all subclasses)."""
         raise NotImplementedError
 
     def _lrfast_momentum_schedules(self) -> list[Schedule] | None:

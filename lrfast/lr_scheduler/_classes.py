@@ -49,8 +49,8 @@ class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return S.step_decay(host_float(base_lr, sync=True), self.step_size, self.gamma)
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.step_decay(base_lr, self.step_size, self.gamma)
 
 
 class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
@@ -70,10 +70,10 @@ class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
         # a negative milestone is never reached by torch's step-by-step form
         milestones = sorted(m for m in self.milestones.elements() if m >= 0)
-        return S.multistep_decay(host_float(base_lr, sync=True), milestones, self.gamma)
+        return S.multistep_decay(base_lr, milestones, self.gamma)
 
 
 class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
@@ -95,8 +95,7 @@ class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
         self.total_iters = total_iters
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        base = host_float(base_lr, sync=True)
+    def _lrfast_schedule(self, base: float, group: int) -> Schedule:
         low = S.constant(base * self.factor)
         if self.total_iters <= 0:
             return low
@@ -121,8 +120,7 @@ class LinearLR(LRScheduler, torch.optim.lr_scheduler.LinearLR):
         self.total_iters = total_iters
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        base = host_float(base_lr, sync=True)
+    def _lrfast_schedule(self, base: float, group: int) -> Schedule:
         if self.total_iters <= 0:  # torch's recursion never leaves the start factor
             return S.constant(base * self.start_factor)
         return S.linear(base * self.start_factor, base * self.end_factor, int(self.total_iters))
@@ -138,10 +136,10 @@ class ExponentialLR(LRScheduler, torch.optim.lr_scheduler.ExponentialLR):
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
         if self.gamma == 0:  # torch: 0 from the first step on
-            return S.join([S.constant(host_float(base_lr, sync=True)), S.constant(0.0)], [1])
-        return S.exponential_decay(host_float(base_lr, sync=True), 1, self.gamma)
+            return S.join([S.constant(base_lr), S.constant(0.0)], [1])
+        return S.exponential_decay(base_lr, 1, self.gamma)
 
 
 class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
@@ -159,10 +157,10 @@ class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
         self.power = power
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
         if self.total_iters <= 0:  # torch's recursion never changes the LR
-            return S.constant(host_float(base_lr, sync=True))
-        return S.polynomial(host_float(base_lr, sync=True), 0.0, self.power, int(self.total_iters))
+            return S.constant(base_lr)
+        return S.polynomial(base_lr, 0.0, self.power, int(self.total_iters))
 
 
 class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
@@ -182,8 +180,8 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
         self.eta_min = eta_min
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return S.cosine_annealing(host_float(base_lr, sync=True), int(self.T_max), host_float(self.eta_min, sync=True))
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.cosine_annealing(base_lr, int(self.T_max), host_float(self.eta_min, sync=True))
 
 
 class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
@@ -212,8 +210,8 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         self.T_cur = last_epoch
         LRScheduler.__init__(self, optimizer, last_epoch)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return S.warm_restarts(host_float(base_lr, sync=True), self.T_0, self.T_mult, float(self.eta_min))
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return S.warm_restarts(base_lr, self.T_0, self.T_mult, float(self.eta_min))
 
     def step(self, epoch: float | None = None) -> None:
         # torch's own step(): no order or deprecation warning, fractional epochs, and

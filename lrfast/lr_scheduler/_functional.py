@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import torch
 
-from .._scheduling_protocol import host_float
 from ..schedules import Schedule
 from ._base import LRScheduler
 
@@ -59,8 +58,8 @@ class FunctionalLR(LRScheduler):
         """The factor schedule of each param group (the LR is ``base_lr`` times it)."""
         return list(self._lrfast_factors)
 
-    def _lrfast_schedule(self, base_lr: float | torch.Tensor, group: int) -> Schedule:
-        return host_float(base_lr, sync=True) * self._lrfast_factors[group]
+    def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
+        return base_lr * self._lrfast_factors[group]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._lrfast_factors[0]!r}, last_epoch={self.last_epoch})"

@@ -47,7 +47,7 @@ from .._scheduling_protocol import bind_scheduler, host_float
 from ..schedules import Schedule
 from ._base import LRScheduler, optimizer_device
 from ._plateau_device import DeviceEngine, device_metric
-from ._plateau_host import PLATEAU, STATE_SIZE, HostEngine
+from ._plateau_host import PLATEAU, STATE_SIZE, HostEngine, last_lrs
 
 __all__ = ["ReduceLROnPlateau"]
 
@@ -335,8 +335,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
             return
         engine.pull(self)
         lrs = engine.lrs_pulled
-        self._lrfast_last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else lrs[i]
-                                for i, g in enumerate(self.optimizer.param_groups)]
+        self._lrfast_last_lr = last_lrs(self.optimizer.param_groups, lrs)
         self._lrfast_device = None
         self._lrfast_host.forget()
 

@@ -11,6 +11,7 @@ The device engine (``_plateau_device.py``) starts from this program too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,9 +21,10 @@ from .. import _C
 from .. import _descriptor as descriptor_layout
 from .._scheduling_protocol import host_float
 from ..schedules import Packed, Schedule, chain, pack_many
+from ..schedules._core import single
 from ._base import _Writer
 
-__all__ = ["PLATEAU", "STATE_SIZE", "HostProgram", "HostEngine", "PlateauOwner"]
+__all__ = ["PLATEAU", "STATE_SIZE", "HostProgram", "HostEngine", "PlateauOwner", "last_lrs"]
 
 PLATEAU = descriptor_layout.PLATEAU_LAYOUT  # plateau.h's codes and state slots
 STATE_SIZE = PLATEAU["state_size"]
@@ -53,7 +55,13 @@ class PlateauOwner(Protocol):
 
 def _slot(value: float) -> Schedule:
     """One live table entry (kind PLATEAU) holding ``value``."""
-    return Schedule([descriptor_layout.plateau_segment(float(value))], 1.0, f"plateau({value!r})")
+    return single(descriptor_layout.plateau_segment(float(value)), f"plateau({value!r})")
+
+
+def last_lrs(groups: list[dict[str, Any]], values: Sequence[float]) -> list[Any]:
+    """What ``get_last_lr()`` holds after a step: a tensor group's LR cloned, a float group's
+    new value."""
+    return [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else values[i] for i, g in enumerate(groups)]
 
 
 class HostProgram:
@@ -129,8 +137,7 @@ class HostEngine:
             writer = program.writer = _Writer(groups, "lr", program.packed(), out=buffer)
         values = program.lrs.tolist()
         writer.write(groups, values, float(scheduler.last_epoch))
-        scheduler._lrfast_last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else values[i]
-                                     for i, g in enumerate(groups)]
+        scheduler._lrfast_last_lr = last_lrs(groups, values)
 
     def fill_lr_tensor(self, scheduler: PlateauOwner, buffer: torch.Tensor) -> None:
         """A new ``lr_tensor`` buffer: the current values, with no sync."""

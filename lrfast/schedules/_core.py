@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from .. import _descriptor as descriptor_layout
 from .._descriptor import Kind, Segment, constant_segment
 
-__all__ = ["Schedule", "Segment", "Packed", "pack_many", "join", "chain"]
+__all__ = ["Schedule", "Segment", "Packed", "pack_many", "join", "chain", "single"]
 
 
 class Packed(NamedTuple):
@@ -178,6 +178,12 @@ def _pack_into(schedule: Schedule, table: list[float], table_base: int) -> tuple
             table.extend(seg.table)
         d[o + descriptor_layout.SLOT_PARAMS: o + descriptor_layout.SLOT_PARAMS + len(params)] = params
     return d, table
+
+
+def single(segment: Segment, description: str) -> Schedule:
+    """A schedule of one segment (one kind of schedule.h), unscaled: what every primitive
+    factory, transformers' curve pieces and ReduceLROnPlateau's live slot build."""
+    return Schedule([segment], 1.0, description)
 
 
 def pack_many(schedules: Sequence[Schedule]) -> Packed:

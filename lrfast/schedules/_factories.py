@@ -37,6 +37,7 @@ from ._core import (
     _positive_real,
     _real,
     join,
+    single,
 )
 
 __all__ = [
@@ -45,11 +46,6 @@ __all__ = [
     "one_cycle", "inverse_sqrt", "sqrt_decay", "warmup_constant", "warmup_cosine_decay",
     "warmup_stable_decay", "from_values", "baked",
 ]
-
-
-def _single(segment: Segment, description: str) -> Schedule:
-    """A schedule of one segment (a primitive: one kind of schedule.h)."""
-    return Schedule([segment], 1.0, description)
 
 
 def _args(name: str, **kwargs) -> str:
@@ -74,7 +70,7 @@ def constant(value: float) -> Schedule:
     0.1
     """
     v = _real("constant", "value", value)
-    return _single(constant_segment(v), _args("constant", value=v))
+    return single(constant_segment(v), _args("constant", value=v))
 
 
 def linear(init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0) -> Schedule:
@@ -89,7 +85,7 @@ def linear(init_value: float, end_value: float, transition_steps: int, transitio
     a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
     steps = _positive_int(fn, "transition_steps", transition_steps)
     desc = _args(fn, init_value=a, end_value=b, transition_steps=steps)
-    return _delayed(fn, _single(linear_segment(start=a, end=b, steps=steps), desc), a, transition_begin, desc)
+    return _delayed(fn, single(linear_segment(start=a, end=b, steps=steps), desc), a, transition_begin, desc)
 
 
 def polynomial(init_value: float, end_value: float, power: float, transition_steps: int,
@@ -106,7 +102,7 @@ def polynomial(init_value: float, end_value: float, power: float, transition_ste
     p = _real(fn, "power", power)
     steps = _positive_int(fn, "transition_steps", transition_steps)
     desc = _args(fn, init_value=a, end_value=b, power=p, transition_steps=steps)
-    curve = _single(polynomial_segment(init=a, end=b, steps=steps, power=p), desc)
+    curve = single(polynomial_segment(init=a, end=b, steps=steps, power=p), desc)
     return _delayed(fn, curve, a, transition_begin, desc)
 
 
@@ -132,7 +128,7 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     end = None if end_value is None else _real(fn, "end_value", end_value)
     desc = _args(fn, init_value=a, transition_steps=steps, decay_rate=rate, staircase=staircase,
                  end_value=end)
-    s = _single(_exponential_curve(staircase, a, rate, steps), desc)
+    s = single(_exponential_curve(staircase, a, rate, steps), desc)
     if end is None:
         return _delayed(fn, s, a, transition_begin, desc)
     clip = max if rate < 1.0 else min  # optax: end_value bounds from below when decaying
@@ -154,7 +150,7 @@ def _clip_exponential(staircase: bool, a: float, rate: float, steps: int, end: f
     """``clip(a * rate**p(t), end)`` as a join. The curve is monotone, so the steps where the
     clip binds are a prefix or a suffix of all steps; the switch is found by bisection on
     integer steps (a staircase only changes at multiples of ``steps``, so it switches there)."""
-    s = _single(_exponential_curve(staircase, a, rate, steps), "curve")
+    s = single(_exponential_curve(staircase, a, rate, steps), "curve")
 
     def binds(t: int) -> bool:
         v = s(t)
@@ -170,7 +166,7 @@ def _clip_exponential(staircase: bool, a: float, rate: float, steps: int, end: f
     if not first:
         return join([s, constant(end)], [hi])
     # Clipped first (a < 0 only): the curve resumes at hi where it would have been.
-    shifted = _single(_exponential_curve(staircase, a * rate ** (hi / steps), rate, steps), "curve")
+    shifted = single(_exponential_curve(staircase, a * rate ** (hi / steps), rate, steps), "curve")
     return join([constant(end), shifted], [hi])
 
 
@@ -185,7 +181,7 @@ def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedul
     a = _real(fn, "init_value", init_value)
     size = _positive_int(fn, "step_size", step_size)
     g = _real(fn, "gamma", gamma)
-    return _single(step_segment(init=a, gamma=g, step_size=size), _args(fn, init_value=a, step_size=size, gamma=g))
+    return single(step_segment(init=a, gamma=g, step_size=size), _args(fn, init_value=a, step_size=size, gamma=g))
 
 
 def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
@@ -202,7 +198,7 @@ def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float =
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
         raise TypeError(f"{fn}: milestones must be a sequence of ints, got {milestones!r}")
     ms = sorted(_nonneg_int(fn, "milestones", m) for m in milestones)
-    return _single(multistep_segment(init=a, gamma=g, milestones=ms), _args(fn, init_value=a, milestones=ms, gamma=g))
+    return single(multistep_segment(init=a, gamma=g, milestones=ms), _args(fn, init_value=a, milestones=ms, gamma=g))
 
 
 def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float] | None = None) -> Schedule:
@@ -227,7 +223,7 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
         if scale < 0:  # optax refuses these too: a negative scale flips the sign of the LR
             raise ValueError(f"{fn}: boundaries_and_scales value must be >= 0, got {scale!r}")
         values.append(values[-1] * scale)
-    return _single(piecewise_segment(boundaries=bounds, values=values),
+    return single(piecewise_segment(boundaries=bounds, values=values),
                    _args(fn, init_value=a, boundaries_and_scales=dict(items)))
 
 
@@ -243,7 +239,7 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, expone
     a = _real(fn, "init_value", init_value)
     steps = _positive_int(fn, "decay_steps", decay_steps)
     al, e = _real(fn, "alpha", alpha), _positive_real(fn, "exponent", exponent)
-    return _single(cosine_segment(init=a, end=al * a, steps=steps, periodic=False, exponent=e),
+    return single(cosine_segment(init=a, end=al * a, steps=steps, periodic=False, exponent=e),
                    _args(fn, init_value=a, decay_steps=steps, alpha=al, exponent=e))
 
 
@@ -259,7 +255,7 @@ def cosine_annealing(init_value: float, T_max: int, eta_min: float = 0.0) -> Sch
     a = _real(fn, "init_value", init_value)
     t_max = _positive_int(fn, "T_max", T_max)
     eta = _real(fn, "eta_min", eta_min)
-    return _single(cosine_segment(init=a, end=eta, steps=t_max, periodic=True, exponent=1.0),
+    return single(cosine_segment(init=a, end=eta, steps=t_max, periodic=True, exponent=1.0),
                    _args(fn, init_value=a, T_max=t_max, eta_min=eta))
 
 
@@ -278,7 +274,7 @@ def warm_restarts(init_value: float, T_0: int, T_mult: int = 1, eta_min: float =
     t0 = _positive_int(fn, "T_0", T_0)
     tm = _positive_int(fn, "T_mult", T_mult)
     eta = _real(fn, "eta_min", eta_min)
-    return _single(warm_restarts_segment(init=a, end=eta, t0=t0, t_mult=tm),
+    return single(warm_restarts_segment(init=a, end=eta, t0=t0, t_mult=tm),
                    _args(fn, init_value=a, T_0=t0, T_mult=tm, eta_min=eta))
 
 
@@ -327,7 +323,7 @@ def cyclic(base_lr: float, max_lr: float, step_size_up: float = 2000, step_size_
         table = [_real(fn, f"scale_fn({i + first})", scale_fn(float(i + first))) for i in range(n)]
         desc = _args(fn, base_lr=base, max_lr=peak, step_size_up=up, step_size_down=down, scale_fn=scale_fn,
                      scale_mode=scale_mode, horizon=n)
-    return _single(cyclic_segment(base=base, peak=peak, total_size=total_size, step_ratio=step_ratio, mode=m,
+    return single(cyclic_segment(base=base, peak=peak, total_size=total_size, step_ratio=step_ratio, mode=m,
                                   gamma=g, per_iteration=per_iteration, scale_table=table), desc)
 
 
@@ -385,7 +381,7 @@ def one_cycle_phases(phase_ends: Sequence[float], phase_values: Sequence[float],
     if not 1 <= n <= most or len(phase_values) != n + 1:
         raise ValueError(f"one_cycle_phases: needs 1 to {most} phase ends and one more value, got "
                          f"{list(phase_ends)!r} and {list(phase_values)!r}")
-    return _single(one_cycle_segment(phase_ends=phase_ends, phase_values=phase_values, linear=linear), description)
+    return single(one_cycle_segment(phase_ends=phase_ends, phase_values=phase_values, linear=linear), description)
 
 
 def inverse_sqrt(init_value: float, timescale: int | None = None, warmup_steps: int = 0) -> Schedule:
@@ -402,7 +398,7 @@ def inverse_sqrt(init_value: float, timescale: int | None = None, warmup_steps: 
     a = _real(fn, "init_value", init_value)
     w = _nonneg_int(fn, "warmup_steps", warmup_steps)
     tau = (w or 10_000) if timescale is None else _positive_int(fn, "timescale", timescale)
-    s = _single(inverse_sqrt_segment(init=a, timescale=tau), _args(fn, init_value=a, timescale=tau, warmup_steps=w))
+    s = single(inverse_sqrt_segment(init=a, timescale=tau), _args(fn, init_value=a, timescale=tau, warmup_steps=w))
     if w == 0:
         return s
     return Schedule(join([linear(0.0, a, w), s], [w]).segments, 1.0, repr(s))
@@ -418,7 +414,7 @@ def sqrt_decay(init_value: float, end_value: float, decay_steps: int) -> Schedul
     fn = "sqrt_decay"
     a, b = _real(fn, "init_value", init_value), _real(fn, "end_value", end_value)
     steps = _positive_int(fn, "decay_steps", decay_steps)
-    return _single(sqrt_decay_segment(init=a, end=b, steps=steps),
+    return single(sqrt_decay_segment(init=a, end=b, steps=steps),
                    _args(fn, init_value=a, end_value=b, decay_steps=steps))
 
 
@@ -462,7 +458,7 @@ def warmup_cosine_decay(init_value: float, peak_value: float, warmup_steps: int,
         raise ValueError(f"{fn}: decay_steps must exceed warmup_steps ({w}), got {decay_steps!r}")
     end = _real(fn, "end_value", end_value)
     e = _positive_real(fn, "exponent", exponent)
-    decay = _single(cosine_segment(init=p, end=end, steps=total - w, periodic=False, exponent=e), "cosine")
+    decay = single(cosine_segment(init=p, end=end, steps=total - w, periodic=False, exponent=e), "cosine")
     return _with_warmup(fn, a, p, w, decay, _args(fn, init_value=a, peak_value=p, warmup_steps=w,
                                                   decay_steps=total, end_value=end, exponent=e))
 
@@ -496,7 +492,7 @@ def warmup_stable_decay(peak_value: float, warmup_steps: int, stable_steps: int,
     elif decay_type == "linear":
         cooldown = linear(p, end, d)
     elif decay_type == "cosine":
-        cooldown = _single(cosine_segment(init=p, end=end, steps=d, periodic=False, exponent=1.0), "cosine")
+        cooldown = single(cosine_segment(init=p, end=end, steps=d, periodic=False, exponent=1.0), "cosine")
     else:
         cooldown = sqrt_decay(p, end, d)
     parts, bounds = [], []
@@ -529,7 +525,7 @@ def from_values(values: Sequence[float]) -> Schedule:
     if not np.all(np.isfinite(arr)):
         i = int(np.flatnonzero(~np.isfinite(arr))[0])
         raise ValueError(f"from_values: values must be finite, got values[{i}] = {float(arr[i])!r}")
-    return _single(table_segment(arr.tolist()), f"from_values(<{arr.size} values>)")
+    return single(table_segment(arr.tolist()), f"from_values(<{arr.size} values>)")
 
 
 def baked(fn: Callable[[int], float], horizon: int) -> Schedule:
