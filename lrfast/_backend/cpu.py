@@ -280,7 +280,6 @@ def warmup(kinds: Iterable[str] = ("adam", "sgd"),
     """
     import numba
 
-
     kinds, dtypes = list(kinds), list(dtypes)
     for kind in kinds:
         if kind not in K.KERNELS:

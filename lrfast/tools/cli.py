@@ -140,7 +140,9 @@ def _check_bench(args: argparse.Namespace) -> None:
         if not (isinstance(data, dict) and isinstance(data.get("meta"), dict) and isinstance(data.get("rows"), list)):
             raise UsageError(f"--from-json: {args.from_json!r} is not a saved `bench --json` run "
                              "(expected an object with 'meta' and 'rows')")
-        if args.plot is not None and not any(isinstance(r, dict) and r.get("section") in ("adamw", "sgd")
+        from .bench.cases import BYTES_PER_ELEMENT  # the size curves' sections
+
+        if args.plot is not None and not any(isinstance(r, dict) and r.get("section") in BYTES_PER_ELEMENT
                                              for r in data["rows"]):
             raise UsageError(f"--plot: {args.from_json!r} holds no size curves (a --targets run): nothing to draw")
     elif args.device == "cuda":
