@@ -119,86 +119,215 @@ void evaluate_rows_trusted(const StrictArray& descriptors, const StrictArray& ta
   for (std::int64_t g = 0; g < groups; ++g) o[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), st[g]);
 }
 
-// The float-LR fast path of a scheduler step: evaluate every group (trusted
-// descriptors) and store each value as a Python float in groups[g][key]. Returns the
-// list of values (the scheduler's _last_lr). One call instead of a Python loop.
-// With tuple_slot >= 0, groups[g][key] is a tuple (Adam's betas) whose element tuple_slot
-// is replaced by the value, the others kept.
-// NOTE [closed form or torch's recursion] (lrfast/lr_scheduler/_base.py): with `expected`
-// (a list of one float per group: what the scheduler wrote last), nothing is written unless
-// every group still holds its expected value; None is returned then, and the caller takes
-// torch's recursion for the groups that moved. The group usually holds the very float
-// object the last step stored, so identity decides before any number is read.
-bool groups_hold(const py::list& groups, const py::str& key, const py::list& expected) {
-  const auto n = static_cast<std::int64_t>(py::len(groups));
-  if (static_cast<std::int64_t>(py::len(expected)) != n) {
-    throw py::value_error("assign_group_values: expected must hold one value per group");
+// One step of a scheduler's float groups: NOTE [one step rule] in
+// lrfast/lr_scheduler/_base.py. cur[g] = descriptor g at `step` (the closed form); a
+// group that holds prev[g] (the closed form at the previous step, compared by value) gets
+// cur[g]; any other group gets torch's recursion from what it holds,
+// a * (held - shift) + add, each coefficient a float or one per group. prev = None: every
+// group gets cur (torch's twin ignores the held value). on_out[g] = 1 where cur[g] was
+// written, else 0. Returns the list of the float objects written (the scheduler's
+// _last_lr), kNeedsCoefficients when a group is off program and coeffs is None, or
+// kNotFloat when a group's value is not a plain number; nothing is written in either
+// case, nor when a value would be non-finite (ValueError). With tuple_slot >= 0,
+// groups[g][key] is a tuple (Adam's betas) whose element tuple_slot is replaced.
+constexpr int kNeedsCoefficients = 1;
+constexpr int kNotFloat = 2;
+
+struct Coefficient {
+  double scalar = 0.0;
+  const double* per_group = nullptr;
+  double at(std::int64_t g) const { return per_group != nullptr ? per_group[g] : scalar; }
+};
+
+Coefficient coefficient(const py::handle& value, std::int64_t n, std::vector<StrictArray>& keep) {
+  Coefficient c;
+  if (PyFloat_Check(value.ptr()) || PyLong_Check(value.ptr())) {
+    c.scalar = PyFloat_AsDouble(value.ptr());
+    if (c.scalar == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    return c;
   }
-  for (std::int64_t g = 0; g < n; ++g) {
-    PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
-    if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
-    PyObject* value = PyDict_GetItemWithError(group, key.ptr());
-    if (value == nullptr) {
-      if (PyErr_Occurred()) throw py::error_already_set();
-      return false;
-    }
-    PyObject* want = PyList_GET_ITEM(expected.ptr(), g);
-    if (value == want) continue;
-    if (!(PyFloat_CheckExact(value) || PyLong_CheckExact(value)) || !PyFloat_CheckExact(want)) return false;
-    const double held = PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyLong_AsDouble(value);
-    if (held == -1.0 && PyErr_Occurred()) {
-      PyErr_Clear();
-      return false;
-    }
-    if (held != PyFloat_AS_DOUBLE(want)) return false;
-  }
-  return true;
+  keep.push_back(py::cast<StrictArray>(value));
+  const StrictArray& array = keep.back();
+  if (array.ndim() != 1 || array.shape(0) != n) throw py::value_error("step_groups: a coefficient array needs one value per group");
+  c.per_group = array.data();
+  return c;
 }
 
-py::object assign_group_values(const StrictArray& descriptors, const StrictArray& table, double step,
-                               const py::list& groups, const py::str& key, int tuple_slot,
-                               const std::optional<py::list>& expected) {
-  if (descriptors.ndim() != 2 || descriptors.shape(1) != lrfast::kDescriptorSize || table.ndim() != 1) {
-    throw py::value_error("assign_group_values: shape mismatch");
+PyObject* held_value(PyObject* group, PyObject* key, int tuple_slot) {
+  if (!PyDict_Check(group)) throw py::type_error("step_groups: param groups must be dicts");
+  PyObject* value = PyDict_GetItemWithError(group, key);
+  if (value == nullptr) {
+    if (PyErr_Occurred()) throw py::error_already_set();
+    throw py::key_error(py::str(key));
   }
-  const auto n = static_cast<std::int64_t>(py::len(groups));
-  if (n != descriptors.shape(0)) throw py::value_error("assign_group_values: one descriptor per group expected");
-  if (expected && !groups_hold(groups, key, *expected)) return py::none();
-  py::list values(n);
-  const double* d = descriptors.data();
-  std::vector<double> computed(static_cast<std::size_t>(n));
+  if (tuple_slot >= 0) {
+    if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) <= tuple_slot) {
+      throw py::type_error("step_groups: groups[g][key] must be a tuple long enough for tuple_slot");
+    }
+    value = PyTuple_GET_ITEM(value, tuple_slot);
+  }
+  return value;
+}
+
+// A float64, C-contiguous array argument of the raw entry point below, checked; no copy.
+const double* doubles(PyObject* object, std::int64_t rows, std::int64_t cols, const char* name) {
+  const auto handle = py::handle(object);
+  if (!py::array_t<double, py::array::c_style>::check_(handle)) {
+    throw py::type_error(std::string("step_groups: ") + name + " must be a C-contiguous float64 array");
+  }
+  const auto array = py::reinterpret_borrow<py::array>(handle);
+  const bool shape_ok = cols < 0 ? (array.ndim() == 1 && (rows < 0 || array.shape(0) == rows))
+                                 : (array.ndim() == 2 && array.shape(0) == rows && array.shape(1) == cols);
+  if (!shape_ok) throw py::value_error(std::string("step_groups: ") + name + " has the wrong shape");
+  return static_cast<const double*>(array.data());
+}
+
+py::object step_groups(PyObject* const* args) {
+  // (descriptors, table, step, groups, key, tuple_slot, cur, prev, coeffs, on_out, row_of)
+  if (!PyList_Check(args[3])) throw py::type_error("step_groups: groups must be a list");
+  const auto groups = py::reinterpret_borrow<py::list>(args[3]);
+  const auto n = static_cast<std::int64_t>(PyList_GET_SIZE(args[3]));
+  // args[10]: None, or for each group the row of `descriptors` it shares with others (float64, one per
+  // group): groups with equal descriptors are evaluated once (NOTE [one step rule])
+  const bool shared_rows = args[10] != Py_None;
+  std::int64_t rows = n;
+  if (shared_rows) {
+    if (!py::array_t<double, py::array::c_style>::check_(args[0])) {
+      throw py::type_error("step_groups: descriptors must be a C-contiguous float64 array");
+    }
+    rows = py::reinterpret_borrow<py::array>(args[0]).shape(0);
+  }
+  const double* d = doubles(args[0], rows, lrfast::kDescriptorSize, "descriptors");
+  const double* row_of = shared_rows ? doubles(args[10], n, -1, "row_of") : nullptr;
+  const double* table = doubles(args[1], -1, -1, "table");
+  const double step = PyFloat_AsDouble(args[2]);
+  if (step == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  if (!PyUnicode_Check(args[4])) throw py::type_error("step_groups: key must be a str");
+  PyObject* key = args[4];
+  const long tuple_slot = PyLong_AsLong(args[5]);
+  if (tuple_slot == -1 && PyErr_Occurred()) throw py::error_already_set();
+  auto* c = const_cast<double*>(doubles(args[6], n, -1, "cur"));
+  auto* on = const_cast<double*>(doubles(args[9], n, -1, "on_out"));
+  if (shared_rows) {
+    std::vector<double> distinct(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) distinct[r] = lrfast::evaluate(d + r * lrfast::kDescriptorSize, table, step);
+    for (std::int64_t g = 0; g < n; ++g) {
+      const auto r = static_cast<std::int64_t>(row_of[g]);
+      if (r < 0 || r >= rows) throw py::value_error("step_groups: row_of names a row out of range");
+      c[g] = distinct[r];
+    }
+  } else {
+    for (std::int64_t g = 0; g < n; ++g) c[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table, step);
+  }
+  std::vector<double> values(c, c + n);
+  if (args[7] != Py_None) {
+    const double* p = doubles(args[7], n, -1, "prev");
+    std::vector<StrictArray> keep;
+    Coefficient a, shift, add;
+    const bool have_coeffs = args[8] != Py_None;
+    if (have_coeffs) {
+      if (!PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != 3) {
+        throw py::value_error("step_groups: coeffs must be (a, shift, add)");
+      }
+      a = coefficient(PyTuple_GET_ITEM(args[8], 0), n, keep);
+      shift = coefficient(PyTuple_GET_ITEM(args[8], 1), n, keep);
+      add = coefficient(PyTuple_GET_ITEM(args[8], 2), n, keep);
+    }
+    for (std::int64_t g = 0; g < n; ++g) {
+      PyObject* value = held_value(PyList_GET_ITEM(args[3], g), key, static_cast<int>(tuple_slot));
+      double held;
+      if (PyFloat_CheckExact(value)) {
+        held = PyFloat_AS_DOUBLE(value);
+      } else if (PyLong_CheckExact(value)) {
+        held = PyLong_AsDouble(value);
+        if (held == -1.0 && PyErr_Occurred()) {
+          PyErr_Clear();
+          return py::int_(kNotFloat);
+        }
+      } else {
+        return py::int_(kNotFloat);
+      }
+      if (held == p[g]) {
+        on[g] = 1.0;
+        continue;
+      }
+      if (!have_coeffs) return py::int_(kNeedsCoefficients);
+      on[g] = 0.0;
+      values[g] = a.at(g) * (held - shift.at(g)) + add.at(g);
+    }
+  } else {
+    for (std::int64_t g = 0; g < n; ++g) on[g] = 1.0;
+  }
   for (std::int64_t g = 0; g < n; ++g) {
-    computed[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table.data(), step);
     // a non-finite LR is never written (nothing is, then): the caller names the scheduler
-    if (!std::isfinite(computed[g])) {
-      throw py::value_error("assign_group_values: non-finite value " + std::to_string(computed[g]) + " for group " +
-                            std::to_string(g) + " at step " + std::to_string(step));
+    if (!std::isfinite(values[g])) {
+      throw py::value_error("the learning rate of param group " + std::to_string(g) + " at step " +
+                            py::str(py::float_(step)).cast<std::string>() + " would be " +
+                            py::str(py::float_(values[g])).cast<std::string>());
     }
   }
+  py::list written(n);
   for (std::int64_t g = 0; g < n; ++g) {
-    py::float_ v(computed[g]);
-    PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
-    if (!PyDict_Check(group)) throw py::type_error("assign_group_values: param groups must be dicts");
+    PyObject* group = PyList_GET_ITEM(args[3], g);
+    if (tuple_slot < 0) {
+      // a group that already holds this very value keeps its float object: no allocation, no store
+      // (StepLR and the like change their LR on few steps)
+      PyObject* held = held_value(group, key, -1);
+      if (PyFloat_CheckExact(held) && PyFloat_AS_DOUBLE(held) == values[g] && !std::signbit(values[g])) {
+        Py_INCREF(held);
+        PyList_SET_ITEM(written.ptr(), g, held);
+        continue;
+      }
+    }
+    PyObject* v = PyFloat_FromDouble(values[g]);
+    if (v == nullptr) throw py::error_already_set();
+    PyList_SET_ITEM(written.ptr(), g, v);  // the list owns v
     if (tuple_slot >= 0) {
-      PyObject* old = PyDict_GetItemWithError(group, key.ptr());
-      if (old == nullptr || !PyTuple_Check(old) || PyTuple_GET_SIZE(old) <= tuple_slot) {
-        if (PyErr_Occurred()) throw py::error_already_set();
-        throw py::type_error("assign_group_values: groups[g][key] must be a tuple long enough for tuple_slot");
+      PyObject* old = held_value(group, key, -1);
+      if (!PyTuple_Check(old) || PyTuple_GET_SIZE(old) <= tuple_slot) {
+        throw py::type_error("step_groups: groups[g][key] must be a tuple long enough for tuple_slot");
       }
       py::tuple replaced(PyTuple_GET_SIZE(old));
       for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(old); ++i) {
-        PyObject* item = i == tuple_slot ? v.ptr() : PyTuple_GET_ITEM(old, i);
+        PyObject* item = i == tuple_slot ? v : PyTuple_GET_ITEM(old, i);
         Py_INCREF(item);
         PyTuple_SET_ITEM(replaced.ptr(), i, item);
       }
-      if (PyDict_SetItem(group, key.ptr(), replaced.ptr()) != 0) throw py::error_already_set();
-    } else if (PyDict_SetItem(group, key.ptr(), v.ptr()) != 0) {
+      if (PyDict_SetItem(group, key, replaced.ptr()) != 0) throw py::error_already_set();
+    } else if (PyDict_SetItem(group, key, v) != 0) {
       throw py::error_already_set();
     }
-    PyList_SET_ITEM(values.ptr(), g, v.release().ptr());
   }
-  return values;
+  (void)groups;
+  return std::move(written);
 }
+
+// The scheduler's per-step entry point, called with Python's vectorcall convention: the
+// pybind11 argument conversions of a def'd function cost more than a one-group step.
+PyObject* step_groups_raw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 11) {
+    PyErr_SetString(PyExc_TypeError, "step_groups takes 11 arguments");
+    return nullptr;
+  }
+  try {
+    return step_groups(args).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef step_groups_def = {
+    "step_groups", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(step_groups_raw)), METH_FASTCALL,
+    "step_groups(descriptors, table, step, groups, key, tuple_slot, cur, prev, coeffs, on_out, row_of): one "
+    "scheduler "
+    "step of float groups (NOTE [one step rule] in lrfast/lr_scheduler/_base.py): the closed form where a group "
+    "holds prev, a * (held - shift) + add elsewhere; returns the floats written, or STEP_NEEDS_COEFFICIENTS / "
+    "STEP_NOT_FLOAT (nothing written)."};
 
 // ReduceLROnPlateau's rule from the scheduler's attributes (codes: plateau.h).
 lrfast::plateau::Rule plateau_rule(double factor, double threshold, double eps, double patience, double cooldown,
@@ -414,10 +543,10 @@ void define_module(py::module_& m) {
         py::arg("out"), "evaluate_at into out, for descriptors already validated (no content checks).");
   m.def("evaluate_rows_trusted", &evaluate_rows_trusted, py::arg("descriptors"), py::arg("table"), py::arg("steps"),
         py::arg("out"), "out[g] = descriptor g at steps[g], for descriptors already validated (no content checks).");
-  m.def("assign_group_values", &assign_group_values, py::arg("descriptors"), py::arg("table"), py::arg("step"),
-        py::arg("groups"), py::arg("key"), py::arg("tuple_slot") = -1, py::arg("expected") = py::none(),
-        "groups[g][key] = LR of descriptor g at step, as Python floats; returns the values (trusted descriptors). "
-        "With expected, writes only if every group holds its expected value, else returns None.");
+  m.add_object("step_groups",
+               py::reinterpret_steal<py::object>(PyCFunction_NewEx(&step_groups_def, nullptr, m.attr("__name__").ptr())));
+  m.attr("STEP_NEEDS_COEFFICIENTS") = kNeedsCoefficients;
+  m.attr("STEP_NOT_FLOAT") = kNotFloat;
   m.def(
       "validate",
       [](const DoubleArray& descriptors, std::int64_t table_size) {

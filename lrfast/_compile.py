@@ -71,6 +71,23 @@ def _(count, handle) -> None:
     return None
 
 
+def _compiled_call(step_fn, scheduler, *args, **kwargs):
+    """A scheduler's ``step`` under compilation: one ``lrfast::scheduler_step`` op."""
+    if args or kwargs:  # step(epoch) under compilation: run it eagerly (a graph break)
+        return _eager_call(step_fn, scheduler, *args, **kwargs)
+    handle = getattr(scheduler, "_lrfast_handle", None)
+    if handle is None:
+        return _eager_call(step_fn, scheduler)
+    torch.ops.lrfast.scheduler_step(scheduler._lrfast_count, handle)
+    return None
+
+
+def compiled_scheduler_step(scheduler, epoch=None):
+    """What ``LRScheduler.step`` (which checks for compilation itself) does under torch.compile."""
+    step_fn = type(scheduler).step
+    return _compiled_call(step_fn, scheduler) if epoch is None else _compiled_call(step_fn, scheduler, epoch)
+
+
 def compile_aware_scheduler_step(step_fn):
     """Wrap a scheduler class's ``step``: under torch.compile, one ``lrfast::scheduler_step``
     op; otherwise the step itself (NOTE [compiled steps])."""
@@ -79,13 +96,7 @@ def compile_aware_scheduler_step(step_fn):
 
     def step(self, *args, **kwargs):
         if torch.compiler.is_compiling():
-            if args or kwargs:  # step(epoch) under compilation: run it eagerly (a graph break)
-                return _eager_call(step_fn, self, *args, **kwargs)
-            handle = getattr(self, "_lrfast_handle", None)
-            if handle is None:
-                return _eager_call(step_fn, self)
-            torch.ops.lrfast.scheduler_step(self._lrfast_count, handle)
-            return None
+            return _compiled_call(step_fn, self, *args, **kwargs)
         return step_fn(self, *args, **kwargs)
 
     step.__name__ = step_fn.__name__

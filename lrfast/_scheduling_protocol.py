@@ -7,12 +7,13 @@ NOTE [scheduler binding] An lrfast scheduler built on an optimizer that is a
 :class:`SchedulerHost` binds itself there (:func:`bind_scheduler`, at construction; the
 last one built wins). From then on, at every ``optimizer.step()``:
 
-1. the optimizer asks the bound :class:`BoundScheduler` for ``packed_lr()`` (and
-   ``packed_momentum()``); when the program is offered *and* every group still holds what
-   the scheduler wrote (``lrs_written()``), the kernels evaluate the program at
-   ``current_step``, with no host value read; otherwise (``packed_lr()`` is None: torch's
-   recursion wrote the groups, another scheduler stepped them, a hand edit, a loaded
-   state) the kernels apply each group's own ``lr``;
+1. the optimizer may ask the bound :class:`BoundScheduler` for its ``programs()`` and, per
+   group, whether the group provably holds the program's value at ``current_step``
+   (``proven_groups()``, NOTE [proof of the program] in lrfast/lr_scheduler/_base.py): the
+   kernels evaluate the program for those groups and apply every other group's own ``lr``
+   (another scheduler stepped it, a hand edit, torch's recursion, a loaded state) -- the
+   optimizer applies exactly what each group shows. ``packed_lr()`` is the program only
+   while every group holds it (None otherwise), for optimizers that evaluate all or nothing;
 2. the optimizer records the ``found_inf`` that step saw (GradScaler; None without one);
 3. then the user calls ``scheduler.step()`` (torch's order: optimizer first). It writes the
    groups and moves ``current_step``, so the next ``optimizer.step()`` evaluates the next
@@ -93,18 +94,22 @@ class BoundScheduler(Protocol):
         ...
 
     def packed_lr(self) -> Packed | None:
-        """Every group's LR program (G descriptor rows), or None while the groups' LRs are not
-        the program's: the optimizer then applies what each group holds."""
+        """Every group's LR program (G descriptor rows) while every group provably holds its
+        value at ``current_step``, else None: the optimizer then applies what each group holds."""
         ...
 
     def packed_momentum(self) -> Packed | None:
-        """The momentum / beta1 program when the scheduler cycles it, else None."""
+        """The momentum / beta1 program when the scheduler cycles it and every group holds it."""
         ...
 
-    def lrs_written(self) -> list[float | None] | None:
-        """The float LRs the scheduler wrote at its last step (None for a tensor group, or
-        None for all when unknown): the optimizer uses ``packed_lr()`` only where they still
-        hold."""
+    def programs(self) -> tuple[Packed | None, Packed | None]:
+        """(LR program, momentum program or None), whether or not the groups hold them."""
+        ...
+
+    def proven_groups(self) -> tuple[list[bool], list[bool]]:
+        """Per group: whether its LR, and its momentum / beta1, is provably the program's value
+        at ``current_step`` (NOTE [proof of the program]); only there may an optimizer
+        evaluate the program instead of reading the group."""
         ...
 
     def graph_capture_blocker(self) -> str | None:

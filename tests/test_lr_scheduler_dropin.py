@@ -224,9 +224,13 @@ def test_baked_cost_is_flat_at_huge_steps(cls):  # finding 5: constant time at a
     with pytest.warns(UserWarning):
         sched.step(10**7)
     assert all(math.isfinite(lr) for lr in _lrs(opt))
-    # the LambdaLR window stays `horizon` steps long, wherever it is
+    # LambdaLR bakes nothing unless horizon= is given: its function is called at each step
     if cls == "LambdaLR":
-        window = sched._lrfast_rt.window
+        assert sched._lrfast_rt.window is None
+        baked = FL.LambdaLR(opt, lambda e: 1.0 / (1 + e) ** 0.5, last_epoch=2**31 + 5, horizon=1024)
+        with pytest.warns(UserWarning):
+            baked.step(10**7)
+        window = baked._lrfast_rt.window
         assert window[1] - window[0] == 1024 and window[0] == 10**7
 
 

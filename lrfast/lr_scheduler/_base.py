@@ -51,6 +51,7 @@ number of param groups replaces it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import numbers
@@ -64,11 +65,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.autograd.graph import increment_version
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .. import _C
 from .._backend import device_api
-from .._compile import compile_aware_scheduler_step, register
+from .._compile import compile_aware_scheduler_step, compiled_scheduler_step, register
 from .._scheduling_protocol import bind_scheduler, host_float, take_found_inf
 from ..schedules import Packed, Schedule, pack_many
 
@@ -78,6 +80,37 @@ if TYPE_CHECKING:
 __all__ = ["LRScheduler", "format_param", "optimizer_device", "restore_groups_on_error"]
 
 _PRIVATE_PREFIX = "_lrfast_"
+_NO_RECURSION = object()  # _lrfast_coefficients: the class has no recursion of its own
+
+
+class Watched:
+    """NOTE [watched attributes] torch's schedulers read their attributes (``gamma``,
+    ``T_max``, ...) at every step, so a user may change them mid-run. lrfast builds its
+    program from them once; assigning a watched attribute drops the program, to be rebuilt
+    from the new value at the next step, with no cost per step. The value lives in the
+    instance ``__dict__`` under its own name, where torch's ``state_dict()`` finds it.
+    Containers changed in place (``base_lrs``, ``milestones``, ...) cannot be seen by
+    assignment: the program keeps copies of those (``_lrfast_mutable``) and compares them
+    at each step, which for a list of floats costs a pointer comparison per element."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.name] = value
+        rt = getattr(instance, "_lrfast_rt", None)
+        if rt is not None:
+            rt.program = None
+            rt.no_program = False
+            rt.prev_t = None
 
 
 class _Writer:
@@ -138,13 +171,13 @@ class _Writer:
         return len(current) == len(self.tensors) and all(a is b for a, b in zip(current, self.tensors))
 
     def on_program(self, groups: list[dict[str, Any]], expected: np.ndarray | Sequence[float]) -> list[int]:
-        """The groups whose value is not ``expected`` (NOTE [closed form or torch's recursion]):
-        floats compared exactly, CPU tensors after rounding ``expected`` to their dtype, CUDA
-        tensors assumed on program (reading them would sync)."""
+        """The groups whose value is not ``expected`` (NOTE [one step rule]): floats compared
+        exactly, CPU tensors after rounding ``expected`` to their dtype, CUDA tensors taken to
+        hold it (reading them would sync; docs/schedulers.md, "Stacking")."""
         off = []
         key = self.key
         for i in self.float_groups:
-            if groups[i][key] != expected[i]:
+            if self._value(groups[i]) != expected[i]:
                 off.append(i)
         if self.cpu_tensors:
             held = [view[0] for _, view in self.cpu_tensors]  # what each tensor holds, in its dtype
@@ -152,7 +185,30 @@ class _Writer:
             for (i, view), h, w in zip(self.cpu_tensors, held, want.tolist()):
                 if h != view.dtype.type(w):
                     off.append(i)
-        return off
+        del key
+        return sorted(off)
+
+    def held(self, groups: list[dict[str, Any]], i: int) -> float:
+        """What group ``i`` holds now, as a float (a CPU tensor read through its view)."""
+        value = self._value(groups[i])
+        return float(value.detach().reshape(-1)[0]) if isinstance(value, torch.Tensor) else float(value)
+
+    def proof_of(self, groups: list[dict[str, Any]], i: int, value: float) -> Any:
+        """NOTE [proof of the program]: what shows that group ``i`` still holds the program's
+        ``value`` just written: the float object, or (tensor, its version now)."""
+        held = self._value(groups[i])
+        if isinstance(held, torch.Tensor):
+            try:
+                return (held, held._version)
+            except RuntimeError:  # an inference-mode tensor keeps no version: never proven
+                return None
+        return held if type(held) is float and held == value else None  # noqa: E721
+
+    def bump_versions(self) -> None:
+        """NOTE [proof of the program]: tensors written behind autograd's back (NumPy views,
+        raw launches) get their version moved, as torch's own in-place ops do."""
+        if self.tensors:
+            increment_version(self.tensors)
 
     def write(self, groups: list[dict], values: list[float], step: float) -> None:
         key = self.key
@@ -171,6 +227,7 @@ class _Writer:
             self.out_view[:] = values
         for writer, _ in self.cuda_writers:
             writer.write(step)
+        self.bump_versions()
 
     def write_out(self, values: list[float], step: float) -> None:
         """Only ``out`` (NOTE [lr tensor]), for groups already written by the caller; on CUDA
@@ -190,7 +247,15 @@ class _Program:
         momentum = scheduler._lrfast_momentum_schedules()
         self.n_groups = len(groups)
         self.lr = self._pack(lr_schedules)
-        self.lr_out = np.empty(self.n_groups)
+        self.lr_rows, self.lr_row_of = _shared_rows(self.lr.descriptors)
+        self.lr_out = np.empty(self.n_groups)  # values_at's buffer
+        # the per-step buffers of _C.step_groups: this step's closed form, the previous one's, on-program flags
+        self.cur, self.spare, self.on = np.empty(self.n_groups), np.empty(self.n_groups), np.empty(self.n_groups)
+        # NOTE [watched attributes]: copies of the containers torch re-reads, compared at each step
+        self.watched = [(name, copy.copy(getattr(scheduler, name, None))) for name in scheduler._lrfast_mutable]
+        keys = scheduler._lrfast_group_keys
+        self.group_keys = operator.itemgetter(*keys) if keys else None
+        self.group_items = [self.group_keys(g) for g in groups] if self.group_keys is not None else None
         rt = scheduler._lrfast_runtime()
         out = rt.lr_buffer
         if out is not None and out.shape[0] != self.n_groups:
@@ -199,7 +264,9 @@ class _Program:
         self.momentum: Packed | None = None
         if momentum is not None:
             self.momentum = self._pack(momentum)
+            self.momentum_rows, self.momentum_row_of = _shared_rows(self.momentum.descriptors)
             self.momentum_out = np.empty(self.n_groups)
+            self.momentum_cur, self.momentum_on = np.empty(self.n_groups), np.empty(self.n_groups)
             key, slot = scheduler._lrfast_momentum_key()
             _unalias(groups, key, slot)
             self.momentum_writer = _Writer(groups, key, self.momentum, slot)
@@ -212,9 +279,16 @@ class _Program:
         packed.table.setflags(write=False)
         return packed
 
-    def still_valid(self, groups: list[dict]) -> bool:
-        return (len(groups) == self.n_groups and self.lr_writer.still_valid(groups)
-                and (self.momentum is None or self.momentum_writer.still_valid(groups)))
+    def still_valid(self, scheduler: LRScheduler, groups: list[dict]) -> bool:
+        """Whether the program still describes the groups and what torch would read
+        (NOTE [group kinds], NOTE [watched attributes])."""
+        if len(groups) != self.n_groups or not self.lr_writer.still_valid(groups) or (
+                self.momentum is not None and not self.momentum_writer.still_valid(groups)):
+            return False
+        for name, value in self.watched:
+            if getattr(scheduler, name, None) != value:
+                return False
+        return self.group_keys is None or list(map(self.group_keys, groups)) == self.group_items
 
     def values_at(self, t: float) -> list[float]:
         _C.evaluate_at_trusted(self.lr.descriptors, self.lr.table, t, self.lr_out)
@@ -225,6 +299,16 @@ class _Program:
         assert momentum is not None, "momentum_at: this program has no momentum schedules"
         _C.evaluate_at_trusted(momentum.descriptors, momentum.table, t, self.momentum_out)
         return self.momentum_out.tolist()
+
+
+def _shared_rows(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(distinct descriptor rows, each group's row as float64) when groups share
+    descriptors (groups of one LR: each distinct schedule is evaluated once per step), else
+    (descriptors, None)."""
+    rows, row_of = np.unique(descriptors, axis=0, return_inverse=True)
+    if rows.shape[0] == descriptors.shape[0]:
+        return descriptors, None
+    return np.ascontiguousarray(rows), row_of.reshape(-1).astype(np.float64)
 
 
 def _unalias(groups: list[dict], key: str, slot: int | None) -> None:
@@ -242,7 +326,8 @@ class _Runtime:
     """NOTE [scheduler runtime]: caches, never state."""
 
     __slots__ = ("program", "no_program", "lr_buffer", "handle", "count", "owner", "t", "prev_t", "prev_values",
-                 "written", "on_program", "period", "window", "child_windows", "packed", "__weakref__")
+                 "proof", "proof_on", "momentum_proof", "proof_program", "off", "period", "window",
+                 "child_windows", "packed", "__weakref__")
 
     def __init__(self) -> None:
         self.program: _Program | None = None
@@ -253,11 +338,15 @@ class _Runtime:
         self.owner: Any = None  # a ReduceLROnPlateau composed with this scheduler writes for it
         self.t: float | None = None  # the step whose values the groups hold
         self.prev_t: float | None = None  # prev_values = the program's values at prev_t
-        self.prev_values: np.ndarray | list[float] | None = None  # a list: what assign_group_values wrote
-        self.written: list | None = None  # what this scheduler wrote last (float groups; None = unknown)
-        self.on_program = False  # every group followed the program at the last write
+        self.prev_values: np.ndarray | None = None
+        # NOTE [proof of the program]: per group, what shows it holds the program's value at t (None: not)
+        self.proof: list | None = None
+        self.proof_on: np.ndarray | None = None  # with proof: 1.0 where the program's value was written (None: all)
+        self.momentum_proof: list | None = None
+        self.proof_program: _Program | None = None  # the program the proof is of
+        self.off = False  # a group took torch's recursion at the last step: coefficients computed up front
         self.period: tuple | None = None  # CosineAnnealingWarmRestarts: (step, T_cur, T_i)
-        self.window: tuple[int, int] | None = None  # LambdaLR: the baked steps [start, stop)
+        self.window: tuple[int, int] | None = None  # LambdaLR with horizon=: the baked steps [start, stop)
         self.child_windows: tuple[tuple[int, int] | None, ...] | None = None  # a composite's children's windows
         self.packed: Any = None  # SequentialLR / ChainedScheduler: NOTE [composite program]
 
@@ -311,10 +400,20 @@ class LRScheduler(_TorchLRScheduler):
     _lrfast_rt: _Runtime
 
     # The torch twin's get_lr ignores the current LR (it sets it from the base): always the
-    # closed form (NOTE [closed form or torch's recursion]).
+    # closed form (NOTE [one step rule]).
     _lrfast_absolute = False
+    # last_epoch is the program's step (SWALR counts its own: _lrfast_step_of)
+    _lrfast_counts_epochs = True
+    # _lrfast_host_values gives this step's LRs from the user's callables (LambdaLR, MultiplicativeLR)
+    _lrfast_calls_host = False
+    # _lrfast_check_step may refuse a step (OneCycleLR past total_steps) or move a baked window
+    _lrfast_checks_step = False
     # No closed form: torch's recursion on the host every step, no program for the kernels.
     _lrfast_host_recursive = False
+    # NOTE [watched attributes]: containers torch re-reads each step, compared with the
+    # program's copies; group keys the closed form reads (OneCycleLR's max_lr, SWALR's swa_lr)
+    _lrfast_mutable: tuple[str, ...] = ("base_lrs",)
+    _lrfast_group_keys: tuple[str, ...] = ()
     # A user subclass that overrides get_lr(): torch's step, untouched.
     _lrfast_host_path = False
 
@@ -411,7 +510,7 @@ class LRScheduler(_TorchLRScheduler):
         rt = self._lrfast_runtime()
         program = rt.program
         groups = self.optimizer.param_groups
-        if program is not None and program.still_valid(groups):
+        if program is not None and program.still_valid(self, groups):
             return program
         rt.program = None
         rt.prev_t = None
@@ -420,12 +519,13 @@ class LRScheduler(_TorchLRScheduler):
             return None
         try:
             schedules = self._lrfast_lr_schedules()
-        except (ValueError, ZeroDivisionError, OverflowError):
+            program = _Program(self, schedules)
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError, RuntimeError):
             # arguments torch accepts that the closed form cannot describe (a negative gamma,
-            # say): torch's recursion gives the values (NOTE [closed form or torch's recursion])
+            # a 0-d tensor, a fractional T_max): torch's recursion gives the values (NOTE [one step rule])
             rt.no_program = True
             return None
-        program = rt.program = _Program(self, schedules)
+        rt.program = program
         return program
 
     def refresh(self) -> None:
@@ -462,7 +562,7 @@ class LRScheduler(_TorchLRScheduler):
         if buffer is None:
             return
         program = self._lrfast_program()
-        if program is not None and rt.on_program and program.lr_writer.out is buffer:
+        if program is not None and not rt.off and program.lr_writer.out is buffer:
             # a CUDA tensor's value is written by the launch itself (0.0 is a placeholder)
             program.lr_writer.write_out([0.0 if isinstance(v, torch.Tensor) and device_api.is_device(v.device)
                                          else float(v) for v in values], self.current_step)
@@ -498,19 +598,43 @@ class LRScheduler(_TorchLRScheduler):
 
     def step(self, epoch: float | None = None) -> None:
         """torch's ``step()``: advance one step (or go to ``epoch``, deprecated) and write the LRs."""
+        # NOTE [compiled steps]: under torch.compile, one custom op (the check is made here, not in
+        # a wrapper, to keep a frame off the per-step path)
+        if torch.compiler.is_compiling():
+            return compiled_scheduler_step(self, epoch)
         # torch's step(epoch) takes any real number (it stores it in last_epoch); its annotation says int
         if self._lrfast_host_path:
             return _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
-        if epoch is None and self._lrfast_overflow_skipped():
+        if epoch is None and self._lrfast_skip_on_overflow and self._lrfast_overflow_skipped():
             return None
+        if epoch is not None or self._step_count == 1:
+            return self._lrfast_step_warning(epoch)
+        # torch's step, less its first-step and step(epoch) warnings
+        self._step_count += 1
+        try:
+            self._update_lr()
+        except BaseException:
+            self._step_count -= 1  # NOTE [errors before state changes]
+            raise
+        return None
+
+    step._lrfast_compile_aware = True  # type: ignore[attr-defined]
+
+    def _lrfast_step_warning(self, epoch: object) -> None:
+        """torch's own ``step()``, whose warnings (the step order, the epoch deprecation) are
+        re-issued at the line that called ``step()``, not inside lrfast or torch."""
         if epoch is not None:
             epoch = self._lrfast_check_epoch(epoch)
         step_count = self._step_count
-        try:
-            _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
-        except BaseException:
-            self._step_count = step_count  # NOTE [errors before state changes]
-            raise
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
+            except BaseException:
+                self._step_count = step_count  # NOTE [errors before state changes]
+                raise
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=3)  # 1: here, 2: step(), 3: its caller
         return None
 
     def _lrfast_check_epoch(self, epoch: object) -> float:
@@ -535,13 +659,14 @@ class LRScheduler(_TorchLRScheduler):
         return epoch
 
     def _update_lr(self, epoch: float | None = None) -> None:
-        """torch's ``_update_lr``: move ``last_epoch`` and write the LRs (NOTE [closed form or
-        torch's recursion]). SequentialLR calls it as ``_update_lr(0)`` at a milestone."""
+        """torch's ``_update_lr``: move ``last_epoch`` and write the LRs (NOTE [one step
+        rule]). SequentialLR calls it as ``_update_lr(0)`` at a milestone."""
         if self._lrfast_host_path:
             return _TorchLRScheduler._update_lr(self, epoch)  # type: ignore[arg-type]  # as step(epoch)
         prev = self.last_epoch
         t = prev + 1 if epoch is None else epoch
-        self._lrfast_check_step(t)  # errors before any state changes
+        if self._lrfast_checks_step:
+            self._lrfast_check_step(t)  # errors before any state changes
         self.last_epoch = t  # type: ignore[assignment]  # a fractional step(epoch), as torch stores it
         try:
             self._last_lr = self._lrfast_write(prev, t, epoch is not None)
@@ -558,59 +683,97 @@ class LRScheduler(_TorchLRScheduler):
         return explicit and hasattr(_torch_twin(type(self)), "_get_closed_form_lr")
 
     def _lrfast_write(self, prev: float, t: float, explicit: bool) -> list[Any]:
+        """NOTE [one step rule]: write every group's LR for the step from ``prev`` to ``t``."""
         rt = self._lrfast_runtime()
-        rt.t = self._lrfast_step_of(t)
-        program = self._lrfast_program()
-        groups = self.optimizer.param_groups
+        counts_epochs = self._lrfast_counts_epochs
+        s = rt.t = t if counts_epochs else self._lrfast_step_of(t)
+        program = rt.program
+        if program is None or not program.still_valid(self, self.optimizer.param_groups):
+            program = self._lrfast_program()
         if rt.owner is not None:  # a composing ReduceLROnPlateau writes the groups
-            rt.on_program = program is not None
-            rt.written = None
-            return program.values_at(rt.t) if program is not None else list(self._last_lr)
+            rt.proof = rt.momentum_proof = rt.proof_on = None
+            return program.values_at(s) if program is not None else list(self._last_lr)
+        if self._lrfast_calls_host:  # the user's callables, called once per step (LambdaLR, MultiplicativeLR)
+            host = self._lrfast_host_values(t)
+            if host is not None:
+                return self._lrfast_write_values(host, program, s)
         if program is None:
             return self._lrfast_torch_write(explicit)
-        closed = self._lrfast_closed_form_step(explicit)
-        if not closed and (explicit or (self._is_initial and prev != -1)):
-            # step(epoch) without a closed form in torch, or torch's initial step when
-            # resuming (last_epoch given): torch's get_lr from the groups' values
-            return self._lrfast_torch_write(explicit)
-        s = rt.t
+        absolute = self._lrfast_absolute or self._lrfast_closed_form_step(explicit)
+        # torch's initial step when resuming (last_epoch given) applies torch's get_lr to what the
+        # groups hold, whatever it is: every group takes the recursion then
+        resuming = not absolute and self._is_initial and prev != -1
         writer = program.lr_writer
         if writer.all_float:
-            expected: list[float] | None = None
-            if not closed:
-                held = self._lrfast_expected(program, prev)
-                expected = held if isinstance(held, list) else held.tolist()
+            if absolute:
+                expected = None
+            elif resuming:
+                expected = np.full(program.n_groups, np.nan)
+            elif counts_epochs and rt.prev_t == prev and rt.prev_values is program.spare:
+                expected = program.spare  # the closed form the last step wrote
+            else:
+                expected = self._lrfast_expected(program, prev)
+            coeffs = _for_c(self._lrfast_coefficients(t)) if (rt.off and expected is not None) else None
+            if coeffs is _NO_RECURSION:
+                return self._lrfast_torch_write(explicit)
             try:
-                values = _C.assign_group_values(program.lr.descriptors, program.lr.table, s, groups, "lr",
-                                                -1, expected)
+                values = _C.step_groups(program.lr_rows, program.lr.table, s, self.optimizer.param_groups,
+                                        "lr", -1, program.cur, expected, coeffs, program.on, program.lr_row_of)
+                if values == _C.STEP_NEEDS_COEFFICIENTS and type(values) is int:
+                    coeffs = _for_c(self._lrfast_coefficients(t))
+                    if coeffs is _NO_RECURSION:
+                        return self._lrfast_torch_write(explicit)
+                    values = _C.step_groups(program.lr_rows, program.lr.table, s, self.optimizer.param_groups,
+                                            "lr", -1, program.cur, expected, coeffs, program.on, program.lr_row_of)
             except ValueError as exc:
                 raise ValueError(f"{type(self).__name__}: {exc}; lrfast never writes a non-finite LR") from None
-            if values is None:
-                assert expected is not None, "without expected, assign_group_values always writes"
-                return self._lrfast_mixed_write(program, s, expected)
+            if type(values) is int:  # STEP_NOT_FLOAT: a group's lr became a tensor (or other): kinds read anew
+                self.refresh()
+                return self._lrfast_write(prev, t, explicit)
+            rt.off = coeffs is not None
+            program.cur, program.spare = program.spare, program.cur  # cur: this step's closed form
+            rt.prev_t, rt.prev_values = s, program.spare
             if writer.out is not None:
                 writer.write_out(values, s)
-            # the very float objects the groups now hold (a copy: _last_lr is the user's)
-            rt.prev_t = s
-            rt.prev_values = rt.written = values.copy()
-            rt.on_program = True
-            self._lrfast_write_momentum(program, s)
-            return values
+            rt.proof, rt.proof_on = values, (program.on if rt.off else None)
         else:
-            values = program.values_at(s)
-            self._lrfast_check_finite(program.lr_out, s)
-            if not closed and writer.on_program(groups, self._lrfast_expected(program, prev)):
-                return self._lrfast_mixed_write(program, s, self._lrfast_expected(program, prev))
-            writer.write(groups, values, s)
-            rt.prev_t, rt.prev_values = s, program.lr_out.copy()
-        self._lrfast_write_momentum(program, s)
-        # floats; get_last_lr() makes tensor copies for tensor groups, as torch's _last_lr holds
-        written: list[float | None] = list(values)
-        for i in (*writer.cuda_groups, *writer.cpu_index.tolist()):
-            written[i] = None  # a tensor group: a bound optimizer's kernel reads the tensor itself
-        rt.written = written
-        rt.on_program = True
+            values = self._lrfast_mixed_write(program, prev, s, absolute, resuming)
+        if program.momentum is not None or rt.momentum_proof is not None:
+            self._lrfast_write_momentum(program, s)
+        rt.proof_program = program
         return values
+
+    def _lrfast_host_values(self, t: float) -> list[Any] | None:
+        """Hook: the LRs of this step computed on the host from the user's callables
+        (LambdaLR, MultiplicativeLR), or None where the program gives them."""
+        return None
+
+    def _lrfast_write_values(self, values: list[Any], program: _Program | None, s: float) -> list[Any]:
+        """Write values computed on the host; a group counts as on the program only where a
+        program exists and gives the same value (NOTE [proof of the program])."""
+        rt = self._lrfast_runtime()
+        groups = self.optimizer.param_groups
+        self._lrfast_check_group_count(values, groups)
+        self._lrfast_check_torch_values(values)
+        plain = all(type(v) is float for v in values) and all(type(g["lr"]) is float for g in groups)  # noqa: E721
+        out, _ = _write_host_values(groups, list(values), plain)
+        rt.prev_t = None
+        rt.proof = rt.proof_on = None
+        if program is not None:
+            closed = program.values_at(s)
+            rt.proof = [v if type(v) is float and v == c else None  # noqa: E721
+                        for v, c in zip(out, closed)] if plain else None
+            self._lrfast_write_momentum(program, s)
+            rt.proof_program = program
+        self._lrfast_fill_out(out)
+        return out
+
+    def _lrfast_coefficients(self, t: float) -> Any:
+        """torch's recursion at step ``t`` as ``(a, shift, add)``: the next LR of a group
+        holding ``lr`` is ``a * (lr - shift) + add``, each a float or one per group, the very
+        expression of torch's ``get_lr`` (NOTE [one step rule]); _NO_RECURSION where the
+        class has none of its own (torch's get_lr runs then)."""
+        return _NO_RECURSION
 
     def _lrfast_step_of(self, t: float) -> float:
         """The step of the closed form the groups hold after stepping to ``t``."""
@@ -624,38 +787,64 @@ class LRScheduler(_TorchLRScheduler):
         """What the groups hold before the first step: the base LRs (torch's initial step starts there)."""
         return np.array([host_float(b, sync=True) for b in self.base_lrs])
 
-    def _lrfast_expected(self, program: _Program, prev: float) -> np.ndarray | list[float]:
+    def _lrfast_expected(self, program: _Program, prev: float) -> np.ndarray:
         """What an on-program group holds before this step: the closed form at ``prev``, and
         before the first step the base LR (torch's initial step starts from it)."""
-        rt = self._lrfast_rt
+        rt = self._lrfast_runtime()
         s = self._lrfast_prev_step(prev)
         if s is None:
             return self._lrfast_start_values()
-        if rt.prev_t != s or rt.prev_values is None:
+        if rt.prev_t != s or rt.prev_values is None or rt.prev_values is program.cur:
             program.values_at(s)
-            rt.prev_t, rt.prev_values = s, program.lr_out.copy()
+            np.copyto(program.spare, program.lr_out)
+            rt.prev_t, rt.prev_values = s, program.spare
         return rt.prev_values
 
-    def _lrfast_mixed_write(self, program: _Program, s: float, expected: np.ndarray | Sequence[float]) -> list[Any]:
-        """Some groups are off program: they get torch's get_lr(), the others the closed form."""
-        rt = self._lrfast_rt
+    def _lrfast_mixed_write(self, program: _Program, prev: float, s: float, absolute: bool,
+                            resuming: bool) -> list[Any]:
+        """Groups holding tensors (or a mix): the same rule as ``_C.step_groups``, group by group."""
+        rt = self._lrfast_runtime()
         groups = self.optimizer.param_groups
         writer = program.lr_writer
-        off = set(writer.on_program(groups, expected))
-        values: list[float | torch.Tensor] = [*program.values_at(s)]  # off groups get torch's values
-        closed_array = program.lr_out.copy()
-        self._lrfast_check_finite(closed_array, s)
+        closed = program.values_at(s)
+        self._lrfast_check_finite(program.lr_out, s)
+        off = [] if absolute else (list(range(len(groups))) if resuming else
+                                   writer.on_program(groups, self._lrfast_expected(program, prev)))
+        values: list[Any] = list(closed)
         if off:
-            torch_values = self._lrfast_torch_get_lr()
-            for i in off:
-                values[i] = torch_values[i]
+            coeffs = self._lrfast_coefficients(rt.t if rt.t is not None else s)
+            if coeffs is _NO_RECURSION:
+                torch_values = self._lrfast_torch_get_lr()
+                for i in off:
+                    values[i] = torch_values[i]
+            else:
+                a, shift, add = (c if isinstance(c, (list, tuple, np.ndarray)) else [c] * len(groups)
+                                 for c in coeffs)
+                for i in off:
+                    held = writer.held(groups, i)
+                    values[i] = a[i] * (held - shift[i]) + add[i]
             self._lrfast_check_torch_values([values[i] for i in off])
-        out, rt.written = _write_host_values(groups, values, writer.all_float)
-        self._lrfast_write_momentum(program, s)
-        rt.prev_t, rt.prev_values = s, closed_array
-        rt.on_program = not off
-        self._lrfast_fill_out(out)
+        off_set = set(off)
+        if not off:
+            writer.write(groups, closed, s)
+            out = list(closed)
+            for i in (*writer.cuda_groups, *writer.cpu_index.tolist()):
+                out[i] = _host_copy(groups[i]["lr"])
+        else:
+            out, _ = _write_host_values(groups, values, False)
+            writer.bump_versions()
+            self._lrfast_fill_out(out)
+        rt.prev_t = None
+        rt.off = bool(off)
+        rt.proof_on = None
+        rt.proof = [None if i in off_set else writer.proof_of(groups, i, closed[i]) for i in range(len(groups))]
         return out
+
+    def _lrfast_check_group_count(self, values: list[Any], groups: list[dict[str, Any]]) -> None:
+        if len(values) != len(groups):
+            raise ValueError(
+                f"{type(self).__name__}: the optimizer has {len(groups)} param groups but the scheduler was built "
+                f"for {len(values)} (groups added after it; torch raises here too)")
 
     def _lrfast_check_torch_values(self, values: list[Any]) -> bool:
         """Raise before writing a non-finite value of torch's recursion; returns whether all
@@ -674,15 +863,26 @@ class LRScheduler(_TorchLRScheduler):
                              "never writes a non-finite LR")
 
     def _lrfast_write_momentum(self, program: _Program, s: float) -> None:
+        """Momentum / beta1 (CyclicLR, OneCycleLR: torch writes them from the closed form)."""
+        rt = self._lrfast_runtime()
         if program.momentum is None:
+            rt.momentum_proof = None
             return
         writer = program.momentum_writer
         if writer.all_float:
-            _C.assign_group_values(program.momentum.descriptors, program.momentum.table, s,
-                                   self.optimizer.param_groups, writer.key,
-                                   -1 if writer.tuple_slot is None else writer.tuple_slot)
+            written = _C.step_groups(program.momentum_rows, program.momentum.table, s,
+                                     self.optimizer.param_groups, writer.key,
+                                     -1 if writer.tuple_slot is None else writer.tuple_slot,
+                                     program.momentum_cur, None, None, program.momentum_on, program.momentum_row_of)
+            if type(written) is int:  # STEP_NOT_FLOAT
+                self.refresh()
+                return self._lrfast_write_momentum(self._lrfast_program() or program, s)
+            rt.momentum_proof = written
         else:
-            writer.write(self.optimizer.param_groups, program.momentum_at(s), s)
+            values = program.momentum_at(s)
+            writer.write(self.optimizer.param_groups, values, s)
+            groups = self.optimizer.param_groups
+            rt.momentum_proof = [writer.proof_of(groups, i, values[i]) for i in range(len(groups))]
 
     def _lrfast_torch_get_lr(self) -> list[float | torch.Tensor]:
         """torch's own get_lr() of this class's twin (the chainable recursion), as torch's
@@ -698,31 +898,33 @@ class LRScheduler(_TorchLRScheduler):
             self._get_lr_called_within_step = previous
 
     def _lrfast_torch_write(self, explicit: bool) -> list[Any]:
-        """torch's _update_lr body, once last_epoch is set: torch's values, torch's writes."""
-        rt = self._lrfast_rt
+        """torch's _update_lr body, once last_epoch is set: torch's values, torch's writes
+        (no closed form for these arguments, or a recursion lrfast does not restate)."""
+        rt = self._lrfast_runtime()
         twin = _torch_twin(type(self))
         if explicit and twin is not None and hasattr(twin, "_get_closed_form_lr"):
             values = twin._get_closed_form_lr(self)
         else:
             values = self._lrfast_torch_get_lr()
         groups = self.optimizer.param_groups
-        if len(values) != len(groups):
-            raise ValueError(
-                f"{type(self).__name__}: the optimizer has {len(groups)} param groups but the scheduler was built "
-                f"for {len(values)} (groups added after it; torch raises here too)")
+        self._lrfast_check_group_count(values, groups)
         plain = self._lrfast_check_torch_values(values)
-        out, rt.written = _write_host_values(
+        out, _ = _write_host_values(
             groups, list(values), plain and all(type(g["lr"]) in (float, int) for g in groups))
-        rt.on_program = False
+        program = rt.program
+        if program is not None:
+            program.lr_writer.bump_versions()
+        rt.off = True
         rt.prev_t = None
+        rt.proof = rt.momentum_proof = rt.proof_on = None
         self._lrfast_fill_out(out)
         return out
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """The LRs of the last step, with the types of the groups' ``lr`` (tensors are copies)."""
-        if self._lrfast_host_path:
-            return self._last_lr
         last = self._last_lr
+        if self._lrfast_host_path or last is self._lrfast_rt.proof:  # the latter: floats step_groups wrote
+            return last
         groups = self.optimizer.param_groups
         if len(last) != len(groups) or all(type(g["lr"]) is float or not isinstance(g["lr"], torch.Tensor)
                                            for g in groups):
@@ -777,27 +979,78 @@ class LRScheduler(_TorchLRScheduler):
 
     def packed_lr(self) -> Packed | None:
         """(descriptors (G, DESCRIPTOR_SIZE), table): the packed LR schedule of every group,
-        or None when the groups' LRs are not the program's (NOTE [scheduler binding])."""
-        rt = self._lrfast_runtime()
+        while every group provably holds its value at ``current_step`` (NOTE [proof of the
+        program]), else None: read the groups' LRs then."""
         program = self._lrfast_program()
-        if program is None or not rt.on_program:
+        if program is None or not all(self.proven_groups()[0]):
             return None
         return program.lr
 
     def packed_momentum(self) -> Packed | None:
-        """The packed momentum / beta1 schedules when this scheduler cycles them, else None."""
+        """The packed momentum / beta1 schedules when this scheduler cycles them and every
+        group provably holds their value, else None."""
         program = self._lrfast_program()
-        return None if program is None else program.momentum
+        if program is None or program.momentum is None or not all(self.proven_groups()[1]):
+            return None
+        return program.momentum
 
-    def lrs_written(self) -> list[float | None] | None:
-        """The float LRs this scheduler wrote at its last step (None for a tensor group, or
-        for all when unknown): a bound optimizer uses the program only where they still hold."""
-        return self._lrfast_runtime().written
+    def programs(self) -> tuple[Packed | None, Packed | None]:
+        """(LR program, momentum program), whether or not the groups hold them: for an
+        optimizer that evaluates them only where :meth:`proven_groups` says so."""
+        program = self._lrfast_program()
+        return (None, None) if program is None else (program.lr, program.momentum)
+
+    def proven_groups(self) -> tuple[list[bool], list[bool]]:
+        """NOTE [proof of the program]: for each group, whether its LR (and its momentum /
+        beta1) is, provably, this scheduler's program at ``current_step``; a bound optimizer
+        evaluates the program only there and applies the group's own value elsewhere."""
+        groups = self.optimizer.param_groups
+        rt = self._lrfast_runtime()
+        program = self._lrfast_program()  # rebuilt when an attribute changed: then nothing is proven
+        if program is None or program is not rt.proof_program:
+            return [False] * len(groups), [False] * len(groups)
+        proof = rt.proof
+        if proof is not None and rt.proof_on is not None:  # the groups that took torch's recursion prove nothing
+            proof = [v if on else None for v, on in zip(proof, rt.proof_on.tolist())]
+        lr = _proven(groups, "lr", None, proof)
+        if program.momentum is None:
+            return lr, [False] * len(groups)
+        key, slot = self._lrfast_momentum_key()
+        return lr, _proven(groups, key, slot, rt.momentum_proof)
 
     def graph_capture_blocker(self) -> str | None:
         """Why graph replays of a bound optimizer's step would not follow this scheduler, or
-        None (a LambdaLR's baked window without ``horizon=`` overrides this)."""
+        None (a LambdaLR without ``horizon=`` overrides this)."""
         return None
+
+
+def _for_c(coeffs: Any) -> Any:
+    """(a, shift, add) as _C.step_groups takes them: floats, or float64 arrays of one per group."""
+    if coeffs is _NO_RECURSION:
+        return coeffs
+    a, shift, add = coeffs
+    if type(a) is float and type(shift) is float and type(add) is float:  # noqa: E721 - the usual case
+        return coeffs
+    return tuple(np.asarray(c, dtype=np.float64) if isinstance(c, (list, tuple)) else c for c in (a, shift, add))
+
+
+def _proven(groups: list[dict[str, Any]], key: str, slot: int | None, proof: list | None) -> list[bool]:
+    """NOTE [proof of the program]: a float group holds the very object written as the
+    program's value; a tensor group the same tensor, unchanged since (its version)."""
+    if proof is None or len(proof) != len(groups):
+        return [False] * len(groups)
+    out = []
+    for group, evidence in zip(groups, proof):
+        value = group.get(key)
+        if slot is not None:
+            value = value[slot] if isinstance(value, tuple) and len(value) > slot else None
+        if evidence is None or value is None:
+            out.append(False)
+        elif type(evidence) is tuple:  # noqa: E721 - (tensor, version)
+            out.append(value is evidence[0] and value._version == evidence[1])
+        else:
+            out.append(value is evidence)
+    return out
 
 
 LRScheduler.step = compile_aware_scheduler_step(LRScheduler.step)  # type: ignore[method-assign]  # as in __init_subclass__

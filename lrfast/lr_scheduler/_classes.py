@@ -19,7 +19,7 @@ import torch
 from .. import schedules as S
 from .._scheduling_protocol import host_float
 from ..schedules import Schedule
-from ._base import LRScheduler, format_param, restore_groups_on_error
+from ._base import LRScheduler, Watched, format_param, restore_groups_on_error
 
 __all__ = [
     "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
@@ -40,6 +40,14 @@ class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
     >>> s.get_last_lr()
     [0.025]
     """
+
+    step_size = Watched()
+    gamma = Watched()
+
+    def _lrfast_coefficients(self, t: float) -> tuple[float, float, float]:
+        if t == 0 or t % self.step_size != 0:
+            return (1.0, 0.0, 0.0)
+        return (self.gamma, 0.0, 0.0)
 
     def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
@@ -64,6 +72,15 @@ class MultiStepLR(LRScheduler, torch.optim.lr_scheduler.MultiStepLR):
     [1.0, 0.5, 0.5, 0.25]
     """
 
+    milestones = Watched()
+    gamma = Watched()
+    _lrfast_mutable = ("base_lrs", "milestones")
+
+    def _lrfast_coefficients(self, t: float) -> tuple[float, float, float]:
+        if t not in self.milestones:
+            return (1.0, 0.0, 0.0)
+        return (self.gamma ** self.milestones[t], 0.0, 0.0)
+
     def __init__(self, optimizer: torch.optim.Optimizer, milestones: Iterable[int], gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
         self.milestones = Counter(milestones)
@@ -82,6 +99,16 @@ class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
     With ``total_iters=0`` torch's step-by-step form never restores the LR; so neither
     does this one.
     """
+
+    factor = Watched()
+    total_iters = Watched()
+
+    def _lrfast_coefficients(self, t: float) -> tuple[float, float, float]:
+        if t == 0:
+            return (self.factor, 0.0, 0.0)
+        if t != self.total_iters:
+            return (1.0, 0.0, 0.0)
+        return (1.0 / self.factor, 0.0, 0.0)
 
     def __init__(self, optimizer: torch.optim.Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
                  last_epoch: int = -1) -> None:
@@ -108,6 +135,18 @@ class LinearLR(LRScheduler, torch.optim.lr_scheduler.LinearLR):
     :math:`\eta_t = \eta_0 (f_s + (f_e - f_s)\min(t, T)/T)`.
     """
 
+    start_factor = Watched()
+    end_factor = Watched()
+    total_iters = Watched()
+
+    def _lrfast_coefficients(self, t: float) -> tuple[float, float, float]:
+        if t == 0:
+            return (self.start_factor, 0.0, 0.0)
+        if self._is_initial or t > self.total_iters:
+            return (1.0, 0.0, 0.0)
+        s, e = self.start_factor, self.end_factor
+        return (1.0 + (e - s) / (self.total_iters * s + (t - 1) * (e - s)), 0.0, 0.0)
+
     def __init__(self, optimizer: torch.optim.Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1) -> None:
         if start_factor > 1.0 or start_factor <= 0:
@@ -132,6 +171,11 @@ class ExponentialLR(LRScheduler, torch.optim.lr_scheduler.ExponentialLR):
     drifts by up to ~2e-14 relative over 1e5 steps with float LRs).
     """
 
+    gamma = Watched()
+
+    def _lrfast_coefficients(self, t: float) -> tuple[float, float, float]:
+        return (1.0, 0.0, 0.0) if self._is_initial else (self.gamma, 0.0, 0.0)
+
     def __init__(self, optimizer: torch.optim.Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
         LRScheduler.__init__(self, optimizer, last_epoch)
@@ -146,6 +190,15 @@ class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
     r"""Polynomial decay to 0 over ``total_iters`` (torch's ``PolynomialLR``):
     :math:`\eta_t = \eta_0 (1 - \min(t, T)/T)^p`.
     """
+
+    total_iters = Watched()
+    power = Watched()
+
+    def _lrfast_coefficients(self, t: float) -> tuple[float, float, float]:
+        if self._is_initial or t > self.total_iters:
+            return (1.0, 0.0, 0.0)
+        T = self.total_iters
+        return (((1.0 - t / T) / (1.0 - (t - 1) / T)) ** self.power, 0.0, 0.0)
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_iters: int = 5, power: float = 1.0,
                  last_epoch: int = -1) -> None:
@@ -171,6 +224,19 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
     and ~2e-6 (float32 tensor LRs); lrfast is the closed form.
     """
 
+    T_max = Watched()
+    eta_min = Watched()
+
+    def _lrfast_coefficients(self, t: float) -> tuple[Any, Any, Any]:
+        eta, T = self.eta_min, self.T_max
+        if self._is_initial:
+            return (1.0, 0.0, 0.0)
+        if self._step_count == 1 and t > 0:  # torch's closed form on a first step after a resume
+            return (0.0, 0.0, [eta + (b - eta) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs])
+        if (t - 1 - T) % (2 * T) == 0:
+            return (1.0, 0.0, [(b - eta) * (1 - math.cos(math.pi / T)) / 2 for b in self.base_lrs])
+        return ((1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)), eta, eta)
+
     def __init__(self, optimizer: torch.optim.Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
         if isinstance(T_max, bool) or not isinstance(T_max, numbers.Real) or T_max <= 0:
@@ -192,6 +258,10 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
     the LR then follows torch's formula in ``T_cur / T_i``). An explicit epoch finds its
     period with exact integer arithmetic, where torch takes a floating-point logarithm.
     """
+
+    T_0 = Watched()
+    T_mult = Watched()
+    eta_min = Watched()
 
     _lrfast_absolute = True
 
@@ -306,15 +376,30 @@ class _BakedLambdas(LRScheduler):
 class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
     r"""Sets each group's LR to ``base_lr * lr_lambda(t)`` (torch's ``LambdaLR``).
 
-    The callable is baked into a table of ``horizon`` steps (default 1024) starting at the
-    current step, and baked again when the count leaves it: the cost per step and the
-    memory do not grow with the step number, and ``lr_lambda`` must be a pure function of
-    the step. A ``horizon`` covering the steps a CUDA graph replays keeps the schedule
-    device-resident while it runs.
+    Each ``lr_lambda`` is called once per step, at that step, as torch calls it: it may
+    look values up in a table, read state that changes, or refuse steps past the run. Its
+    values are then written in one pass over the groups.
+
+    ``horizon=N`` (an lrfast keyword, opt-in) bakes the function into a table of ``N``
+    steps from the current one instead, baked again when the count leaves it: the
+    schedule then lives on the device, so a CUDA graph can replay it (the function is
+    called ahead of the steps the run reaches: it must be a pure function of the step).
     """
 
     _lrfast_absolute = True
     _lrfast_check_callable = False
+    _lrfast_calls_host = True
+    _lrfast_checks_step = True  # a baked window (horizon=) moves on
+
+    @property
+    def _lrfast_host_recursive(self) -> bool:  # type: ignore[override]
+        # no program without horizon=: the lambdas are called at each step, never ahead
+        return not self._lrfast_horizon_given
+
+    def _lrfast_host_values(self, t: float) -> list[Any] | None:
+        if self._lrfast_horizon_given:
+            return None
+        return [base_lr * lmbda(t) for lmbda, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
 
     def _lrfast_window(self) -> tuple[int, int]:
         """The baked steps [start, stop): ``horizon`` steps from the current one."""
@@ -335,20 +420,18 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
 
     def _lrfast_check_step(self, t: float) -> None:
         window = self._lrfast_runtime().window
-        if window is not None and not window[0] <= t < window[1]:
-            self.refresh()  # bake the window around t (pure lr_lambda assumed)
+        if self._lrfast_horizon_given and window is not None and not window[0] <= t < window[1]:
+            self.refresh()  # bake the window around t (horizon= given: a pure lr_lambda)
 
     def graph_capture_blocker(self) -> str | None:
-        """Graph replays cannot bake further and the lookup holds the last entry: refused
-        unless the user gave ``horizon=``, their statement that it covers the replays."""
+        """Graph replays cannot call the lambdas: refused unless the user gave ``horizon=``,
+        their statement that the baked table covers the replays."""
         if self._lrfast_horizon_given:
             return None
-        window = self._lrfast_runtime().window
         name = type(self).__name__
-        return (f"{name} bakes its function into a table {self._lrfast_horizon} steps long (now up to step "
-                f"{0 if window is None else window[1]}), and graph replays cannot extend it, so the LR would "
-                f"freeze there. Build the scheduler with horizon= covering the whole run, e.g. "
-                f"{name}(..., horizon=total_steps)")
+        return (f"{name} calls its lr_lambda on the host at each step, which graph replays cannot do. Build "
+                f"the scheduler with horizon= covering the whole run, e.g. {name}(..., horizon=total_steps), to "
+                f"bake the function into a table the device reads")
 
     state_dict = LRScheduler._lrfast_public_state(torch.optim.lr_scheduler.LambdaLR.state_dict)
 
@@ -357,12 +440,18 @@ class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR)
     r"""Multiplies each group's LR by ``lr_lambda(t)`` at every step ``t >= 1`` (torch's
     ``MultiplicativeLR``): :math:`\eta_t = \eta_{t-1}\,\lambda(t)`.
 
-    A product of the LR the group holds, so it runs torch's recursion on the host, one call
-    of each lambda per step (constant cost at any step), and a bound lrfast optimizer reads
-    the groups' LRs.
+    A product of the LR the group holds: each lambda is called once per step, as torch
+    calls it, and a bound lrfast optimizer applies the groups' LRs.
     """
 
     _lrfast_host_recursive = True
+    _lrfast_calls_host = True
+
+    def _lrfast_host_values(self, t: float) -> list[Any] | None:
+        groups = self.optimizer.param_groups
+        if self._is_initial:
+            return [g["lr"] for g in groups]
+        return [group["lr"] * lmbda(t) for lmbda, group in zip(self.lr_lambdas, groups, strict=True)]
 
     def _lrfast_lr_schedules(self) -> list[Schedule]:
         """The LR from this step on for ``horizon`` steps, as tables (for ``schedules``)."""
@@ -421,6 +510,13 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
     """
 
     _lrfast_absolute = True
+    total_size = Watched()
+    step_ratio = Watched()
+    mode = Watched()
+    gamma = Watched()
+    scale_mode = Watched()
+    cycle_momentum = Watched()
+    _lrfast_mutable = ("base_lrs", "max_lrs", "base_momentums", "max_momentums")
 
     @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float | list[float], max_lr: float | list[float],
@@ -518,6 +614,17 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
     """
 
     _lrfast_absolute = True
+    _lrfast_checks_step = True  # past total_steps: torch's ValueError
+    total_steps = Watched()
+    cycle_momentum = Watched()
+    _anneal_func_type = Watched()
+    _lrfast_mutable = ("base_lrs", "_schedule_phases")
+
+    @property
+    def _lrfast_group_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The group entries the phases read, as torch's get_lr reads them at each step."""
+        momentum = ("max_momentum", "base_momentum") if self.cycle_momentum else ()
+        return ("initial_lr", "max_lr", "min_lr", *momentum)
 
     @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, max_lr: float | list[float], total_steps: int | None = None,
@@ -616,6 +723,12 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
     ``anneal_epochs`` steps, then holds it (torch's ``swa_utils.SWALR``); ``cos``:
     :math:`\eta = s + (\eta_0 - s)\tfrac12(1 + \cos(\pi k/K))`, ``linear``: a straight line.
     """
+
+    _lrfast_counts_epochs = False  # its own count: _lrfast_step_of
+    anneal_epochs = Watched()
+    _anneal_strategy = Watched()
+    _lrfast_mutable = ("base_lrs", "_anneal_start_lrs")
+    _lrfast_group_keys = ("swa_lr",)
 
     @restore_groups_on_error  # NOTE [errors before state changes] in _base.py
     def __init__(self, optimizer: torch.optim.Optimizer, swa_lr: float, anneal_epochs: int = 10,

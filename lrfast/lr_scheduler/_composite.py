@@ -18,8 +18,7 @@ import torch
 
 from .. import _C
 from .. import schedules as S
-from .._backend import device_api
-from .._compile import compile_aware_scheduler_step
+from .._compile import compiled_scheduler_step
 from .._scheduling_protocol import bind_scheduler, host_float
 from ..schedules import Packed, Schedule, pack_many
 from ._base import LRScheduler
@@ -38,20 +37,27 @@ def _stepping(torch_step: Callable[[Any], None]) -> Callable[..., None]:
     """torch's composite step, then what a bound lrfast optimizer needs (NOTE [composite
     program]) and ``lr_tensor`` (NOTE [lr tensor]) from what the children wrote."""
     def step(self: Any) -> None:
+        if torch.compiler.is_compiling():  # NOTE [compiled steps]
+            return compiled_scheduler_step(self)
         torch_step(self)
-        self._lrfast_after_step()
+        rt = self._lrfast_rt
+        rt.t = self.last_epoch
+        if rt.lr_buffer is not None:
+            self._lrfast_fill_out(self._last_lr)
+        return None
 
     step.__doc__ = torch_step.__doc__
-    return compile_aware_scheduler_step(step)
+    step._lrfast_compile_aware = True  # type: ignore[attr-defined]
+    return step
 
 
 # NOTE [composite program] A composite's children write the groups (torch's logic); for a
-# bound lrfast optimizer (NOTE [scheduler binding]) and CUDA-graph capture the composite
-# also offers one packed program: its ``schedules`` (a join at the milestones, or a product
-# for ChainedScheduler) at ``current_step``. It is offered only while every group holds
-# that program's value, checked after each step (one compiled evaluation): a child off its
-# own program, a torch child, a hand edit make ``packed_lr()`` None, and the optimizer then
-# applies the groups' LRs.
+# bound lrfast optimizer on CUDA (NOTE [scheduler binding]) and CUDA-graph capture the
+# composite also offers one packed program: its ``schedules`` (a join at the milestones, or
+# a product for ChainedScheduler) at ``current_step``, packed once. Nothing is checked at
+# ``step()``: the proof that a group holds the program's value is taken when an optimizer
+# asks for it (``proven_groups()``, one compiled evaluation), so a child off its own
+# program, a torch child or a hand edit leave those groups to be read as they are.
 class _CompositeMixin(_MixinBase):
     if TYPE_CHECKING:  # each composite has these (last_epoch from torch's class)
         last_epoch: int
@@ -88,31 +94,34 @@ class _CompositeMixin(_MixinBase):
         return rt.packed
 
     def _lrfast_after_step(self) -> None:
+        """What ``step()`` does after torch's composite step (also after a load)."""
         rt = self._lrfast_runtime()
-        groups = self.optimizer.param_groups
         rt.t = self._lrfast_composite_step()
-        lrs = [g["lr"] for g in groups]
-        plain = all(type(lr) is float for lr in lrs)  # noqa: E721 - the common case, without isinstance
-        rt.written = lrs if plain else [None if isinstance(lr, torch.Tensor) else lr for lr in lrs]
-        packed = self._lrfast_composite_program()
-        rt.on_program = False
-        if packed is not None and packed.descriptors.shape[0] == len(groups):
-            values = rt.prev_values
-            if not isinstance(values, np.ndarray) or values.shape[0] != len(groups):
-                values = rt.prev_values = np.empty(len(groups))
-            _C.evaluate_at_trusted(packed.descriptors, packed.table, float(rt.t), values)
-            if plain:
-                rt.on_program = lrs == values.tolist()
-            else:
-                rt.on_program = all(
-                    (device_api.is_device(lr.device) or float(lr) == v) if isinstance(lr, torch.Tensor) else lr == v
-                    for lr, v in zip(lrs, values.tolist()))
         if rt.lr_buffer is not None:
             self._lrfast_fill_out(self._last_lr)
 
+    def programs(self) -> tuple[Packed | None, None]:
+        packed = self._lrfast_composite_program()
+        if packed is None or packed.descriptors.shape[0] != len(self.optimizer.param_groups):
+            return None, None
+        return packed, None
+
+    def proven_groups(self) -> tuple[list[bool], list[bool]]:
+        """NOTE [composite program]: a float group holding the composite program's value at
+        ``current_step`` (compared by value: the kernel evaluates the same closed form);
+        tensor groups are read by the kernel, never proven here."""
+        groups = self.optimizer.param_groups
+        none = [False] * len(groups)
+        packed, _ = self.programs()
+        if packed is None:
+            return none, none
+        values = np.empty(len(groups))
+        _C.evaluate_at_trusted(packed.descriptors, packed.table, float(self.current_step), values)
+        return [type(g["lr"]) is float and g["lr"] == v for g, v in zip(groups, values.tolist())], none  # noqa: E721
+
     def packed_lr(self) -> Packed | None:
-        rt = self._lrfast_runtime()
-        return rt.packed if rt.on_program else None
+        packed, _ = self.programs()
+        return packed if packed is not None and all(self.proven_groups()[0]) else None
 
     def packed_momentum(self) -> None:
         return None
@@ -201,7 +210,19 @@ class ChainedScheduler(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Ch
         torch.optim.lr_scheduler.ChainedScheduler.__init__(self, schedulers, optimizer)
         self._lrfast_bind()
 
-    step = _stepping(torch.optim.lr_scheduler.ChainedScheduler.step)
+    def _lrfast_chained_step(self) -> None:
+        """torch's ChainedScheduler.step: each scheduler steps in turn; the LRs are the groups'
+        as the last one left them (read from an lrfast child's own record: no pass over the groups)."""
+        for scheduler in self._schedulers:
+            scheduler.step()
+        last = self._schedulers[-1]
+        if isinstance(last, LRScheduler) and last._last_lr is last._lrfast_runtime().proof:
+            self._last_lr = list(last._last_lr)
+        else:
+            self._last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
+                             for g in last.optimizer.param_groups]
+
+    step = _stepping(_lrfast_chained_step)
 
     @property  # never assigned: torch's ChainedScheduler has no last_epoch of its own
     def last_epoch(self) -> int:  # type: ignore[override]  # its schedulers count

@@ -384,9 +384,13 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     def packed_momentum(self) -> None:
         return None
 
-    def lrs_written(self) -> None:
-        """Unknown: ``packed_lr()`` is None, the optimizer reads the groups this scheduler writes."""
-        return None
+    def programs(self) -> tuple[None, None]:
+        """No program the optimizer could evaluate: it reads the groups this scheduler writes."""
+        return None, None
+
+    def proven_groups(self) -> tuple[list[bool], list[bool]]:
+        none = [False] * len(self.optimizer.param_groups)
+        return none, none
 
     def graph_capture_blocker(self) -> None:
         """None: with ``packed_lr()`` None the optimizer refuses a capture already."""

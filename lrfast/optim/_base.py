@@ -57,23 +57,6 @@ except ImportError:  # pragma: no cover - a torch without them: always take torc
     _global_optimizer_pre_hooks = _global_optimizer_post_hooks = None
 
 
-def _groups_hold(groups: list[dict], scheduler: BoundScheduler) -> bool:
-    """Whether every group's LR is what the bound scheduler wrote (a float group edited by
-    hand, loaded from a state dict or stepped by another scheduler is not): only then do the
-    kernels evaluate its program; otherwise each group's own LR is applied."""
-    written = scheduler.lrs_written()
-    if written is None or len(written) != len(groups):
-        return False
-    for group, value in zip(groups, written):
-        lr = group["lr"]
-        if value is None:
-            if not isinstance(lr, torch.Tensor):
-                return False
-        elif lr != value:
-            return False
-    return True
-
-
 class FusedOptimizer:
     """Mixin: put it before a ``torch.optim`` class (see the module docstring)."""
 
@@ -263,12 +246,9 @@ class FusedOptimizer:
                 self, self._lrfast_kind, name=self._lrfast_name, needed_state=self._lrfast_needed_state,
                 sparse_message=self._lrfast_sparse_message())
         groups = self.param_groups
-        lr_schedule, momentum_schedule, schedule_t, owned = self._lrfast_schedules(groups)
+        lr_schedule, momentum_schedule, schedule_t, owned, lr_flags, momentum_flags = self._lrfast_schedules(groups)
         if device_api.is_capturing():
-            self._lrfast_check_capturable(lr_schedule)
-        all_lr_scheduled = lr_schedule is not None and owned is None
-        momentum_scheduled = momentum_schedule is not None
-        momentum_flag = 1.0 if momentum_scheduled else 0.0
+            self._lrfast_check_capturable(lr_schedule, lr_flags)
         rows = []
         signature = []
         lr_tensors = None
@@ -278,13 +258,14 @@ class FusedOptimizer:
                 if lr_tensors is None:
                     lr_tensors = [None] * len(groups)
                 lr_tensors[i] = lr
-            lr_scheduled = all_lr_scheduled or "lr_schedule" in group
+            lr_scheduled = lr_flags[i]
+            momentum_scheduled = momentum_flags[i]
             row, key = self._lrfast_group_row(
                 group,
                 0.0 if lr_scheduled else host_float(lr, sync=False),
                 0.0 if momentum_scheduled else host_float(self._lrfast_momentum_of(group), sync=False),
             )
-            rows.append((*row, 1.0 if lr_scheduled else 0.0, momentum_flag))
+            rows.append((*row, 1.0 if lr_scheduled else 0.0, 1.0 if momentum_scheduled else 0.0))
             signature.append((id(group), id(group["params"]), len(group["params"]), key))
         buckets = planner.prepare(rows, signature)
         hyper = planner.group_hyper
@@ -309,29 +290,31 @@ class FusedOptimizer:
         self._lrfast_found_inf = found_inf  # NOTE [skipped steps]
         return loss
 
-    def _lrfast_check_capturable(self, lr_schedule) -> None:
-        """Refuse a CUDA graph capture that would freeze a bound scheduler's LR (issue 13,
-        finding 1): graph replays run the kernels, never the scheduler's Python.
+    def _lrfast_check_capturable(self, lr_schedule, lr_flags: list[bool]) -> None:
+        """Refuse a CUDA graph capture that would freeze a bound scheduler's LR: graph
+        replays run the kernels, never the scheduler's Python, so every group must follow
+        the scheduler's program (NOTE [proof of the program]) for replays to advance it.
 
-        - The scheduler drives the groups' float LRs on the host (``packed_lr()`` is None:
-          torch's recursion, e.g. MultiplicativeLR, CyclicLR with ``scale_fn``, an LR set by
-          hand): the capture would bake the current LR into the graph.
-        - A LambdaLR (or a composite holding one) evaluates a table baked ``horizon`` steps
-          ahead; replays cannot bake further and the lookup holds the last entry. Allowed
-          when the user gave ``horizon=``, their statement that it covers the replays.
+        - A group's LR is not, provably, the scheduler's program (torch's recursion wrote
+          it, e.g. MultiplicativeLR, CyclicLR with ``scale_fn``, a stacked scheduler, an LR
+          set by hand): the capture would bake the current LR into the graph.
+        - A LambdaLR (or a composite holding one) without ``horizon=`` calls its function
+          on the host at each step; with ``horizon=`` the user states that the baked table
+          covers the replays.
         """
         scheduler = self._lrfast_bound_scheduler()
         if scheduler is None:
             return
         name = type(scheduler).__name__
-        if lr_schedule is None:
-            raise RuntimeError(
-                f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {name} sets the param groups' LRs "
-                "on the host (torch's recursion), so every replay would use the LR of the captured step. Use a "
-                "scheduler with a closed form, or LambdaLR(..., horizon=total_steps) for a custom function")
         blocker = scheduler.graph_capture_blocker()
         if blocker is not None:
             raise RuntimeError(f"{self._lrfast_name}: cannot capture this step in a CUDA graph: {blocker}")
+        if lr_schedule is None or not all(lr_flags):
+            raise RuntimeError(
+                f"{self._lrfast_name}: cannot capture this step in a CUDA graph: the param groups' LRs are not all "
+                f"{name}'s closed form (torch's recursion, another scheduler or a hand edit set them on the host), "
+                "so every replay would use the LR of the captured step. Use one scheduler with a closed form, or "
+                "LambdaLR(..., horizon=total_steps) for a custom function")
 
     def _lrfast_advance_owned_schedules(self) -> None:
         """NOTE [schedule as lr]: after a step taken, each Schedule-lr group moves one step on."""
@@ -358,32 +341,41 @@ class FusedOptimizer:
         self.step()
 
     def _lrfast_schedules(self, groups: list[dict]):
-        """(lr Packed, momentum Packed, schedule_t, owned mask) for this step.
+        """(lr Packed, momentum Packed, schedule_t, owned mask, lr flags, momentum flags) for
+        this step; a flag is True where the kernel evaluates the schedule for that group.
 
-        A bound lrfast scheduler drives every group at its ``current_step``; else the
-        groups whose lr is a Schedule (``owned``: 1.0 for them) at their ``lr_step``.
+        NOTE [proof of the program] A bound lrfast scheduler's program is evaluated only for
+        the groups that provably hold its value at ``current_step`` (``proven_groups()``),
+        and only where it saves work: on a device (no group table to upload, the schedule
+        counter kept for graph capture) or while capturing. Every other group -- and every
+        group on the CPU, where reading the group's float costs what evaluating would --
+        gets the value it shows. Groups whose lr is a Schedule (``owned``) are evaluated at
+        their ``lr_step``.
         """
         n = len(groups)
         scheduler = self._lrfast_bound_scheduler()
-        if scheduler is not None:
+        capturing = device_api.is_capturing()
+        if scheduler is not None and (capturing or self._lrfast_on_device()):
             try:
-                lr_packed = scheduler.packed_lr()
-                momentum_packed = scheduler.packed_momentum()
+                lr_packed, momentum_packed = scheduler.programs()
+                lr_flags, momentum_flags = scheduler.proven_groups()
             except ValueError:  # groups added after the scheduler: it no longer describes them
                 lr_packed = None
-            if lr_packed is not None and not _groups_hold(groups, scheduler):
-                lr_packed = None  # NOTE [scheduler binding]: an LR changed since the scheduler wrote it
             if lr_packed is not None and np.ndim(lr_packed.descriptors) == 2 and len(lr_packed.descriptors) == n:
-                if momentum_packed is not None and len(momentum_packed.descriptors) != n:
-                    momentum_packed = None
-                schedule_t = self._lrfast_schedule_t
-                if schedule_t is None or schedule_t.shape[0] != n:
-                    schedule_t = self._lrfast_schedule_t = np.empty(n)
-                schedule_t.fill(float(scheduler.current_step))
-                return lr_packed, momentum_packed, schedule_t, None
+                if not capturing:  # eager: a tensor lr is read by the kernel (it shows its own dtype)
+                    lr_flags = [f and not isinstance(g["lr"], torch.Tensor) for f, g in zip(lr_flags, groups)]
+                if momentum_packed is None or len(momentum_packed.descriptors) != n:
+                    momentum_packed, momentum_flags = None, [False] * n
+                if any(lr_flags) or any(momentum_flags):
+                    schedule_t = self._lrfast_schedule_t
+                    if schedule_t is None or schedule_t.shape[0] != n:
+                        schedule_t = self._lrfast_schedule_t = np.empty(n)
+                    schedule_t.fill(float(scheduler.current_step))
+                    return lr_packed, momentum_packed, schedule_t, None, lr_flags, momentum_flags
+        unscheduled = [False] * n
         owned_groups = [g for g in groups if "lr_schedule" in g]
         if not owned_groups:
-            return None, None, np.zeros(n), None
+            return None, None, np.zeros(n), None, unscheduled, unscheduled
         written = self._lrfast_lr_written or {}
         for i, group in enumerate(groups):
             if "lr_schedule" in group and group["lr"] is not written.get(id(group)):
@@ -402,4 +394,9 @@ class FusedOptimizer:
             # keep the schedules alive with the key made of their ids
             cached = self._lrfast_packed_schedules = (key, packed, owned, [g.get("lr_schedule") for g in groups])
         schedule_t = np.array([float(g.get("lr_step", 0)) for g in groups])
-        return cached[1], None, schedule_t, cached[2]
+        return cached[1], None, schedule_t, cached[2], ["lr_schedule" in g for g in groups], unscheduled
+
+    def _lrfast_on_device(self) -> bool:
+        """Whether this optimizer's parameters live on a CUDA (or emulated) device."""
+        params = getattr(self, "_lrfast_all_params", ())
+        return bool(params) and device_api.is_device(params[0].device)
