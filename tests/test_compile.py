@@ -117,3 +117,54 @@ def test_inductor_default_backend_trains_and_does_not_recompile():
     train(ref_model, ref_opt, ref_s, x, 60)
     for p, q in zip(model.parameters(), ref_model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def _compiled_optimizer_step_compiles(opt_factory, sched_factory, steps=24):
+    """pytorch#133898's pattern: ``opt.step()`` compiled, ``sched.step()`` eager; the number
+    of graph compiles over ``steps`` steps and the optimizer's group."""
+    model, opt, sched = make(opt_factory, sched_factory)
+    x = torch.randn(32, 8, generator=torch.Generator().manual_seed(1))
+    counter = CompileCounter()
+
+    @torch.compile(backend=counter)
+    def opt_step():
+        opt.step()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(steps):
+            model(x).pow(2).mean().backward()
+            opt_step()
+            opt.zero_grad()
+            if isinstance(sched, lr_scheduler.ReduceLROnPlateau):
+                sched.step(torch.tensor(1.0))
+            else:
+                sched.step()
+    return counter.frame_count, opt.param_groups[0]
+
+
+TENSOR_HYPER = {
+    "adamw-onecycle": (lambda p: torch.optim.AdamW(p, lr=torch.tensor(0.01),
+                                                   betas=(torch.tensor(0.9), torch.tensor(0.999))),
+                       lambda o: lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=100), "betas"),
+    "adamw-cyclic": (lambda p: torch.optim.AdamW(p, lr=torch.tensor(0.01),
+                                                 betas=(torch.tensor(0.9), torch.tensor(0.999))),
+                     lambda o: lr_scheduler.CyclicLR(o, 0.001, 0.1, step_size_up=5), "betas"),
+    "sgd-cyclic": (lambda p: torch.optim.SGD(p, lr=torch.tensor(0.01), momentum=torch.tensor(0.9)),
+                   lambda o: lr_scheduler.CyclicLR(o, 0.001, 0.1, step_size_up=5), "momentum"),
+    "sgd-onecycle": (lambda p: torch.optim.SGD(p, lr=torch.tensor(0.01), momentum=torch.tensor(0.9)),
+                     lambda o: lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=100), "momentum"),
+    "adamw-plateau": (lambda p: torch.optim.AdamW(p, lr=torch.tensor(0.01)),
+                      lambda o: lr_scheduler.ReduceLROnPlateau(o, patience=1), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TENSOR_HYPER))
+def test_tensor_lr_and_betas_are_written_in_place_so_compiles_stay_bounded(case):
+    """Where a group holds tensor LR / betas / momentum, lrfast's schedulers fill them in
+    place (torch's own write floats over them, and Dynamo recompiles at each step)."""
+    opt_factory, sched_factory, key = TENSOR_HYPER[case]
+    frames, group = _compiled_optimizer_step_compiles(opt_factory, sched_factory)
+    held = group[key][0] if key == "betas" else (group[key] if key else group["lr"])
+    assert isinstance(group["lr"], torch.Tensor) and isinstance(held, torch.Tensor)
+    assert frames <= 2, f"{frames} graph compiles in 24 steps"

@@ -470,9 +470,14 @@ class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR)
 
 def _start_momentum_cycle(optimizer, max_momentums: list, base_momentums: list, use_beta1: bool) -> None:
     """CyclicLR / OneCycleLR at construction: each group starts at its max momentum (or
-    beta1) and records both bounds, as torch's classes do."""
+    beta1) and records both bounds, as torch's classes do. A tensor momentum or beta1 is
+    filled in place where torch puts a float in its stead: a compiled step that reads the
+    tensor then does not recompile at each step (pytorch#133898)."""
     for m_mom, b_mom, group in zip(max_momentums, base_momentums, optimizer.param_groups):
-        if use_beta1:
+        held = group["betas"][0] if use_beta1 else group["momentum"]
+        if isinstance(held, torch.Tensor):
+            held.fill_(host_float(m_mom, sync=True))
+        elif use_beta1:
             group["betas"] = (m_mom, *group["betas"][1:])
         else:
             group["momentum"] = m_mom
