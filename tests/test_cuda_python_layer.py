@@ -423,7 +423,7 @@ def test_device_plateau_float_lrs_reach_the_optimizer(dev):
     (lambda o: FL.ChainedScheduler([FL.SequentialLR(o, [FL.LinearLR(o, 0.5, total_iters=2),
                                                          FL.LambdaLR(o, lambda t: 0.99**t)], [2]),
                                     FL.ExponentialLR(o, 0.9)]), "horizon="),
-    (lambda o: FL.MultiplicativeLR(o, lambda t: 0.9), "on the host .* LambdaLR\\(..., horizon=total_steps\\)"),
+    (lambda o: FL.MultiplicativeLR(o, lambda t: 0.9), "on the host.* LambdaLR\\(..., horizon=total_steps\\)"),
     (lambda o: FL.CyclicLR(o, 1e-3, 1e-2, step_size_up=3, scale_fn=lambda x: 0.5**x, cycle_momentum=False),
      "on the host"),
 ], ids=["LambdaLR", "SequentialLR-of-LambdaLR", "ChainedScheduler-of-SequentialLR-of-LambdaLR", "MultiplicativeLR",

@@ -702,7 +702,9 @@ class LRScheduler(_TorchLRScheduler):
         absolute = self._lrfast_absolute or self._lrfast_closed_form_step(explicit)
         # torch's initial step when resuming (last_epoch given) applies torch's get_lr to what the
         # groups hold, whatever it is: every group takes the recursion then
-        resuming = not absolute and self._is_initial and prev != -1
+        # -- and so does a first step that is not torch's initial one (a SequentialLR child that
+        # torch <= 2.12 leaves unstarted): torch's get_lr at that epoch 0 is its recursion
+        resuming = not absolute and (self._is_initial != (prev == -1))
         writer = program.lr_writer
         if writer.all_float:
             if absolute:
