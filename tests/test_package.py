@@ -29,6 +29,8 @@ assert "torch" not in sys.modules                      # schedules need NumPy an
 assert lrfast.optim.AdamW.__module__ == "lrfast.optim._adam"
 assert lrfast.lr_scheduler.StepLR.__name__ == "StepLR"
 assert {"schedules", "optim", "lr_scheduler"} <= set(dir(lrfast))
+stray = {n for n in dir(lrfast) if not n.startswith("__")} - set(lrfast.__all__) - {"integrations", "plotting"}
+assert stray == set(), stray                           # no Any, Path, importlib, ...
 try:
     lrfast.no_such_thing
 except AttributeError as exc:

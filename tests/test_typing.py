@@ -166,7 +166,7 @@ def test_a_type_checker_outside_the_checkout_finds_the_installed_lrfast(tmp_path
     # setuptools' import hook, its default for this layout, is invisible to type checkers.
     pytest.importorskip("mypy")
     (tmp_path / "user.py").write_text("import lrfast.lr_scheduler\n\nreveal_type(lrfast.lr_scheduler.StepLR)\n")
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent", "--cache-dir", str(tmp_path / "cache"),
-                           "user.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "mypy", "--follow-imports=silent", "--cache-dir", str(tmp_path / "c"), "user.py"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r'Revealed type is "def .*lrfast\.lr_scheduler\.\w+\.StepLR"', proc.stdout), proc.stdout
