@@ -2,6 +2,7 @@
 
     python benchmarks/first_step_time.py [--repeats 3] [--optimizers AdamW,SGD] [--dtypes float32,bfloat16]
         [--no-warmup]
+    python benchmarks/first_step_time.py --versus-torch [--repeats 5]
 
 Each measurement is a new interpreter with NUMBA_CACHE_DIR pointing at a scratch
 directory: "cold" empties it first (the kernels compile), "warm" reuses what the cold
@@ -13,6 +14,13 @@ row is what any Numba program pays at its first call: ``import numba`` and a one
 is split into loading Numba with lrfast's kernel module (``import lrfast._backend.cpu``)
 and the step itself (compiling, or loading from the cache, the kernel of that dtype
 only). Medians over ``--repeats`` processes; a markdown table on stdout.
+
+``--versus-torch`` times one program in fresh processes, written once with torch's classes
+and once with lrfast's: import, build a 64-256-1 MLP, construct AdamW + StepLR, one forward
+and backward, one ``opt.step(); sched.step()``. Beside them the Numba floor program (import
+torch and Numba, call a one-line cached ``@njit``). Warm Numba cache (a scratch
+NUMBA_CACHE_DIR filled by one discarded run of each); each process timed from its start to
+its exit by the parent, and inside it from before ``import torch`` to after the step.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 CHILD = r"""
 import json, sys, time
@@ -76,6 +85,69 @@ print(json.dumps(out))
 """
 
 
+VERSUS = r"""
+import os, sys, time
+t0 = time.perf_counter()
+import torch
+which = sys.argv[1]
+if which == "floor":
+    import numpy, numba
+    probe = os.path.join(os.environ["NUMBA_CACHE_DIR"], "floor_probe.py")  # Numba caches only file code
+    if not os.path.exists(probe):
+        with open(probe, "w") as f:
+            f.write("import numba\n\n@numba.njit(cache=True)\ndef first(x):\n    return x[0] + 1.0\n")
+    sys.path.insert(0, os.path.dirname(probe))
+    import floor_probe
+    floor_probe.first(numpy.zeros(1))
+else:
+    if which == "lrfast":
+        import lrfast.optim as optim
+        from lrfast import lr_scheduler
+    else:
+        from torch import optim
+        from torch.optim import lr_scheduler
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1))
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    sched = lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+    model(torch.randn(32, 64)).pow(2).mean().backward()
+    opt.step()
+    sched.step()
+print(time.perf_counter() - t0)
+"""
+
+
+def versus_torch(repeats: int) -> None:
+    cache = tempfile.mkdtemp(prefix="lrfast-numba-cache-")
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+    samples: dict[str, dict[str, list[float]]] = {w: {"process": [], "program": []} for w in ("torch", "lrfast",
+                                                                                                "floor")}
+    try:
+        for which in samples:  # fill the cache (and the OS's file cache): discarded
+            subprocess.run([sys.executable, "-c", VERSUS, which], env=env, check=True, capture_output=True, timeout=900)
+        for _ in range(repeats):
+            for which, cell in samples.items():  # interleaved: a load change hits all three alike
+                t0 = time.perf_counter()
+                out = subprocess.run([sys.executable, "-c", VERSUS, which], env=env, check=True, capture_output=True,
+                                     text=True, timeout=900).stdout
+                cell["process"].append(time.perf_counter() - t0)
+                cell["program"].append(float(out.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    med = {w: {k: statistics.median(v) for k, v in cell.items()} for w, cell in samples.items()}
+    print(f"- {repeats} fresh processes each, interleaved (medians, seconds); warm NUMBA_CACHE_DIR; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    print()
+    print("| program | whole process | import torch .. first step done | over torch's classes (whole process) |")
+    print("|---|---:|---:|---:|")
+    labels = {"torch": "torch.optim.AdamW + torch StepLR", "lrfast": "lrfast.optim.AdamW + lrfast StepLR",
+              "floor": "Numba floor: import torch, numba; one cached @njit call"}
+    for which, m in med.items():
+        over = m["process"] - med["torch"]["process"]
+        print(f"| {labels[which]} | {m['process']:.3f} | {m['program']:.3f} | "
+              f"{'-' if which == 'torch' else f'{over:+.3f}'} |")
+
+
 def run_child(what: str, cache_dir: str, dtype: str = "float32") -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     result = subprocess.run([sys.executable, "-c", CHILD, what, dtype], env=env, capture_output=True, text=True,
@@ -89,7 +161,14 @@ def main() -> None:
     parser.add_argument("--optimizers", default="AdamW,SGD")
     parser.add_argument("--dtypes", default="float32,float64,bfloat16,float16")
     parser.add_argument("--no-warmup", action="store_true", help="skip the lrfast.warmup() rows")
+    parser.add_argument("--versus-torch", action="store_true",
+                        help="the same program with torch's classes and lrfast's, beside Numba's floor")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.versus_torch:
+        versus_torch(args.repeats)
+        return
     runs = [(o, d) for o in args.optimizers.split(",") for d in args.dtypes.split(",")]
     runs = [("floor", "-")] + runs + ([] if args.no_warmup else [("warmup", "-")])
     rows: dict[tuple[str, str, str], dict[str, list[float]]] = {}

@@ -52,7 +52,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_SUBMODULES | {"LAYOUT_VERSION"})
+    # the public names and the module's dunders: not the imports this file uses (Any, Path, ...)
+    return sorted(set(__all__) | _LAZY_SUBMODULES | {n for n in globals() if n.startswith("__")})
 
 
 def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps: int,

@@ -8,6 +8,7 @@ second y axis.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, cast
@@ -52,6 +53,28 @@ def _short(name: str) -> str:
     return name if len(name) <= 70 else name[:67] + "..."
 
 
+def _undrawable(drawn: Sequence[Curve], log_y: bool) -> list[str]:
+    """What matplotlib would leave out without a word: each curve's inf and NaN values, and
+    with ``log_y`` its values <= 0 (a log axis has no place for them)."""
+    found = []
+    for curve in drawn:
+        for what, values in (("LR", curve.lr), ("momentum", curve.momentum)):
+            if values is None:
+                continue
+            values = np.asarray(values, dtype=np.float64)
+            bad = ~np.isfinite(values)
+            if log_y and what == "LR":
+                bad |= np.isfinite(values) & (values <= 0)
+            if bad.any():
+                kinds = [name for name, mask in (("inf", np.isinf(values)), ("NaN", np.isnan(values)),
+                                                 ("<= 0 on the log axis", log_y and what == "LR" and values <= 0))
+                         if np.any(mask)]
+                steps = np.flatnonzero(bad)
+                found.append(f"{_short(curve.label)} {what}: {steps.size} of {values.size} steps "
+                             f"({', '.join(kinds)}; first at step {int(steps[0])})")
+    return found
+
+
 def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps: int,
          path: str | Path | None = None, labels: Sequence[str] | None = None, title: str | None = None,
          log_y: bool = False) -> Figure:
@@ -92,6 +115,11 @@ def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps
             mom_ax = mom_ax or ax.twinx()
             mom_ax.plot(x, curve.momentum, linestyle="--", color=line.get_color(),
                         label=f"{_short(curve.label)} momentum")
+    undrawn = _undrawable(drawn, log_y)
+    if undrawn:
+        message = "plot: not drawn: " + "; ".join(undrawn)
+        warnings.warn(message, UserWarning, stacklevel=2)
+        fig.text(0.01, 0.01, message, fontsize="x-small", color="firebrick", wrap=True)
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     if log_y:

@@ -34,14 +34,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):  # NOTE [one thread per worker]
         import torch
 
-        torch.set_num_threads(1)
         try:
             import numba
 
             from lrfast._backend import cpu  # noqa: F401 - picks lrfast's threading layer before the launch below
         except ImportError:
-            return
-        numba.set_num_threads(1)
+            numba = None
+        if numba is not None:
+            numba.set_num_threads(1)
+        # after Numba's launch, which sets OpenMP's count on this thread (NOTE [torch's thread count])
+        torch.set_num_threads(1)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

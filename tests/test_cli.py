@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,7 @@ def saved_run(tmp_path) -> Path:
     (["bench", "--quick", "--json", "{tmp}/missing/b.json"], ["--json", "does not exist"]),
     (["bench", "--quick", "--markdown", "{tmp}/missing/b.md"], ["--markdown", "does not exist"]),
     (["bench", "--quick", "--plot", "{tmp}/missing/b.png"], ["--plot", "does not exist"]),
+    (["bench", "--quick", "--plot", "{tmp}/b.xyz"], ["--plot", "b.xyz", "no image suffix"]),  # before the run
     (["bench", "--cache-mib", "-1"], ["--cache-mib", "'-1'"]),
     (["bench", "--rounds", "0"], ["--rounds", "'0'"]),
     (["bench", "--targets", "--plot", "{tmp}/t.png"], ["--targets", "--plot"]),
@@ -145,6 +147,7 @@ def test_every_option_has_help_with_its_default():
     for prog, action in options:
         where = f"{prog} {'/'.join(action.option_strings)}"
         assert action.help, where
+        assert not re.search(r"\bissue \d", action.help), f"{where}: help tells history: {action.help!r}"
         if isinstance(action, argparse._VersionAction):
             continue
         assert "default" in action.help or "required" in action.help, where

@@ -166,3 +166,45 @@ def test_info_names_the_layer():
     line = next(line for line in out.splitlines() if "numba_threading_layer" in line)
     expected = "omp" if omp_loads() else ""
     assert f"numba_threading_layer  {expected}" in line and "lrfast's preference omp > tbb > workqueue" in line
+
+
+# NOTE [torch's thread count]: each case in a fresh interpreter, torch having run an op first
+# (as in training, before the optimizer's first step), the parallel kernel then launching Numba.
+THREADS_AFTER_STEP = """
+    import numba
+    {before}
+    torch.ones(4) + 1
+    opt = lrfast.optim.AdamW([make(0)], lr=1e-3)
+    opt.step()
+    first = {{"torch": torch.get_num_threads(), "numba": numba.get_num_threads(), "launched": threads._launched()}}
+    {between}
+    opt.step()
+    print(json.dumps({{"first": first, "torch": torch.get_num_threads(), "numba": numba.get_num_threads(),
+                      "launched_threads": numba.config.NUMBA_NUM_THREADS, "layer": threads.layer()}}))
+"""
+NO_USER_THREADS = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+@pytest.mark.parametrize("layer", ["default"] + layers_that_load())
+def test_the_first_parallel_step_keeps_torchs_thread_count_and_numba_follows_it(layer):
+    out = run_child(THREADS_AFTER_STEP.format(before="torch.set_num_threads(1)", between=""),
+                    {} if layer == "default" else {"NUMBA_THREADING_LAYER": layer}, drop=NO_USER_THREADS)
+    assert out["first"] == {"torch": 1, "numba": 1, "launched": True}, out
+    assert (out["torch"], out["numba"]) == (1, 1), out
+
+
+def test_numba_follows_a_later_change_of_torchs_count():
+    out = run_child(THREADS_AFTER_STEP.format(before="torch.set_num_threads(2)", between="torch.set_num_threads(1)"),
+                    drop=NO_USER_THREADS)
+    assert out["first"]["torch"] == 2 and out["first"]["numba"] == min(2, out["launched_threads"]), out
+    assert (out["torch"], out["numba"]) == (1, 1), out
+
+
+def test_numbas_count_set_by_the_user_is_left_alone():
+    # numba.set_num_threads in code, or NUMBA_NUM_THREADS in the environment: Numba keeps it
+    by_call = run_child(THREADS_AFTER_STEP.format(before="numba.set_num_threads(1); torch.set_num_threads(2)",
+                                                  between=""), drop=NO_USER_THREADS)
+    assert (by_call["torch"], by_call["numba"]) == (2, 1), by_call
+    by_env = run_child(THREADS_AFTER_STEP.format(before="torch.set_num_threads(1)", between=""),
+                       {"NUMBA_NUM_THREADS": "2"}, drop=NO_USER_THREADS)
+    assert (by_env["torch"], by_env["numba"]) == (1, 2), by_env

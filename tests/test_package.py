@@ -5,6 +5,7 @@ every public submodule, the license the metadata declares, a changelog; and the 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ assert "torch" not in sys.modules                      # schedules need NumPy an
 assert lrfast.optim.AdamW.__module__ == "lrfast.optim._adam"
 assert lrfast.lr_scheduler.StepLR.__name__ == "StepLR"
 assert {"schedules", "optim", "lr_scheduler"} <= set(dir(lrfast))
+stray = {n for n in dir(lrfast) if not n.startswith("__")} - set(lrfast.__all__) - {"integrations", "plotting"}
+assert stray == set(), stray                           # no Any, Path, importlib, ...
 try:
     lrfast.no_such_thing
 except AttributeError as exc:
@@ -50,7 +53,9 @@ def test_the_submodules_are_the_real_ones():
 
 def test_license_file_is_the_declared_license():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
-    assert declared == "BSD-3-Clause"
+    # the table form: every setuptools >= 64 reads it (a plain SPDX string needs >= 77)
+    assert declared == {"text": "BSD-3-Clause"}
+    assert importlib.metadata.metadata("lrfast")["License"] == "BSD-3-Clause"  # what the installed package says
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("BSD 3-Clause License") and "Neither the name of the copyright holder" in text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import matplotlib
 import matplotlib.image
@@ -87,6 +88,20 @@ def test_functional_scheduler_and_log_axis() -> None:
         assert ax.lines[0].get_ydata()[99] == pytest.approx(1e-3)  # min_lr_ratio * base
     finally:
         plt.close(fig)
+
+
+def test_values_a_log_axis_cannot_show_are_named_not_dropped() -> None:
+    # a linear decay to 0 over 10 steps: steps 10..19 sit at 0, which a log axis cannot place
+    with pytest.warns(UserWarning, match=r"plot: not drawn: .* LR: 10 of 20 steps \(<= 0 on the log axis; "
+                                         r"first at step 10\)"):
+        fig = lrfast.plot([S.linear(1.0, 0.0, 10)], 20, log_y=True)
+    try:
+        assert any("not drawn" in t.get_text() for t in fig.texts)  # on the figure too
+    finally:
+        plt.close(fig)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same curve on a linear axis: everything is drawn, no warning
+        plt.close(lrfast.plot([S.linear(1.0, 0.0, 10)], 20))
 
 
 @pytest.mark.parametrize("call, error, match", [

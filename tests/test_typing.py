@@ -158,3 +158,15 @@ def test_compiled_core_stub_matches_the_module():
     if not launchers <= built:
         pytest.skip("neither lrfast._C nor lrfast._C_emu has the CUDA launchers here (a host-only build with "
                     "LRFAST_EMU=0): the rest of the stub was checked")
+
+
+@pytest.mark.slow  # mypy in a fresh process
+def test_a_type_checker_outside_the_checkout_finds_the_installed_lrfast(tmp_path):
+    # An editable install is a plain .pth line (pyproject's package-dir), which mypy follows;
+    # setuptools' import hook, its default for this layout, is invisible to type checkers.
+    pytest.importorskip("mypy")
+    (tmp_path / "user.py").write_text("import lrfast.lr_scheduler\n\nreveal_type(lrfast.lr_scheduler.StepLR)\n")
+    command = [sys.executable, "-m", "mypy", "--follow-imports=silent", "--cache-dir", str(tmp_path / "c"), "user.py"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r'Revealed type is "def .*lrfast\.lr_scheduler\.\w+\.StepLR"', proc.stdout), proc.stdout

@@ -280,6 +280,7 @@ def warmup(kinds: Iterable[str] = ("adam", "sgd"),
     """
     import numba
 
+    threads.ensure_launched()  # compiling a parallel kernel launches Numba's threads: NOTE [torch's thread count]
     kinds, dtypes = list(kinds), list(dtypes)
     for kind in kinds:
         if kind not in K.KERNELS:

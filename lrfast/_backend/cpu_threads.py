@@ -27,10 +27,24 @@ else Numba's own ``workqueue``. Users do not pick layers, so lrfast picks for th
 - **Small buckets run serial kernels** (``lrfast._backend.cpu``, ``_config.PARALLEL_MIN_CHUNKS``):
   waking a thread team costs more than updating a few thousand elements, and a serial
   kernel never touches the threading layer, whatever it is.
+- **The process keeps its thread counts** (NOTE [torch's thread count]).
 - **A forked child of a process that launched GNU OpenMP** must not
   enter OpenMP again (libgomp is not fork-safe: Numba terminates such a child).
   ``parallel_allowed()`` is then False and the CPU backend runs the serial kernels in
   that child.
+
+NOTE [torch's thread count] Numba's OpenMP layer starts by calling
+``omp_set_num_threads(NUMBA_NUM_THREADS)`` on the thread that launches it, and that
+symbol binds to the libgomp torch loaded first (torch loads it globally). Launched after
+torch ran (``torch.set_num_threads(1)``, then any op), it set torch's own count on that
+thread back to every core: torch's elementwise ops then ran on two threads. lrfast
+therefore launches Numba's threads itself (``ensure_launched``, before the first parallel
+kernel is compiled, loaded or called) and gives torch its count back. Numba's own count
+follows torch's (``follow_torch_threads``, each parallel call: lrfast's parallel kernels
+use as many threads as torch's ops would) unless the user set Numba's:
+``NUMBA_NUM_THREADS`` in the environment, or ``numba.set_num_threads`` on this thread to
+anything other than what lrfast last set there (before lrfast's first call: other than
+all launched threads).
 """
 
 from __future__ import annotations
@@ -41,8 +55,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numba
+import torch
 
-__all__ = ["configure", "layer", "describe", "parallel_allowed", "run_parallel", "user_choice", "PREFERRED"]
+__all__ = ["configure", "layer", "describe", "parallel_allowed", "run_parallel", "user_choice", "ensure_launched",
+           "follow_torch_threads", "PREFERRED"]
 
 PREFERRED = ("omp", "tbb", "workqueue")
 
@@ -89,6 +105,46 @@ def configure() -> bool:
     return True
 
 
+def ensure_launched() -> None:
+    """Launch Numba's threads if none run yet, leaving torch's thread count as it was
+    (NOTE [torch's thread count])."""
+    if _launched():
+        return
+    configure()  # as the kernels' import would have: the layer is the one they will get
+    launch = getattr(_parallel_module(), "_launch_threads", None)
+    if launch is None:  # pragma: no cover - a Numba without it launches on its first parallel call
+        return
+    before = torch.get_num_threads()
+    launch()
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
+_owned = threading.local()  # .count: what lrfast last set on this thread; -1: the user set Numba's
+
+
+def follow_torch_threads() -> None:
+    """Numba's thread count on this thread := torch's (at most the launched threads),
+    unless the user set Numba's (NOTE [torch's thread count]). Call after ``ensure_launched``."""
+    owned = getattr(_owned, "count", None)
+    if owned == -1:
+        return
+    parallel = _parallel_module()
+    current = parallel._get_num_threads()
+    launched = int(numba.config.NUMBA_NUM_THREADS)
+    if owned is None:
+        if os.environ.get("NUMBA_NUM_THREADS") or current != launched:
+            _owned.count = -1
+            return
+    elif current != owned:
+        _owned.count = -1
+        return
+    wanted = max(1, min(torch.get_num_threads(), launched))
+    if wanted != current:
+        parallel._set_num_threads(wanted)
+    _owned.count = wanted
+
+
 def layer() -> str:
     """The threading layer in use, launching Numba's threads if none runs yet.
 
@@ -96,11 +152,7 @@ def layer() -> str:
     >>> threads.layer() in ("omp", "tbb", "workqueue")
     True
     """
-    if not _launched():
-        configure()  # as the kernels' import would have: the layer is the one they will get
-        launch = getattr(_parallel_module(), "_launch_threads", None)
-        if launch is not None:
-            launch()
+    ensure_launched()
     return numba.threading_layer()
 
 
@@ -135,10 +187,14 @@ def parallel_allowed() -> bool:
 
 
 def run_parallel(kernel: Callable[..., Any], *args: Any) -> Any:
-    """Call a parallel kernel; under workqueue, one thread at a time (NOTE [threading layer])."""
+    """Call a parallel kernel on as many threads as torch uses (NOTE [torch's thread count]);
+    under workqueue, one thread at a time (NOTE [threading layer])."""
     global _serialize
     if _serialize is False:
+        follow_torch_threads()
         return kernel(*args)
+    ensure_launched()
+    follow_torch_threads()
     with _lock:
         result = kernel(*args)
         if _serialize is None:

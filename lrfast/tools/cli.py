@@ -129,6 +129,7 @@ def _check_bench(args: argparse.Namespace) -> None:
                          "--quick or --from-json")
     if args.plot is not None:
         _require_matplotlib("bench --plot")
+        _check_image_suffix("--plot", args.plot)
     if args.from_json is not None:
         try:
             with open(args.from_json) as f:
@@ -155,6 +156,17 @@ def _check_bench(args: argparse.Namespace) -> None:
             raise UsageError("--device cuda: torch sees no GPU here (a CUDA build of torch and a GPU are needed)")
         if not usable:
             raise UsageError(f"--device cuda: lrfast's CUDA kernels cannot run here: {why}")
+
+
+def _check_image_suffix(option: str, path: str) -> None:
+    """Fail before the work when matplotlib cannot write ``path``'s format (its suffix)."""
+    import matplotlib.figure
+
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    formats = matplotlib.figure.Figure().canvas.get_supported_filetypes()
+    if suffix not in formats:
+        raise UsageError(f"{option}: {path!r} has no image suffix matplotlib writes "
+                         f"(one of {', '.join(sorted(formats))})")
 
 
 def _require_matplotlib(what: str) -> None:
@@ -199,8 +211,8 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                          help="paired rounds per row; each contender timed once a round (default: 15, 7 with "
                               "--quick, 21 with --targets)")
     p_bench.add_argument("--targets", action="store_true",
-                         help="only issue 14's three CPU targets, lrfast vs torch fused, with the bandwidth reached "
-                              "(default: off, the whole report)")
+                         help="only the three CPU targets (docs/benchmarks.md), lrfast vs torch fused, with the "
+                              "bandwidth reached (default: off, the whole report)")
     p_bench.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a tty)")
     p_bench.add_argument("--from-json", default=None, metavar="PATH",
                          help="regenerate the tables (and --plot) from a saved --json run instead of measuring "
@@ -287,13 +299,7 @@ def _run(args: argparse.Namespace, command_line: str) -> int:
     if args.command == "plot":
         _check_output("-o/--output", args.output)
         _require_matplotlib("plot")
-        suffix = os.path.splitext(args.output)[1].lower().lstrip(".")
-        import matplotlib.figure
-
-        formats = matplotlib.figure.Figure().canvas.get_supported_filetypes()
-        if suffix not in formats:
-            raise UsageError(f"-o/--output: {args.output!r} has no image suffix matplotlib writes "
-                             f"(one of {', '.join(sorted(formats))})")
+        _check_image_suffix("-o/--output", args.output)
         try:
             schedules = [parse_schedule(s) for s in args.specs]
         except (ValueError, TypeError) as exc:  # the factories' argument errors name the factory
