@@ -883,9 +883,14 @@ def test_the_plateau_kernel_reads_each_groups_lr_tensor_in_its_dtype(dtype):
     for epoch in (1, 2):  # patience 0: the second, equal metric is a bad epoch, and reduces
         E.cuda_plateau_step(addr(metric), CODES[torch.float64], addr(state), addr(program.descriptors),
                             addr(program.table), addr(program.min_lrs), 2, float(epoch), addr(targets), addr(dtypes),
-                            addr(out), 0.5, 0.0, 1e-8, 0.0, 0.0, layout["min"], layout["abs"], False, 0, 0)
-    assert out.tolist() == [READ_VALUE / 2, READ_VALUE]
-    assert float(tensors[0]) == READ_VALUE / 2 and tensors[0].dtype == dtype
+                            addr(out), 0.1, 0.0, 1e-8, 0.0, 0.0, layout["min"], layout["abs"], False, 0, 0)
+    # torch: max(lr * factor, min_lr) from the LR as the tensor holds it, then stored in its dtype
+    # (fill_), and the LR is what the tensor then holds
+    stored = _as_torch_stores(READ_VALUE * 0.1, dtype)
+    assert float(stored) != READ_VALUE * 0.1  # rounded: the out buffer must hold the stored value
+    assert torch.equal(tensors[0], stored)
+    assert out.tolist() == [float(stored), 2 * READ_VALUE * 0.1]
+    assert program.table[program.slots].tolist() == out.tolist()
 
 
 def test_evaluate_schedules_at_every_size_below_a_block_and_at_the_block_edges():
@@ -962,17 +967,21 @@ def _allocations(*buffers):
     assert E.emu_allocation_count() == 0
 
 
-@pytest.mark.parametrize("n", [1000, 1024])  # 1000 % 4 == 0 too: the vector path; 1024 + 1 is not
-def test_a_launch_told_of_more_elements_than_its_buffer_holds_fails_naming_the_access(n):
+# told of one more element: the scalar path (1001 % 4 != 0); of four more: the vector path,
+# whose first pack past the end is elements 1000..1003, read by thread 1000 / 4
+@pytest.mark.parametrize("extra,thread,index", [(1, 1000 % 512, "1000"), (4, 250, "1000..1003")])
+def test_a_launch_told_of_more_elements_than_its_buffer_holds_fails_naming_the_access(extra, thread, index):
+    n = 1000
     memory = torch.zeros(n + 8)
-    param = memory[:n]  # the element after the buffer is memory the kernel must not touch
+    param = memory[:n]  # the elements after the buffer are memory the kernel must not touch
     bucket = Bucket("sgd", [param], [0], [dict(lr=0.1)])
     bucket.set_grads([torch.ones(n)])
-    bucket.tensors[0, TS["numel"]] = n + 1  # one more than the buffers hold
+    bucket.tensors[0, TS["numel"]] = n + extra  # more than the buffers hold
     with _allocations(param, bucket.grads[0], *bucket.states[0]):
         with pytest.raises(RuntimeError, match=rf"kernel fused_step_kernel<T, fused::kSgd>, block \(0,0,0\), "
-                                               rf"thread \({n % 512},0,0\): out-of-bounds access to param\[{n}\] "
-                                               rf"\(its registered allocation holds {n} elements\)"):
+                                               rf"thread \({thread},0,0\): out-of-bounds access to "
+                                               rf"param\[{index}\] \(its registered allocation holds {n} "
+                                               rf"elements\)"):
             E.cuda_fused_step(SGD, CODES[torch.float32], addr(bucket.tensors), 1, 1, addr(bucket.group_table), 0, 0,
                               0, 0, 0, 0, COUNTER_NONE, 0, False, 0, 0, 0, 0, 0)
     assert torch.equal(memory[n:], torch.zeros(8))

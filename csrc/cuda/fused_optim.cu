@@ -158,9 +158,7 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       s_adam.maximize = grp[gs::kMaximize] != 0.0;
     }
   }
-#if !(defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_NO_SETUP_BARRIER))  // scripts/emu_mutations.sh
   __syncthreads();
-#endif
 
   if (!s_skip) {
     // Only the algorithm's own scalars were written; the other struct stays value-initialised.
@@ -239,11 +237,7 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     if (threadIdx.x == 0) {
       __threadfence();
       const unsigned int done = atomicAdd(&*device_array(a.ticket, 1, "ticket"), 1u);
-#if defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_LAST_BLOCK_OFF_BY_ONE)  // scripts/emu_mutations.sh
-      s_last_block = done == gridDim.x - 2;
-#else
       s_last_block = done == gridDim.x - 1;
-#endif
     }
     __syncthreads();
     if (s_last_block) {
@@ -255,9 +249,7 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       if (threadIdx.x == 0) {
         if (a.counter_mode == fused::kCounterEager) *step_counter = a.counter_next;
         if (a.counter_mode == fused::kCounterGraph && !(s_skip && a.hold_counter_on_skip)) *step_counter += 1;
-#if !(defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_TICKET_NEVER_RESET))  // scripts/emu_mutations.sh
         *device_array(a.ticket, 1, "ticket") = 0u;
-#endif
       }
     }
   }
