@@ -714,7 +714,9 @@ def test_a_driver_older_than_the_runtime_is_said_plainly():
 def _plateau_metrics() -> list[float]:
     rng = np.random.default_rng(17)
     return [1.0, 0.9, 0.95, 0.95, 0.9, 0.91, 0.92, 0.93, 0.5, 0.5, 0.5, 0.5, 0.5, 0.4999,
-            *rng.uniform(0.3, 0.6, size=30).tolist()]
+            *rng.uniform(0.3, 0.6, size=30).tolist(),
+            # a new best, then values within the relative threshold of it, above and below
+            1.2, 1.2, 1.205, 1.21, 1.1999, 1.23, 1.225, 1.2, 1.24, 1.2399]
 
 
 @pytest.mark.parametrize("mode,threshold_mode,cooldown", [("min", "rel", 0), ("max", "abs", 2), ("min", "abs", 1),
