@@ -23,6 +23,7 @@ clones, and ``torch.cuda.is_current_stream_capturing()`` is a call into the runt
 ``new`` column is therefore a lower bound for the real one.
 
     python benchmarks/cuda_host_cost.py [--steps 2000] [--repeats 5] [--markdown FILE]
+    python benchmarks/cuda_host_cost.py --breakdown --tensors 1 1000
 """
 
 from __future__ import annotations
@@ -121,6 +122,48 @@ def measure_torch(n_tensors: int, n_groups: int, steps: int, repeats: int) -> fl
     return statistics.median(results)
 
 
+def breakdown(n_tensors: int, steps: int, repeats: int) -> dict[str, float]:
+    """Where one step's host time goes (one group, grads kept): the loop whole, with the CUDA
+    backend's ``step_bucket`` replaced by a no-op, and ``sched.step()`` alone."""
+    from lrfast._backend import registry
+
+    params = [torch.nn.Parameter(torch.zeros(16)) for _ in range(n_tensors)]
+    opt = lrfast.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched = lr_scheduler.CosineAnnealingLR(opt, T_max=10**9)
+    for p in params:
+        p.grad = torch.ones(16)
+    for _ in range(20):
+        opt.step()
+        sched.step()
+
+    def timed(body) -> float:
+        results = []
+        for _ in range(repeats):
+            t0 = time.thread_time()
+            for _ in range(steps):
+                body()
+            results.append((time.thread_time() - t0) / steps * 1e6)
+        return statistics.median(results)
+
+    def both() -> None:
+        opt.step()
+        sched.step()
+
+    whole = timed(both)
+    saved = dict(registry._backends)
+    registry._backends["cuda"] = lambda bucket: None
+    try:
+        without = timed(both)
+    finally:
+        registry._backends.clear()
+        registry._backends.update(saved)
+    alone = timed(sched.step)
+    return {"opt.step(); sched.step()": whole, "cuda_optim.step_bucket": whole - without,
+            "rest of opt.step()": without - alone, "sched.step()": alone}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
@@ -128,7 +171,15 @@ def main() -> None:
     parser.add_argument("--tensors", type=int, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="only split one step's time between the backend, the optimizer and the scheduler")
     args = parser.parse_args()
+    if args.breakdown:
+        with device_api.use(device_api.EmulatedDevice(kernels=NoLaunch())):
+            for tensors in args.tensors:
+                parts = breakdown(tensors, args.steps, args.repeats)
+                print(f"tensors {tensors:5d}: " + "; ".join(f"{k} {v:.2f} µs" for k, v in parts.items()))
+        return
     rows = []
     with device_api.use(device_api.EmulatedDevice(kernels=NoLaunch())):
         for groups in args.groups:
