@@ -20,6 +20,7 @@
 #include "build_info.h"
 #include "cuda/cuda_api.h"  // declarations only (no CUDA type): its codes are exported in every build
 #ifdef LRFAST_EMU
+#include "emu/checked.h"
 #include "emu/emu.h"
 #include "emu/selftest.h"
 #endif
@@ -638,6 +639,11 @@ void define_module(py::module_& m) {
   m.def("emu_thread_order_seed", &lrfast::emu::thread_order_seed, "The seed given with the current thread order.");
   m.def("emu_launch_count", &lrfast::emu::launches, "Number of grids the emulator has run since it was loaded.");
   m.def("emu_launch_in_progress", &lrfast::emu::launch_in_progress, "Whether a grid is running now.");
+  m.def("emu_register_allocation", &lrfast::emu::register_allocation, py::arg("address"), py::arg("nbytes"),
+        "Bound every kernel array that starts inside [address, address + nbytes) by this allocation's end: an "
+        "access past it makes the launch raise RuntimeError (csrc/emu/checked.h).");
+  m.def("emu_clear_allocations", &lrfast::emu::clear_allocations, "Forget every registered allocation.");
+  m.def("emu_allocation_count", &lrfast::emu::allocation_count, "Number of registered allocations.");
   m.def("emu_set_driver_version", &lrfast::emu::set_driver_version, py::arg("version"),
         "The CUDA version the emulated driver supports (e.g. 12040; 0 = no driver; -1 = the runtime's own).");
   m.def(

@@ -14,6 +14,7 @@ here).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import os
@@ -389,6 +390,7 @@ SGD_OPTIONS = {
     "sgd-momentum-dampening-wd": ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=1e-2)),
     "sgd-nesterov": ("sgd", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=1e-3)),
     "sgd-maximize": ("sgd", dict(lr=0.05, momentum=0.9, maximize=True)),
+    "sgd-maximize-wd": ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.1, maximize=True, weight_decay=0.2)),
 }
 OPTIONS = {**ADAM_OPTIONS, **SGD_OPTIONS}
 SIZES = [0, 1, 3, 8, 65537]  # 65537: a full aligned chunk (vector path) and a 1-element one
@@ -712,10 +714,13 @@ def test_a_driver_older_than_the_runtime_is_said_plainly():
 def _plateau_metrics() -> list[float]:
     rng = np.random.default_rng(17)
     return [1.0, 0.9, 0.95, 0.95, 0.9, 0.91, 0.92, 0.93, 0.5, 0.5, 0.5, 0.5, 0.5, 0.4999,
-            *rng.uniform(0.3, 0.6, size=30).tolist()]
+            *rng.uniform(0.3, 0.6, size=30).tolist(),
+            # a new best, then values within the relative threshold of it, above and below
+            1.2, 1.2, 1.205, 1.21, 1.1999, 1.23, 1.225, 1.2, 1.24, 1.2399]
 
 
-@pytest.mark.parametrize("mode,threshold_mode,cooldown", [("min", "rel", 0), ("max", "abs", 2), ("min", "abs", 1)])
+@pytest.mark.parametrize("mode,threshold_mode,cooldown", [("min", "rel", 0), ("max", "abs", 2), ("min", "abs", 1),
+                                                          ("max", "rel", 1)])
 def test_plateau_kernel_follows_torchs_rule(mode, threshold_mode, cooldown):
     from lrfast.lr_scheduler._plateau_host import HostProgram as _HostProgram
     from lrfast.lr_scheduler._plateau_host import _slot
@@ -776,3 +781,234 @@ def test_plateau_kernel_composed_equals_the_host_twin():
         np.testing.assert_array_equal(state_dev, state_host)
         np.testing.assert_array_equal(table_dev, table_host)
     assert not np.array_equal(table_dev, program.table)  # some factor was reduced
+
+
+# -- the kernels' contracts, pinned one by one -------------------------------------------------------
+
+# Just above a tie of the format: through float32 it *is* the tie (float has too few bits to
+# keep 2**-40), which rounds to even (down, to 1); from the double it would round up.
+HALF_TIES = {torch.float16: (1 + 2**-11 + 2**-40, 1 + 2**-10), torch.bfloat16: (1 + 2**-8 + 2**-40, 1 + 2**-7)}
+
+
+def _tie_values(dtype):
+    tie, up = HALF_TIES[dtype]
+    # the tie, its negative, and the same ties eight binades up and down
+    return [tie, -tie, tie * 256, tie / 256], [1.0, -1.0, 256.0, 1 / 256], [up, -up, up * 256, up / 256]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_the_writer_stores_half_precision_through_float_as_torch_does(dtype):
+    values, through_float, from_double = _tie_values(dtype)
+    packed = S.pack_many([S.constant(v) for v in values])
+    assert _C.evaluate(packed.descriptors, packed.table, np.array([0.0]))[:, 0].tolist() == values
+    tensors = [torch.full((), 7.0, dtype=dtype) for _ in values]
+    targets = np.array([addr(t) for t in tensors], dtype=np.uint64)
+    dtypes = np.full(len(values), CODES[dtype], dtype=np.int32)
+    _launch_writer(packed, len(values), targets, dtypes, None, None, 0, 0.0)
+    for t, v, f, d in zip(tensors, values, through_float, from_double):
+        assert torch.equal(t, _as_torch_stores(v, dtype)) and float(t) == f != d, (v, float(t))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_the_plateau_kernel_stores_half_precision_through_float_as_torch_does(dtype):
+    from lrfast.lr_scheduler._plateau_host import HostProgram as _HostProgram
+    from lrfast.lr_scheduler._plateau_host import _slot
+
+    values, through_float, _ = _tie_values(dtype)
+    # composed: lr = constant(v) * factor slot (1): no metric, so no decision; every LR is stored
+    program = _HostProgram([S.chain(S.constant(v), _slot(1.0)) for v in values], [0.0] * len(values))
+    layout = E.layout()["plateau"]
+    tensors = [torch.full((), 7.0, dtype=dtype) for _ in values]
+    targets = np.array([addr(t) for t in tensors], dtype=np.uint64)
+    dtypes = np.full(len(values), CODES[dtype], dtype=np.int32)
+    out = np.full(len(values), np.nan)
+    state = np.array([math.inf, 0.0, 0.0])
+    E.cuda_plateau_step(0, 0, addr(state), addr(program.descriptors), addr(program.table), addr(program.min_lrs),
+                        len(values), 0.0, addr(targets), addr(dtypes), addr(out), 0.5, 1e-4, 1e-8, 0.0, 0.0,
+                        layout["min"], layout["rel"], True, 0, 0)
+    assert out.tolist() == values
+    for t, v, f in zip(tensors, values, through_float):
+        assert torch.equal(t, _as_torch_stores(v, dtype)) and float(t) == f, (v, float(t))
+
+
+# Exact in every dtype, and read as the other 16-bit format it is another number: bfloat16
+# 0.30078125 (0x3E9A) read as half is 1.650390625.
+READ_VALUE = 0.30078125
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_the_plateau_metric_is_read_in_its_dtype(dtype):
+    from lrfast.lr_scheduler._plateau_host import HostProgram as _HostProgram
+    from lrfast.lr_scheduler._plateau_host import _slot
+
+    program_state = np.array([math.inf, 0.0, 0.0])
+    layout = E.layout()["plateau"]
+    program = _HostProgram([_slot(0.1)], [0.0])
+    out = np.full(1, np.nan)
+    values = (READ_VALUE, READ_VALUE / 2, 4 * READ_VALUE, -READ_VALUE)
+    for k, value in enumerate(values, start=1):
+        metric = torch.tensor(value, dtype=dtype)
+        assert float(metric) == value
+        E.cuda_plateau_step(addr(metric), CODES[dtype], addr(program_state), addr(program.descriptors),
+                            addr(program.table), addr(program.min_lrs), 1, float(k), 0, 0, addr(out), 0.5, 0.0, 1e-8,
+                            10.0, 0.0, layout["min"], layout["abs"], False, 0, 0)
+        assert program_state[layout["best"]] == min(values[:k]), (k, program_state)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_the_fused_step_reads_an_lr_tensor_in_its_dtype(dtype):
+    lr = torch.tensor(READ_VALUE, dtype=dtype)
+    param = torch.randn(37, generator=torch.Generator().manual_seed(3))
+    start = param.clone()
+    bucket = Bucket("sgd", [param], [0], [dict(lr_source=LR_TENSOR, lr_tensor=lr)])
+    grad = torch.randn(37, generator=torch.Generator().manual_seed(4))
+    bucket.set_grads([grad])
+    bucket.step()
+    # SGD without momentum in float: p - float(lr) * g, two roundings, as torch computes it
+    assert torch.equal(param, start - torch.tensor(READ_VALUE, dtype=torch.float32) * grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_the_plateau_kernel_reads_each_groups_lr_tensor_in_its_dtype(dtype):
+    """The plain rule reduces the LR the group's tensor holds (torch's float(group["lr"]))."""
+    from lrfast.lr_scheduler._plateau_host import HostProgram as _HostProgram
+    from lrfast.lr_scheduler._plateau_host import _slot
+
+    program = _HostProgram([_slot(0.9), _slot(0.9)], [0.0, 0.0])  # the slots are rewritten from the tensors
+    layout = E.layout()["plateau"]
+    tensors = [torch.tensor(READ_VALUE, dtype=dtype), torch.tensor(2 * READ_VALUE, dtype=torch.float64)]
+    targets = np.array([addr(t) for t in tensors], dtype=np.uint64)
+    dtypes = np.array([CODES[t.dtype] for t in tensors], dtype=np.int32)
+    state = np.array([math.inf, 0.0, 0.0])
+    out = np.full(2, np.nan)
+    metric = np.array([1.0])
+    for epoch in (1, 2):  # patience 0: the second, equal metric is a bad epoch, and reduces
+        E.cuda_plateau_step(addr(metric), CODES[torch.float64], addr(state), addr(program.descriptors),
+                            addr(program.table), addr(program.min_lrs), 2, float(epoch), addr(targets), addr(dtypes),
+                            addr(out), 0.1, 0.0, 1e-8, 0.0, 0.0, layout["min"], layout["abs"], False, 0, 0)
+    # torch: max(lr * factor, min_lr) from the LR as the tensor holds it, then stored in its dtype
+    # (fill_), and the LR is what the tensor then holds
+    stored = _as_torch_stores(READ_VALUE * 0.1, dtype)
+    assert float(stored) != READ_VALUE * 0.1  # rounded: the out buffer must hold the stored value
+    assert torch.equal(tensors[0], stored)
+    assert out.tolist() == [float(stored), 2 * READ_VALUE * 0.1]
+    assert program.table[program.slots].tolist() == out.tolist()
+
+
+def test_evaluate_schedules_at_every_size_below_a_block_and_at_the_block_edges():
+    """1..255 evaluations launch one block (a block count rounded down would be none), and
+    the sizes around one and two blocks."""
+    packed = S.pack_many([S.linear(1.0, 0.0, 300), S.cosine_decay(1.0, 300), S.step_decay(1.0, 7, 0.5)])
+    sizes = [(1, n) for n in range(1, 256)] + [(2, n) for n in (127, 128, 129, 255, 256, 257)] + [(3, 171)]
+    for n_groups, n_steps in sizes:
+        steps = np.arange(n_steps, dtype=np.float64) * 1.5
+        host = _C.evaluate(packed.descriptors[:n_groups], packed.table, steps)
+        out = np.full((n_groups, n_steps), np.nan)
+        E.cuda_evaluate_schedules(addr(packed.descriptors), n_groups, addr(packed.table), addr(steps), n_steps,
+                                  addr(out), 0, 0)
+        np.testing.assert_array_equal(out, host, err_msg=f"{n_groups} x {n_steps}")
+
+
+def test_plateau_kernel_with_permuted_slots_and_a_floor_per_group():
+    """The kernel's own contract: group g's slot is wherever its descriptor says (not g),
+    and its floor is min_lrs[g]."""
+    from lrfast.lr_scheduler._plateau_host import HostProgram as _HostProgram
+    from lrfast.lr_scheduler._plateau_host import _slot
+
+    lrs = [0.1, 0.05, 0.2, 0.08, 0.3]
+    min_lrs = [0.03, 0.001, 0.07, 0.02, 0.005]
+    perm = [3, 0, 4, 1, 2]  # group g's slot
+    slot_values = [0.0] * 5
+    for g, slot in enumerate(perm):
+        slot_values[slot] = lrs[g]
+    program = _HostProgram([_slot(v) for v in slot_values], [0.0] * 5)
+    descriptors = np.ascontiguousarray(program.descriptors[perm])
+    assert _C.plateau_slots(descriptors, program.table.shape[0]).tolist() == perm
+    table, table_host = program.table.copy(), program.table.copy()
+    floors = np.array(min_lrs)
+    layout = E.layout()["plateau"]
+    rule = dict(factor=0.5, threshold=1e-4, eps=1e-8, patience=0, cooldown=0, mode=layout["min"],
+                threshold_mode=layout["rel"], composed=False)
+    state, state_host = np.array([math.inf, 0.0, 0.0]), np.array([math.inf, 0.0, 0.0])
+    targets_t = [torch.tensor(lr, dtype=torch.float64) for lr in lrs]
+    targets = np.array([addr(t) for t in targets_t], dtype=np.uint64)
+    dtypes = np.full(5, CODES[torch.float64], dtype=np.int32)
+    dummy = [torch.zeros(1, requires_grad=True) for _ in lrs]
+    opt = torch.optim.SGD([dict(params=[p], lr=lr) for p, lr in zip(dummy, lrs)], lr=1.0)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=0, threshold=1e-4,
+                                                        min_lr=min_lrs, eps=1e-8)
+    out, host_lrs = np.full(5, np.nan), np.empty(5)
+    for epoch in range(1, 9):
+        metric = np.array([1.0])  # never better after the first: a reduction at every later step
+        E.cuda_plateau_step(addr(metric), CODES[torch.float64], addr(state), addr(descriptors), addr(table),
+                            addr(floors), 5, float(epoch), addr(targets), addr(dtypes), addr(out), stream=0, device=0,
+                            **rule)
+        _C.plateau_step_host(state_host, table_host, descriptors, floors, 1.0, float(epoch), lrs=host_lrs, **rule)
+        theirs.step(1.0)
+        expected = [g["lr"] for g in opt.param_groups]
+        assert out.tolist() == expected == host_lrs.tolist(), f"epoch {epoch}"
+        assert [float(t) for t in targets_t] == expected
+        assert table[perm].tolist() == expected  # each group's LR in its own slot
+    assert out.tolist() == min_lrs  # every group ended on its own floor
+
+
+# -- out-of-bounds accesses ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _allocations(*buffers):
+    """The emulator bounds every kernel array inside these buffers by their ends."""
+    try:
+        for b in buffers:
+            E.emu_register_allocation(addr(b), b.numel() * b.element_size() if isinstance(b, torch.Tensor)
+                                      else b.nbytes)
+        assert E.emu_allocation_count() == len(buffers)
+        yield
+    finally:
+        E.emu_clear_allocations()
+    assert E.emu_allocation_count() == 0
+
+
+# told of one more element: the scalar path (1001 % 4 != 0); of four more: the vector path,
+# whose first pack past the end is elements 1000..1003, read by thread 1000 / 4
+@pytest.mark.parametrize("extra,thread,index", [(1, 1000 % 512, "1000"), (4, 250, "1000..1003")])
+def test_a_launch_told_of_more_elements_than_its_buffer_holds_fails_naming_the_access(extra, thread, index):
+    n = 1000
+    memory = torch.zeros(n + 8)
+    param = memory[:n]  # the elements after the buffer are memory the kernel must not touch
+    bucket = Bucket("sgd", [param], [0], [dict(lr=0.1)])
+    bucket.set_grads([torch.ones(n)])
+    bucket.tensors[0, TS["numel"]] = n + extra  # more than the buffers hold
+    with _allocations(param, bucket.grads[0], *bucket.states[0]):
+        with pytest.raises(RuntimeError, match=rf"kernel fused_step_kernel<T, fused::kSgd>, block \(0,0,0\), "
+                                               rf"thread \({thread},0,0\): out-of-bounds access to "
+                                               rf"param\[{index}\] \(its registered allocation holds {n} "
+                                               rf"elements\)"):
+            E.cuda_fused_step(SGD, CODES[torch.float32], addr(bucket.tensors), 1, 1, addr(bucket.group_table), 0, 0,
+                              0, 0, 0, 0, COUNTER_NONE, 0, False, 0, 0, 0, 0, 0)
+    assert torch.equal(memory[n:], torch.zeros(8))
+    # the block's in-bounds elements were stepped (the block runs to its end); the emulator is
+    # left clean: the same launch with the right size runs
+    torch.testing.assert_close(param, torch.full((n,), -0.1))
+    bucket.tensors[0, TS["numel"]] = n
+    bucket.step()
+    torch.testing.assert_close(param, torch.full((n,), -0.2))
+
+
+def test_a_write_one_past_the_end_fails_naming_the_kernel_and_index():
+    packed = S.pack_many([S.constant(0.5)] * 7)
+    out = np.full(6, np.nan)  # one short of the 7 groups the launch is told of
+    with _allocations(out):
+        with pytest.raises(RuntimeError, match=r"kernel write_scheduled_values_kernel, block \(0,0,0\), thread "
+                                               r"\(6,0,0\): out-of-bounds access to out\[6\] \(its registered "
+                                               r"allocation holds 6 elements\); the access was not made"):
+            _launch_writer(packed, 7, None, None, out, None, 0, 0.0)
+    assert out.tolist() == [0.5] * 6
+
+
+def test_a_null_buffer_the_kernel_reads_fails_naming_it():
+    packed = S.pack_many([S.constant(0.5)])
+    out = np.full(3, np.nan)
+    message = r"kernel evaluate_schedules_kernel.*steps\[[012]\] \(it is a null pointer\)"
+    with pytest.raises(RuntimeError, match=message):
+        E.cuda_evaluate_schedules(addr(packed.descriptors), 1, addr(packed.table), 0, 3, addr(out), 0, 0)

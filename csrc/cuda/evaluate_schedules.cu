@@ -8,6 +8,7 @@
 #include "check.cuh"
 #include "cuda_api.h"
 #include "launch.cuh"
+#include "memory.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -22,11 +23,14 @@ __global__ void evaluate_schedules_kernel(const double* __restrict__ descriptors
                                           const double* __restrict__ steps, std::int64_t n_steps,
                                           double* __restrict__ out) {
   const std::int64_t total = n_descriptors * n_steps;
+  const auto desc = device_array(descriptors, n_descriptors * kDescriptorSize, "descriptors");
+  const auto at = device_array(steps, n_steps, "steps");
+  const auto values = device_array(out, total, "out");
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        i < total; i += stride) {
     const std::int64_t group = i / n_steps;
-    out[i] = evaluate(descriptors + group * kDescriptorSize, table, steps[i - group * n_steps]);
+    values[i] = evaluate(span(desc, group * kDescriptorSize, kDescriptorSize), table, at[i - group * n_steps]);
   }
 }
 

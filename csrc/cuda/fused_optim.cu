@@ -20,6 +20,7 @@
 #include "scalars.cuh"
 #include "cuda_api.h"
 #include "launch.cuh"
+#include "memory.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -59,8 +60,8 @@ struct alignas(sizeof(T) * N) Pack {
 
 
 // The tensor owning chunk `chunk`: the last tensor whose first chunk is <= chunk.
-__device__ __forceinline__ std::int64_t tensor_of_chunk(const std::int64_t* tensors, std::int64_t n,
-                                                        std::int64_t chunk) {
+__device__ __forceinline__ std::int64_t tensor_of_chunk(const DeviceArray<const std::int64_t>& tensors,
+                                                        std::int64_t n, std::int64_t chunk) {
   std::int64_t lo = 0, hi = n - 1;
   while (lo < hi) {
     const std::int64_t mid = lo + (hi - lo + 1) / 2;
@@ -96,25 +97,40 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
   __shared__ SgdScalars<M> s_sgd;
   __shared__ bool s_last_block;
   const std::int64_t chunk = blockIdx.x;
+  const auto tensors = device_array(a.tensors, a.n_tensors * fused::kTensorSlots, "tensors");
+  const auto found_inf = device_array(a.found_inf, 1, "found_inf");
+  const auto step_counter = device_array(a.step_counter, 1, "step_counter");
 
   if (threadIdx.x == 0) {
-    s_skip = a.found_inf != nullptr && *a.found_inf != 0.0f;
-    const std::int64_t t = tensor_of_chunk(a.tensors, a.n_tensors, chunk);
+    s_skip = found_inf && *found_inf != 0.0f;
+    const std::int64_t t = tensor_of_chunk(tensors, a.n_tensors, chunk);
     s_tensor = t;
-    const std::int64_t* row = a.tensors + t * fused::kTensorSlots;
+    const auto row = tensors + t * fused::kTensorSlots;
     const std::int64_t g = row[ts::kGroup];
-    const double* grp = a.groups + g * fused::kGroupSlots;
-    const double sched_step = a.counter_mode == fused::kCounterGraph ? static_cast<double>(*a.step_counter)
+    // The group count is not a launch argument: the group rows are bounded only on the emulator's
+    // registered allocations (memory.cuh: kUnknownCount).
+    const auto grp = device_array(a.groups, kUnknownCount, "groups") + g * fused::kGroupSlots;
+    const double sched_step = a.counter_mode == fused::kCounterGraph ? static_cast<double>(*step_counter)
                                                                      : grp[gs::kScheduleStep];
     double lr;
     switch (static_cast<int>(grp[gs::kLrSource])) {
-      case fused::kLrSchedule: lr = evaluate(a.lr_descriptors + g * kDescriptorSize, a.lr_table, sched_step); break;
-      case fused::kLrTensor: lr = load_scalar(a.lr_tensors[g], static_cast<int>(grp[gs::kLrTensorDtype])); break;
+      case fused::kLrSchedule:
+        lr = evaluate(span(device_array(a.lr_descriptors, kUnknownCount, "lr_descriptors"), g * kDescriptorSize,
+                           kDescriptorSize),
+                      a.lr_table, sched_step);
+        break;
+      case fused::kLrTensor:
+        lr = load_scalar(device_array(a.lr_tensors, kUnknownCount, "lr_tensors")[g],
+                         static_cast<int>(grp[gs::kLrTensorDtype]));
+        break;
       default: lr = grp[gs::kLr]; break;
     }
-    const double beta1 = grp[gs::kBeta1Scheduled] != 0.0
-                             ? evaluate(a.beta1_descriptors + g * kDescriptorSize, a.beta1_table, sched_step)
-                             : grp[gs::kBeta1];
+    const double beta1 =
+        grp[gs::kBeta1Scheduled] != 0.0
+            ? evaluate(span(device_array(a.beta1_descriptors, kUnknownCount, "beta1_descriptors"),
+                            g * kDescriptorSize, kDescriptorSize),
+                       a.beta1_table, sched_step)
+            : grp[gs::kBeta1];
     if constexpr (kAlgorithm == fused::kSgd) {
       s_sgd.lr = static_cast<M>(lr);
       s_sgd.momentum = static_cast<M>(beta1);
@@ -125,7 +141,7 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       s_sgd.first_step = (row[ts::kFlags] & fused::kFirstStepFlag) != 0;
     } else {
       // torch keeps the step as a float32 tensor and increments it before use.
-      const double step = static_cast<double>(*reinterpret_cast<const float*>(row[ts::kStep])) + 1.0;
+      const double step = static_cast<double>(*device_array<const float>(row[ts::kStep], 1, "step")) + 1.0;
       const double beta2 = grp[gs::kBeta2];
       s_adam.lr = static_cast<M>(lr);
       s_adam.beta1 = static_cast<M>(beta1);
@@ -142,43 +158,41 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
       s_adam.maximize = grp[gs::kMaximize] != 0.0;
     }
   }
-#if !(defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_NO_SETUP_BARRIER))  // scripts/emu_mutations.sh
   __syncthreads();
-#endif
 
   if (!s_skip) {
     // Only the algorithm's own scalars were written; the other struct stays value-initialised.
     AdamScalars<M> adam{};
     SgdScalars<M> sgd{};
     if constexpr (kAlgorithm == fused::kSgd) sgd = s_sgd; else adam = s_adam;
-    const std::int64_t* row = a.tensors + s_tensor * fused::kTensorSlots;
+    const auto row = tensors + s_tensor * fused::kTensorSlots;
     const std::int64_t start = (chunk - row[ts::kChunkStart]) * kChunkSize;
     const std::int64_t numel = row[ts::kNumel];
     const std::int64_t n = numel - start < kChunkSize ? numel - start : kChunkSize;
-    T* p = reinterpret_cast<T*>(row[ts::kParam]) + start;
-    T* g = reinterpret_cast<T*>(row[ts::kGrad]) + start;
+    const auto p = device_array<T>(row[ts::kParam], numel, "param") + start;
+    const auto g = device_array<T>(row[ts::kGrad], numel, "grad") + start;
     // Which state arrays this algorithm reads and writes.
     const bool has0 = kAlgorithm != fused::kSgd || sgd.momentum != M(0);
     const bool read0 = has0 && !(kAlgorithm == fused::kSgd && sgd.first_step);
     const bool has1 = kAlgorithm != fused::kSgd;
     const bool has2 = kAlgorithm != fused::kSgd && adam.amsgrad;
-    T* s0 = has0 ? reinterpret_cast<T*>(row[ts::kState0]) + start : nullptr;
-    T* s1 = has1 ? reinterpret_cast<T*>(row[ts::kState1]) + start : nullptr;
-    T* s2 = has2 ? reinterpret_cast<T*>(row[ts::kState2]) + start : nullptr;
+    const auto s0 = has0 ? device_array<T>(row[ts::kState0], numel, "state0") + start : DeviceArray<T>(nullptr);
+    const auto s1 = has1 ? device_array<T>(row[ts::kState1], numel, "state1") + start : DeviceArray<T>(nullptr);
+    const auto s2 = has2 ? device_array<T>(row[ts::kState2], numel, "state2") + start : DeviceArray<T>(nullptr);
     const bool unscale = a.grad_scale != nullptr;
-    const M divisor = unscale ? static_cast<M>(*a.grad_scale) : M(1);
-    const bool aligned = n % kILP == 0 && aligned_to_pack(p) && aligned_to_pack(g) && aligned_to_pack(s0) &&
-                         aligned_to_pack(s1) && aligned_to_pack(s2);
+    const M divisor = unscale ? static_cast<M>(*device_array(a.grad_scale, 1, "grad_scale")) : M(1);
+    const bool aligned = n % kILP == 0 && aligned_to_pack(raw(p)) && aligned_to_pack(raw(g)) &&
+                         aligned_to_pack(raw(s0)) && aligned_to_pack(raw(s1)) && aligned_to_pack(raw(s2));
     if (aligned) {
       using P = Pack<T, kILP>;
       for (std::int64_t i = static_cast<std::int64_t>(threadIdx.x) * kILP; i < n;
            i += static_cast<std::int64_t>(blockDim.x) * kILP) {
-        const P pp = *reinterpret_cast<const P*>(p + i);
-        const P gp = *reinterpret_cast<const P*>(g + i);
+        const P pp = pack_at<P>(p, i);
+        const P gp = pack_at<P>(g, i);
         P p0{}, p1{}, p2{};
-        if (read0) p0 = *reinterpret_cast<const P*>(s0 + i);
-        if (has1) p1 = *reinterpret_cast<const P*>(s1 + i);
-        if (has2) p2 = *reinterpret_cast<const P*>(s2 + i);
+        if (read0) p0 = pack_at<P>(s0, i);
+        if (has1) p1 = pack_at<P>(s1, i);
+        if (has2) p2 = pack_at<P>(s2, i);
         P out_p, out_g, out0, out1, out2;
 #pragma unroll
         for (int k = 0; k < kILP; ++k) {
@@ -193,11 +207,11 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
           out1.v[k] = static_cast<T>(v1);
           out2.v[k] = static_cast<T>(v2);
         }
-        *reinterpret_cast<P*>(p + i) = out_p;
-        if (unscale) *reinterpret_cast<P*>(g + i) = out_g;  // torch's fused step leaves grads unscaled
-        if (has0) *reinterpret_cast<P*>(s0 + i) = out0;
-        if (has1) *reinterpret_cast<P*>(s1 + i) = out1;
-        if (has2) *reinterpret_cast<P*>(s2 + i) = out2;
+        pack_at<P>(p, i) = out_p;
+        if (unscale) pack_at<P>(g, i) = out_g;  // torch's fused step leaves grads unscaled
+        if (has0) pack_at<P>(s0, i) = out0;
+        if (has1) pack_at<P>(s1, i) = out1;
+        if (has2) pack_at<P>(s2, i) = out2;
       }
     } else {
       for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) {
@@ -222,27 +236,20 @@ __global__ void __launch_bounds__(kBlockSize) fused_step_kernel(FusedArgs a) {
     __syncthreads();
     if (threadIdx.x == 0) {
       __threadfence();
-      const unsigned int done = atomicAdd(a.ticket, 1u);
-#if defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_LAST_BLOCK_OFF_BY_ONE)  // scripts/emu_mutations.sh
-      s_last_block = done == gridDim.x - 2;
-#else
+      const unsigned int done = atomicAdd(&*device_array(a.ticket, 1, "ticket"), 1u);
       s_last_block = done == gridDim.x - 1;
-#endif
     }
     __syncthreads();
     if (s_last_block) {
       if (kAlgorithm != fused::kSgd && !s_skip) {
         for (std::int64_t t = threadIdx.x; t < a.n_tensors; t += blockDim.x) {
-          float* step = reinterpret_cast<float*>(a.tensors[t * fused::kTensorSlots + ts::kStep]);
-          *step += 1.0f;
+          *device_array<float>(tensors[t * fused::kTensorSlots + ts::kStep], 1, "step") += 1.0f;
         }
       }
       if (threadIdx.x == 0) {
-        if (a.counter_mode == fused::kCounterEager) *a.step_counter = a.counter_next;
-        if (a.counter_mode == fused::kCounterGraph && !(s_skip && a.hold_counter_on_skip)) *a.step_counter += 1;
-#if !(defined(LRFAST_EMU) && defined(LRFAST_EMU_MUTATION_TICKET_NEVER_RESET))  // scripts/emu_mutations.sh
-        *a.ticket = 0u;
-#endif
+        if (a.counter_mode == fused::kCounterEager) *step_counter = a.counter_next;
+        if (a.counter_mode == fused::kCounterGraph && !(s_skip && a.hold_counter_on_skip)) *step_counter += 1;
+        *device_array(a.ticket, 1, "ticket") = 0u;
       }
     }
   }

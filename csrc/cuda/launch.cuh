@@ -5,8 +5,8 @@
 // The kernel comes last so that a template argument list may hold commas.
 #pragma once
 
-// LRFAST_EMU selects the emulated build, and with it the deliberately broken kernels of
-// scripts/emu_mutations.sh (LRFAST_EMU_MUTATION_*): never in a real CUDA build.
+// LRFAST_EMU selects the emulated build (bounds-checked arrays, memory.cuh): never in a
+// real CUDA build.
 #if defined(__CUDACC__) && defined(LRFAST_EMU)
 #error "LRFAST_EMU is for the host-compiled emulator build (lrfast._C_emu) only"
 #endif

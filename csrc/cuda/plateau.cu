@@ -14,6 +14,7 @@
 #include "scalars.cuh"
 #include "cuda_api.h"
 #include "launch.cuh"
+#include "memory.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -28,29 +29,39 @@ __global__ void plateau_step_kernel(plateau::Rule rule, std::uintptr_t metric, i
                                     double t, const std::uint64_t* __restrict__ targets,
                                     const std::int32_t* __restrict__ dtypes, double* __restrict__ out) {
   __shared__ bool reduce;
+  const auto decision = device_array(state, plateau::kStateSize, "state");
+  const auto desc = device_array(descriptors, n_groups * kDescriptorSize, "descriptors");
+  const auto slots = device_array(table, kUnknownCount, "table");
+  const auto floors = device_array(min_lrs, n_groups, "min_lrs");
+  const auto target_of = device_array(targets, n_groups, "targets");
+  const auto dtype_of = device_array(dtypes, n_groups, "dtypes");
+  const auto values = device_array(out, n_groups, "out");
   // Thread 0 alone reads and updates the decision state; the barrier publishes its verdict.
-  if (threadIdx.x == 0) reduce = metric != 0 && plateau::observe(rule, state, load_scalar(metric, metric_dtype));
+  if (threadIdx.x == 0) {
+    reduce = metric != 0 && plateau::observe(rule, span(decision, 0, plateau::kStateSize),
+                                             load_scalar(metric, metric_dtype));
+  }
   __syncthreads();
   // Each group touches only its own slot (the host checks the slots are distinct), and
   // reads the rest of the table, which nothing writes.
   for (std::int64_t g = threadIdx.x; g < n_groups; g += blockDim.x) {
-    const double* descriptor = descriptors + g * kDescriptorSize;
+    const double* descriptor = span(desc, g * kDescriptorSize, kDescriptorSize);
     const std::int64_t slot = plateau::slot_of(descriptor);
     if (slot < 0) {  // rejected on the host: every group has a slot
-      if (out) out[g] = static_cast<double>(NAN);
+      if (values) values[g] = static_cast<double>(NAN);
       continue;
     }
-    const std::uintptr_t target = targets ? static_cast<std::uintptr_t>(targets[g]) : 0;
-    const int dtype = target ? dtypes[g] : kFloat64;
+    const std::uintptr_t target = target_of ? static_cast<std::uintptr_t>(target_of[g]) : 0;
+    const int dtype = target ? dtype_of[g] : kFloat64;
     // Plain: torch reduces the LR the group's tensor holds (float(group["lr"])), rounding included.
-    if (!rule.composed && target) table[slot] = load_scalar(target, dtype);
-    const double before = table[slot];
-    double lr = plateau::step_group(rule, reduce, descriptor, table, min_lrs[g], t);
-    if (target && (rule.composed || !(table[slot] == before))) {
+    if (!rule.composed && target) slots[slot] = load_scalar(target, dtype);
+    const double before = slots[slot];
+    double lr = plateau::step_group(rule, reduce, descriptor, raw(slots), floors[g], t);
+    if (target && (rule.composed || !(slots[slot] == before))) {
       store_scalar(target, dtype, lr);
-      if (!rule.composed) table[slot] = lr = load_scalar(target, dtype);  // the LR as stored
+      if (!rule.composed) slots[slot] = lr = load_scalar(target, dtype);  // the LR as stored
     }
-    if (out) out[g] = lr;
+    if (values) values[g] = lr;
   }
 }
 

@@ -9,16 +9,18 @@
 #include <cstdint>
 
 #include "cuda_api.h"
+#include "memory.cuh"
 
 namespace lrfast {
 namespace cuda {
 
 __device__ __forceinline__ double load_scalar(std::uintptr_t address, int dtype) {
   switch (dtype) {
-    case kFloat32: return static_cast<double>(*reinterpret_cast<const float*>(address));
-    case kFloat64: return *reinterpret_cast<const double*>(address);
-    case kFloat16: return static_cast<double>(__half2float(*reinterpret_cast<const __half*>(address)));
-    case kBFloat16: return static_cast<double>(__bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(address)));
+    case kFloat32: return static_cast<double>(*device_array<const float>(address, 1, "scalar"));
+    case kFloat64: return *device_array<const double>(address, 1, "scalar");
+    case kFloat16: return static_cast<double>(__half2float(*device_array<const __half>(address, 1, "scalar")));
+    case kBFloat16:
+      return static_cast<double>(__bfloat162float(*device_array<const __nv_bfloat16>(address, 1, "scalar")));
     default: return static_cast<double>(NAN);  // rejected on the host before launch
   }
 }
@@ -27,11 +29,11 @@ __device__ __forceinline__ double load_scalar(std::uintptr_t address, int dtype)
 // goes through float first (c10::Half and c10::BFloat16 are built from a float).
 __device__ __forceinline__ void store_scalar(std::uintptr_t address, int dtype, double value) {
   switch (dtype) {
-    case kFloat32: *reinterpret_cast<float*>(address) = static_cast<float>(value); break;
-    case kFloat64: *reinterpret_cast<double*>(address) = value; break;
-    case kFloat16: *reinterpret_cast<__half*>(address) = __float2half_rn(static_cast<float>(value)); break;
+    case kFloat32: *device_array<float>(address, 1, "scalar") = static_cast<float>(value); break;
+    case kFloat64: *device_array<double>(address, 1, "scalar") = value; break;
+    case kFloat16: *device_array<__half>(address, 1, "scalar") = __float2half_rn(static_cast<float>(value)); break;
     case kBFloat16:
-      *reinterpret_cast<__nv_bfloat16*>(address) = __float2bfloat16_rn(static_cast<float>(value));
+      *device_array<__nv_bfloat16>(address, 1, "scalar") = __float2bfloat16_rn(static_cast<float>(value));
       break;
     default: break;  // rejected on the host before launch
   }

@@ -14,6 +14,7 @@
 #include "scalars.cuh"
 #include "cuda_api.h"
 #include "launch.cuh"
+#include "memory.cuh"
 
 namespace lrfast {
 namespace cuda {
@@ -29,17 +30,22 @@ __global__ void write_scheduled_values_kernel(const double* __restrict__ descrip
                                               double* __restrict__ out, std::int64_t* counter,
                                               std::int64_t increment, double host_step) {
   __shared__ double step;
+  const auto desc = device_array(descriptors, n_groups * kDescriptorSize, "descriptors");
+  const auto target_of = device_array(targets, n_groups, "targets");
+  const auto dtype_of = device_array(dtypes, n_groups, "dtypes");
+  const auto values = device_array(out, n_groups, "out");
+  const auto count = device_array(counter, 1, "counter");
   // Only thread 0 touches the counter: it reads the step every thread uses and, after
   // the barrier, advances it; no other thread reads it, so no second barrier is needed.
-  if (threadIdx.x == 0) step = counter ? static_cast<double>(*counter + increment) : host_step;
+  if (threadIdx.x == 0) step = count ? static_cast<double>(*count + increment) : host_step;
   __syncthreads();
   for (std::int64_t g = threadIdx.x; g < n_groups; g += blockDim.x) {
-    const double value = evaluate(descriptors + g * kDescriptorSize, table, step);
-    const std::uintptr_t target = targets ? static_cast<std::uintptr_t>(targets[g]) : 0;
-    if (target) store_scalar(target, dtypes[g], value);  // 0: a group with no tensor of its own
-    if (out) out[g] = value;
+    const double value = evaluate(span(desc, g * kDescriptorSize, kDescriptorSize), table, step);
+    const std::uintptr_t target = target_of ? static_cast<std::uintptr_t>(target_of[g]) : 0;
+    if (target) store_scalar(target, dtype_of[g], value);  // 0: a group with no tensor of its own
+    if (values) values[g] = value;
   }
-  if (counter && threadIdx.x == 0) *counter += increment;
+  if (count && threadIdx.x == 0) *count += increment;
 }
 
 }  // namespace

@@ -8,12 +8,14 @@
 // ucontext's swapcontext makes a signal-mask system call at every switch, which made a
 // block of 512 threads cost milliseconds. Elsewhere, and in sanitizer builds, ucontext.
 #include "emu.h"
+#include "checked.h"
 
 #include "cuda_runtime.h"  // the emulated runtime's CUDART_VERSION
 
 #include <ucontext.h>
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -99,6 +101,8 @@ struct Scheduler {
   std::vector<std::unique_ptr<char[]>> stacks;  // kept across launches: allocation is the slow part
   const std::function<void()>* body = nullptr;
   Thread* current = nullptr;
+  const char* name = nullptr;  // the running kernel's, for checked.h's reports
+  std::string out_of_bounds;   // the first out-of-bounds access of the running grid, or empty
 };
 
 std::mutex launch_mutex;  // guards everything below, and the built-ins
@@ -109,6 +113,9 @@ std::mt19937_64 generator(0);
 std::uint64_t grid_count = 0;
 std::atomic<bool> running{false};
 std::atomic<int> emulated_driver{-1};  // -1: the runtime's own version
+std::map<std::uintptr_t, std::uintptr_t> allocations;  // begin -> end (checked.h: register_allocation)
+std::atomic<bool> have_allocations{false};
+alignas(64) unsigned char scratch_bytes[64];
 
 void thread_entry() {
   (*scheduler.body)();
@@ -229,6 +236,58 @@ std::uint64_t launches() {
 
 bool launch_in_progress() { return running.load(); }
 
+void report_out_of_bounds(const char* buffer, std::int64_t index, std::int64_t span, std::int64_t count,
+                          bool from_allocation) {
+  if (!scheduler.out_of_bounds.empty()) return;  // the first one is the one to fix
+  const uint3 t = threadIdx, b = blockIdx;
+  std::string what = std::string(buffer) + "[" + std::to_string(index);
+  if (span > 1) what += ".." + std::to_string(index + span - 1);
+  what += "]";
+  std::string why;
+  if (count < 0) {
+    why = "it is a null pointer";
+  } else {
+    why = from_allocation ? "its registered allocation holds " + std::to_string(count) + " elements"
+                          : "the launch gave it " + std::to_string(count) + " elements";
+  }
+  scheduler.out_of_bounds = std::string("lrfast emulator: kernel ") + (scheduler.name ? scheduler.name : "?") +
+                            ", block (" + std::to_string(b.x) + "," + std::to_string(b.y) + "," +
+                            std::to_string(b.z) + "), thread (" + std::to_string(t.x) + "," + std::to_string(t.y) +
+                            "," + std::to_string(t.z) + "): out-of-bounds access to " + what + " (" + why +
+                            "); the access was not made";
+}
+
+std::int64_t registered_extent(std::uintptr_t address, std::size_t element_size) {
+  if (!have_allocations.load(std::memory_order_relaxed)) return -1;
+  auto it = allocations.upper_bound(address);  // the first allocation starting after address
+  if (it == allocations.begin()) return -1;
+  --it;
+  if (address >= it->second) return -1;
+  return static_cast<std::int64_t>((it->second - address) / element_size);
+}
+
+void register_allocation(std::uintptr_t address, std::uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(launch_mutex);
+  allocations[address] = address + bytes;
+  have_allocations.store(true);
+}
+
+void clear_allocations() {
+  std::lock_guard<std::mutex> lock(launch_mutex);
+  allocations.clear();
+  have_allocations.store(false);
+}
+
+std::uint64_t allocation_count() {
+  std::lock_guard<std::mutex> lock(launch_mutex);
+  return allocations.size();
+}
+
+void* scratch() {
+  std::memset(scratch_bytes, 0, sizeof scratch_bytes);
+  return scratch_bytes;
+}
+
 int driver_version() {
   const int v = emulated_driver.load();
   return v < 0 ? CUDART_VERSION : v;
@@ -265,6 +324,8 @@ void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void(
   threads.resize(n_threads);
   while (scheduler.stacks.size() < n_threads) scheduler.stacks.emplace_back(new char[kStackBytes]);
   scheduler.body = &body;
+  scheduler.name = name;
+  scheduler.out_of_bounds.clear();
   gridDim = grid;
   blockDim = block;
   std::vector<unsigned int> blocks, visit;
@@ -291,6 +352,8 @@ void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void(
       }
       for (Thread& t : threads) t.state = State::kRunnable;
     }
+    // An out-of-bounds access stops the grid after its block (checked.h).
+    if (!scheduler.out_of_bounds.empty()) throw std::runtime_error(scheduler.out_of_bounds);
   }
 }
 

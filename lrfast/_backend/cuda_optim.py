@@ -100,6 +100,13 @@ class _DeviceTables:
         self.retired: list[tuple] = []
         self.ticket = torch.zeros(1, dtype=torch.int32, device=self.device)
         self.counter = torch.zeros((), dtype=torch.int64, device=self.device)
+        # per launch, read once here: the buffers below are replaced, never resized in place
+        self.algorithm = ALGORITHMS[bucket.kind]
+        self.dtype_code = DTYPE_CODES[bucket.dtype]
+        self.device_index = device_api.active().device_index(self.device)
+        self.ticket_address = self.ticket.data_ptr()
+        self.counter_address = self.counter.data_ptr()
+        self.tensors_address = self.groups_address = self.lr_tensors_address = 0
 
     # -- the tensor table ----------------------------------------------------------------
     def sync_tensors(self, bucket) -> None:
@@ -138,6 +145,7 @@ class _DeviceTables:
                                       "capturing)")
             if self.tensors is None or self.tensors.shape[0] != self.tensors_host.shape[0]:
                 self.tensors = _to_device(self.tensors_host, self.device)
+                self.tensors_address = self.tensors.data_ptr()
             else:
                 _refresh(self.tensors, self.tensors_host)
 
@@ -153,6 +161,7 @@ class _DeviceTables:
             self.static_groups, self.lr_tensor_addresses = self._static_groups(bucket)
             self.groups_key = key
             self.lr_tensors = _to_device(self.lr_tensor_addresses, self.device)
+            self.lr_tensors_address = self.lr_tensors.data_ptr()
         elif self.groups_host is not None and (
                 schedule_column is None or np.array_equal(schedule_column, self.groups_host[:, G_SCHEDULE_STEP])):
             return  # the static columns derive from the key, the step column is as stored
@@ -167,6 +176,7 @@ class _DeviceTables:
             _refuse_upload_in_capture("its hyperparameters or schedule steps changed")
             if self.groups is None or self.groups.shape != table.shape:
                 self.groups = _to_device(table, self.device)
+                self.groups_address = self.groups.data_ptr()
             else:
                 _refresh(self.groups, table)
             self.groups_host = table
@@ -234,7 +244,7 @@ class _DeviceTables:
         return self.schedules[name][4]
 
 
-def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray | None]:
+def _counter_plan(tables: _DeviceTables, bucket, capturing: bool, hold: bool) -> tuple[int, int, np.ndarray | None]:
     """(counter mode, counter_next, schedule column to upload or None): NOTE [schedule
     step counter]. When the scheduled groups share one integer step and the device
     counter already holds it (the usual opt.step(); sched.step() loop), the launch reads
@@ -250,12 +260,11 @@ def _counter_plan(tables: _DeviceTables, bucket) -> tuple[int, int, np.ndarray |
     if not index:
         return COUNTER_NONE, 0, None
     scheduled = tables.scheduled_mask
-    hold = bool(getattr(bucket, "hold_schedule_on_skip", False))
     # Python floats: numpy calls on a handful of groups would cost more than the rest of the plan
     steps = bucket.schedule_t.tolist()
     t = steps[index[0]]
-    uniform = all(steps[i] == t for i in index) and t == int(t)
-    if device_api.is_capturing():
+    uniform = t == int(t) and (len(index) == 1 or all(steps[i] == t for i in index))
+    if capturing:
         # The captured launch reads the device counter at every replay: it must hold this
         # very step now, which only an eager launch at the previous step guarantees.
         if not uniform or tables.counter_next != int(t) or hold:
@@ -283,10 +292,8 @@ def _refuse_upload_in_capture(why: str) -> None:
                            "with the same tensors first, and keep them unchanged while capturing")
 
 
-def _on_device(tensor: torch.Tensor | None, device: torch.device, keep: list) -> int:
+def _on_device(tensor: torch.Tensor, device: torch.device, keep: list) -> int:
     """Address of ``tensor`` (GradScaler's scale / found_inf) as float32 on ``device``."""
-    if tensor is None:
-        return 0
     if tensor.device != device or tensor.dtype != torch.float32:
         tensor = tensor.to(device=device, dtype=torch.float32, non_blocking=True)
     keep.append(tensor)  # alive until the launch is enqueued; the caching allocator covers the rest
@@ -296,32 +303,37 @@ def _on_device(tensor: torch.Tensor | None, device: torch.device, keep: list) ->
 def step_bucket(bucket) -> None:
     """One fused step of ``bucket`` (NOTE [bucket contract] in lrfast/_backend/bucket.py)."""
     tables = bucket.backend_cache
-    if not isinstance(tables, _DeviceTables):
+    if tables.__class__ is not _DeviceTables:
         tables = bucket.backend_cache = _DeviceTables(bucket)
     n_tensors = len(bucket.params)
     if n_tensors == 0:
         return
+    api = device_api.active()
+    capturing = api.is_capturing()
     tables.sync_tensors(bucket)
-    if device_api.is_capturing():
+    if capturing:
         tables.captured = True
-    mode, counter_next, column = _counter_plan(tables, bucket)
+    hold = bool(getattr(bucket, "hold_schedule_on_skip", False))
+    mode, counter_next, column = _counter_plan(tables, bucket, capturing, hold)
     tables.sync_groups(bucket, column)
     lr_desc, lr_table = tables.schedule("lr", bucket.lr_schedule)
     beta1_desc, beta1_table = tables.schedule("momentum", bucket.momentum_schedule)
-    algorithm = ALGORITHMS[bucket.kind]
+    algorithm = tables.algorithm
     n_chunks = tables.n_chunks if algorithm == ALGORITHMS["sgd"] else max(tables.n_chunks, 1)
     if n_chunks == 0 and mode == COUNTER_NONE:
         return
-    keep: list[torch.Tensor] = []
-    grad_scale = _on_device(bucket.grad_scale, bucket.device, keep)
-    found_inf = _on_device(bucket.found_inf, bucket.device, keep)
-    api = device_api.active()
+    grad_scale = found_inf = 0
+    if bucket.grad_scale is not None or bucket.found_inf is not None:
+        keep: list[torch.Tensor] = []
+        if bucket.grad_scale is not None:
+            grad_scale = _on_device(bucket.grad_scale, bucket.device, keep)
+        if bucket.found_inf is not None:
+            found_inf = _on_device(bucket.found_inf, bucket.device, keep)
     api.kernels().cuda_fused_step(
-        algorithm, DTYPE_CODES[bucket.dtype], tables.tensors.data_ptr(), n_tensors, max(n_chunks, 1),
-        tables.groups.data_ptr(), tables.lr_tensors.data_ptr(), lr_desc, lr_table, beta1_desc, beta1_table,
-        tables.counter.data_ptr(), mode, counter_next, bool(getattr(bucket, "hold_schedule_on_skip", False)),
-        grad_scale, found_inf, tables.ticket.data_ptr(), api.current_stream(bucket.device).cuda_stream,
-        api.device_index(bucket.device))
+        algorithm, tables.dtype_code, tables.tensors_address, n_tensors, max(n_chunks, 1),
+        tables.groups_address, tables.lr_tensors_address, lr_desc, lr_table, beta1_desc, beta1_table,
+        tables.counter_address, mode, counter_next, hold, grad_scale, found_inf, tables.ticket_address,
+        api.current_stream(bucket.device).cuda_stream, tables.device_index)
     if bucket.kind == "sgd" and bucket.momentum_fresh.any():
         # The launch wrote buffer = grad where the flag was set, unless GradScaler skipped it
         # (reading found_inf syncs; the optimizer already does so on a first SGD step).

@@ -30,6 +30,20 @@ an :class:`EmulatedGraph`: the kernel launches made while capturing, with their 
 launches are not recorded (on a GPU they would be captured too); lrfast's capturable steps
 make none, which is what the capture guards enforce.
 
+NOTE [sync counting] :func:`count_syncs` counts the device->host reads made inside it:
+every call that makes the host wait for a device tensor's value -- ``.item()``,
+``.tolist()``, ``.numpy()``, ``.cpu()``, ``float(t)`` / ``int(t)`` / ``bool(t)`` /
+``operator.index(t)``, ``np.asarray(t)``, formatting or ``repr`` of a tensor, ``torch.equal``
+/ ``allclose`` / ``is_nonzero``, the ops whose output size depends on the data
+(``nonzero``, ``masked_select``, ``unique``), a blocking ``copy_`` of a device tensor into
+host memory -- plus the device API's own waits (``synchronize()``, an event's or a stream's
+``synchronize()``). A *device tensor* is one the active API's :func:`is_device` accepts: on
+the emulated device every CPU tensor but the API's host staging buffers
+(``pinned_empty``), on a GPU the CUDA tensors. Reads are seen through a
+``TorchFunctionMode`` pushed only while counting, so code outside the block pays nothing.
+Not seen: a ``torch.cuda.Event`` or stream synced directly (on a GPU), ``.to("cpu")``, and
+syncs inside C++ (the kernels make none); on a GPU, torch's ``set_sync_debug_mode`` sees those.
+
 >>> from lrfast._backend import device_api
 >>> device_api.active().name
 'cuda'
@@ -39,14 +53,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
-__all__ = ["CUDA", "CudaRuntime", "EmulatedDevice", "EmulatedGraph", "active", "use", "emulated", "is_device",
-           "is_capturing", "kernels", "upload", "refresh", "ENVIRONMENT_VARIABLE"]
+__all__ = ["CUDA", "CudaRuntime", "EmulatedDevice", "EmulatedGraph", "SyncCounter", "active", "use", "emulated",
+           "is_device", "is_capturing", "kernels", "upload", "refresh", "count_syncs", "ENVIRONMENT_VARIABLE"]
 
 ENVIRONMENT_VARIABLE = "LRFAST_EMULATED_CUDA"
 
@@ -90,6 +106,7 @@ class CudaRuntime:
         return torch.cuda.is_initialized() and torch.cuda.is_current_stream_capturing()
 
     def synchronize(self) -> None:
+        _note_sync("synchronize")
         torch.cuda.synchronize()
 
     def graph(self) -> Any:
@@ -111,7 +128,7 @@ class _Stream:
     cuda_stream = 0
 
     def synchronize(self) -> None:
-        pass
+        _note_sync("Stream.synchronize")
 
     def wait_stream(self, other: _Stream) -> None:
         pass
@@ -124,7 +141,7 @@ class _Event:
         pass
 
     def synchronize(self) -> None:
-        pass
+        _note_sync("Event.synchronize")
 
 
 class EmulatedGraph:
@@ -199,7 +216,12 @@ class EmulatedDevice:
         target.copy_(host)
 
     def pinned_empty(self, n: int, dtype: torch.dtype) -> torch.Tensor:
-        return torch.empty(n, dtype=dtype)
+        """A host staging buffer: a CPU tensor that is *not* the device's (NOTE [sync counting])."""
+        buffer = torch.empty(n, dtype=dtype)
+        key = buffer.untyped_storage().data_ptr()
+        _host_buffers.add(key)
+        weakref.finalize(buffer, _host_buffers.discard, key)
+        return buffer
 
     def current_stream(self, device: torch.device) -> _Stream:
         return self._stream
@@ -214,7 +236,7 @@ class EmulatedDevice:
         return self._graph is not None
 
     def synchronize(self) -> None:
-        pass
+        _note_sync("synchronize")
 
     def graph(self) -> EmulatedGraph:
         return EmulatedGraph()
@@ -303,3 +325,75 @@ def upload(host: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def refresh(target: torch.Tensor, host: torch.Tensor) -> None:
     _active.refresh(target, host)
+
+
+# -- counting host syncs (NOTE [sync counting]) ----------------------------------------------------
+
+_host_buffers: set[int] = set()  # storages of the emulated device's host staging buffers
+_counters: list[SyncCounter] = []  # the open count_syncs blocks
+
+# Tensor methods and torch functions that make the host wait for a device tensor's value.
+_SYNCING = frozenset({"item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__", "__index__",
+                      "__complex__", "__array__", "__format__", "__repr__", "equal", "allclose", "is_nonzero",
+                      "nonzero", "masked_select", "unique"})
+
+
+class SyncCounter:
+    """The host syncs seen inside one :func:`count_syncs` block: ``count`` and, in order,
+    ``reads`` (what synced: ``"item"``, ``"__float__"``, ``"Event.synchronize"``, ...)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.reads: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"SyncCounter(count={self.count}, reads={self.reads!r})"
+
+
+def _note_sync(what: str) -> None:
+    for counter in _counters:
+        counter.count += 1
+        counter.reads.append(what)
+
+
+def _on_device(value: Any) -> bool:
+    """Whether ``value`` is a tensor in device memory for the active API."""
+    if not isinstance(value, torch.Tensor) or not _active.is_device(value.device):
+        return False
+    return not (_active.emulated and value.untyped_storage().data_ptr() in _host_buffers)
+
+
+class _SyncCountingMode(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _SYNCING:
+            if any(_on_device(a) for a in args) or any(_on_device(v) for v in kwargs.values()):
+                _note_sync(name)
+        elif name == "copy_" and len(args) >= 2 and not _on_device(args[0]) and _on_device(args[1]):
+            if not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False)):
+                _note_sync("copy_ to host")
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def count_syncs() -> Iterator[SyncCounter]:
+    """Count the host syncs made inside the block on the active device (NOTE [sync counting]).
+
+    >>> import torch
+    >>> from lrfast._backend import device_api
+    >>> with device_api.use(device_api.emulated()), device_api.count_syncs() as syncs:
+    ...     t = torch.ones(2)  # a device tensor on the emulated device
+    ...     u = t * 2          # no sync
+    ...     v = u.sum().item()  # one
+    >>> syncs.count, syncs.reads
+    (1, ['item'])
+    """
+    counter = SyncCounter()
+    outermost = not _counters  # one mode for all the open blocks: a read is seen once, by each
+    _counters.append(counter)
+    try:
+        with _SyncCountingMode() if outermost else contextlib.nullcontext():
+            yield counter
+    finally:
+        _counters.remove(counter)
