@@ -29,7 +29,8 @@ if python -c "import pytest_benchmark" 2>/dev/null; then bench_flag="--benchmark
 t0=$(date +%s)
 timeout 200 python -m pytest -q -p no:cacheprovider -rs $bench_flag --maxfail=25 \
   tests/test_gpu_schedules.py tests/test_gpu_lr_scheduler.py tests/test_gpu_plateau.py tests/test_lr_tensor_gpu.py \
-  tests/test_gpu_optim.py tests/test_examples_lion.py tests/test_cuda_optim_layout.py > "$OUT/gpu-tests.log" 2>&1
+  tests/test_gpu_optim.py tests/test_gpu_lr_finder.py tests/test_examples_lion.py tests/test_cuda_optim_layout.py \
+  > "$OUT/gpu-tests.log" 2>&1
 rc=$?
 note "gpu tests: exit $rc in $(( $(date +%s) - t0 )) s — $(tail -n 1 "$OUT/gpu-tests.log")"
 grep -E "^(FAILED|ERROR)" "$OUT/gpu-tests.log" | head -40 >> "$summary"
