@@ -4,16 +4,19 @@ Train for up to ``num_steps`` steps while the LR grows from ``min_lr`` to ``max_
 record the loss, stop when it diverges, and suggest the LR where the smoothed loss falls
 fastest. The model and the optimizer are put back as they were afterwards.
 
-NOTE [range test on the device] The loss, its running average, the best smoothed loss
-and the divergence flag are device tensors, updated with torch ops after each step;
-nothing is read on the host at each step. The host reads the step where the loss
-diverged once every ``check_every`` steps (to stop early) and everything recorded once at
-the end. The steps run after the divergence and before the next read are wasted work but
-change no result: the record is cut at the divergence either way. The LR itself comes
-from the host's schedule (a stock optimizer: written into the groups, a float assigned
-or a tensor filled in place, neither a read) or, for :mod:`lrfast.optim` optimizers,
-from the kernel, which evaluates the range test's :class:`~lrfast.schedules.Schedule`
-at each group's ``lr_step`` (NOTE [schedule as lr] in ``lrfast/optim/_base.py``).
+NOTE [range test on the device] On a CUDA device (and the emulated one, NOTE [emulated
+device]) the loss, its running average, the best smoothed loss and the step where the
+loss diverged are device tensors, updated with torch ops after each step; nothing is
+read on the host at each step. The host reads the divergence step once every
+``check_every`` steps (to stop early) and everything recorded once at the end. The steps
+run after the divergence and before the next read are wasted work but change no result:
+the record is cut at the divergence either way. On the CPU a read costs nothing: the
+loss is read at every step and tracked in Python floats, Lightning's arithmetic exactly.
+The LR itself comes from the host's schedule (a stock optimizer: written into the
+groups, a float assigned or a tensor filled in place, neither a read) or, for
+:mod:`lrfast.optim` optimizers, from the kernel, which evaluates the range test's
+:class:`~lrfast.schedules.Schedule` at each group's ``lr_step`` (NOTE [schedule as lr]
+in ``lrfast/optim/_base.py``).
 
 NOTE [Lightning's sequence] The LRs, the smoothing and the stop rule are Lightning's
 ``Tuner.lr_find`` (2.x), so the two give the same curve and suggestion:
@@ -55,8 +58,8 @@ FN = "find_lr"
 MODES = ("exponential", "linear")
 SUGGESTION_RULES = ("lightning", "steep", "minimum", "valley")
 # Default ``check_every`` for losses on a CUDA device (or the emulated one): one host
-# read per 10 steps, so at most 9 steps run past a divergence. On the CPU a read costs
-# nothing, and the default is every step.
+# read per 10 steps, so at most 9 steps run past a divergence. (On the CPU the loss is
+# read at every step: NOTE [range test on the device].)
 DEVICE_CHECK_EVERY = 10
 _LIGHTNING_SKIP_BEGIN, _LIGHTNING_SKIP_END = 10, 1  # Lightning's suggestion() defaults
 
@@ -273,11 +276,45 @@ class _Snapshot:
             optimizer.refresh()
 
 
-# -- the loss on the device ----------------------------------------------------------------
+# -- tracking the loss ----------------------------------------------------------------------
 
-class _Tracker:
+class _HostTracker:
+    """The loss on the CPU: read at every step (no sync to avoid), the rest in Python
+    floats, the arithmetic of Lightning's callback operation for operation."""
+
+    def __init__(self, num_steps: int, beta: float, factor: float, early_stop: bool) -> None:
+        self.raw: list[float] = []
+        self.smoothed: list[float] = []
+        self.avg = self.best = 0.0
+        self.stop = num_steps  # num_steps: not diverged
+        self.num_steps, self.beta, self.factor, self.early_stop = num_steps, beta, factor, early_stop
+
+    def record(self, k: int, loss: torch.Tensor) -> None:
+        value = loss.item()
+        self.avg = self.beta * self.avg + (1.0 - self.beta) * value
+        smoothed = self.avg / (1.0 - self.beta ** (k + 2))
+        self.raw.append(value)
+        self.smoothed.append(smoothed)
+        if k == 0:
+            self.best = smoothed
+            return
+        if self.early_stop and self.stop == self.num_steps and not (
+                math.isfinite(smoothed) and smoothed <= self.factor * self.best):
+            self.stop = k
+        if smoothed < self.best:
+            self.best = smoothed
+
+    def diverged(self) -> bool:
+        return self.stop < self.num_steps
+
+    def read(self, taken: int) -> tuple[list[float], list[float], int]:
+        return self.raw[:taken], self.smoothed[:taken], self.stop
+
+
+class _DeviceTracker:
     """NOTE [range test on the device]: raw and smoothed losses, the running average, the
-    best smoothed loss and the first diverged step, as tensors on the loss's device."""
+    best smoothed loss and the first diverged step, as tensors on the loss's device,
+    updated by torch ops (no host read); :meth:`diverged` and :meth:`read` read."""
 
     def __init__(self, device: torch.device, num_steps: int, beta: float, factor: float, early_stop: bool) -> None:
         f64 = torch.float64
@@ -298,8 +335,16 @@ class _Tracker:
             return
         if self.early_stop:
             fine = torch.isfinite(smoothed) & (smoothed <= self.best * self.factor)
-            self.stop = torch.where(~fine & (self.stop == self.num_steps), k, self.stop)
-        self.best = torch.where(smoothed < self.best, smoothed, self.best)
+            self.stop = torch.where(fine, self.stop, self.stop.clamp(max=k))  # the first step that diverged
+        torch.fmin(self.best, smoothed, out=self.best)  # a NaN is no new best (and stops the test above)
+
+    def diverged(self) -> bool:
+        return int(self.stop) < self.num_steps  # a host read
+
+    def read(self, taken: int) -> tuple[list[float], list[float], int]:
+        values = torch.cat([self.raw[:taken], self.smoothed[:taken],
+                            self.stop.to(torch.float64).reshape(1)]).tolist()  # one host read for everything
+        return values[:taken], values[taken:2 * taken], int(values[-1])
 
 
 # -- the test ----------------------------------------------------------------------------
@@ -332,9 +377,10 @@ def find_lr(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: I
 
     On a CUDA device the losses are tracked on the device (NOTE [range test on the
     device]): no host read per step, one every ``check_every`` steps to stop early
-    (default: every step on the CPU, where a read costs nothing, every
-    ``DEVICE_CHECK_EVERY`` = 10 steps on a device) and one at the end. A divergence is
-    then noticed up to ``check_every - 1`` steps late; the result is the same.
+    (default ``DEVICE_CHECK_EVERY`` = 10) and one at the end. A divergence is then
+    noticed up to ``check_every - 1`` steps late; the result is the same. On the CPU,
+    where a read costs nothing, the loss is read at every step and ``check_every`` is not
+    used.
 
     Errors in the arguments and an empty ``batches`` raise before anything changes;
     an error inside a step restores the model and the optimizer, then propagates.
@@ -424,7 +470,7 @@ def _run(model: torch.nn.Module, optimizer: torch.optim.Optimizer, fused: bool, 
 
     model.train()
     _install(optimizer, fused, schedule, float(lrs[0]))
-    tracker: _Tracker | None = None
+    tracker: _HostTracker | _DeviceTracker | None = None
     every = 1
     batch, taken, fresh_pass = first, 0, False
     for k in range(num_steps):
@@ -443,23 +489,23 @@ def _run(model: torch.nn.Module, optimizer: torch.optim.Optimizer, fused: bool, 
             raise TypeError(f"{FN}: loss_fn must return a one-element floating-point tensor, got "
                             f"{type(loss).__name__} {getattr(loss, 'shape', '')} {getattr(loss, 'dtype', '')}".rstrip())
         if tracker is None:
-            on_device = loss.device.type != "cpu" or device_api.is_device(loss.device)
-            every = check_every or (DEVICE_CHECK_EVERY if on_device else 1)
-            tracker = _Tracker(loss.device, num_steps, beta, factor, early_stop)
+            if loss.device.type != "cpu" or device_api.is_device(loss.device):
+                every = check_every or DEVICE_CHECK_EVERY
+                tracker = _DeviceTracker(loss.device, num_steps, beta, factor, early_stop)
+            else:
+                tracker = _HostTracker(num_steps, beta, factor, early_stop)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         tracker.record(k, loss)
         taken = k + 1
-        if early_stop and taken % every == 0 and taken < num_steps and int(tracker.stop) < num_steps:
-            break  # NOTE [range test on the device]: the one host read of these `every` steps
+        if early_stop and taken % every == 0 and taken < num_steps and tracker.diverged():
+            break  # NOTE [range test on the device]: on a device, the one host read of these `every` steps
     assert tracker is not None  # the first batch always runs
-    values = torch.cat([tracker.raw[:taken], tracker.smoothed[:taken],
-                        tracker.stop.to(torch.float64).reshape(1)]).tolist()  # the one read at the end
-    stop = int(values[-1])
+    raw_values, smoothed_values, stop = tracker.read(taken)
     recorded = min(taken, stop + 1)
-    raw = np.array(values[:recorded], dtype=np.float64)
-    smoothed = np.array(values[taken:taken + recorded], dtype=np.float64)
+    raw = np.array(raw_values[:recorded], dtype=np.float64)
+    smoothed = np.array(smoothed_values[:recorded], dtype=np.float64)
     if stop < num_steps:
         reason = "diverged" if math.isfinite(smoothed[-1]) else "non-finite loss"
     else:
