@@ -9,7 +9,7 @@ so that every run takes exactly the steps asked for. Each repeat times one whole
 each contender, in turn, for each step count: Lightning's ``lr_find`` on a Trainer built
 beforehand (its checkpoint save and restore included, as a user pays them), and
 ``lrfast.find_lr`` with torch's SGD and with lrfast's fused SGD (the LR from the kernel's
-Schedule). Reported: the median seconds per call at each step count, the cost per step
+Schedule), and, as the floor, the same steps in a bare loop. Reported: the median seconds per call at each step count, the cost per step
 (the slope between the two step counts), the fixed cost per call (the intercept), steps
 per second over the longest run, and the ratios lrfast / Lightning. A markdown table on stdout.
 """
@@ -102,9 +102,23 @@ def main() -> None:
             return time.perf_counter() - start
         return run
 
+    def plain(n: int) -> float:  # the floor: the same steps in a bare loop, no LR changes, nothing recorded
+        model = make_net()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+        start = time.perf_counter()
+        for k in range(n):
+            loss = loss_fn(model, data[k % len(data)])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
     contenders = {"Lightning Tuner.lr_find (torch SGD)": lightning,
                   "lrfast.find_lr, torch SGD": ours(torch.optim.SGD),
-                  "lrfast.find_lr, lrfast.optim.SGD": ours(lrfast.optim.SGD)}
+                  "lrfast.find_lr, lrfast.optim.SGD": ours(lrfast.optim.SGD),
+                  "a bare training loop, torch SGD (the floor)": plain}
     for run in contenders.values():  # warm-up: imports, Numba kernels, Lightning's first Trainer
         run(short)
     times: dict[str, dict[int, list[float]]] = {name: {short: [], long: []} for name in contenders}

@@ -26,8 +26,11 @@ NOTE [Lightning's sequence] The LRs, the smoothing and the stop rule are Lightni
   last step reaches ``max_lr``; the exponent ``1 / num_steps`` is skipped, as Lightning's
   scheduler skips it.
 - smoothed loss: ``avg_k = beta * avg_{k-1} + (1 - beta) * loss_k`` (``avg_{-1} = 0``),
-  divided by ``1 - beta ** (k + 2)`` (Lightning corrects with the global step after the
-  optimizer step, one more than ``k + 1``).
+  divided by ``1 - beta ** (k + 2)``. Lightning corrects with the global step after the
+  optimizer step, one more than the ``k + 1`` that makes the weights sum to 1, so its
+  first smoothed losses read low (step 0: ``loss_0 / (1 + beta)``, about half) and the
+  curve rises over the first few dozen steps for no reason of the model's;
+  ``bias_correction="exact"`` divides by ``1 - beta ** (k + 1)`` instead.
 - divergence at step ``k >= 1``: smoothed loss above ``diverge_factor`` times the lowest
   smoothed loss of steps ``0 .. k - 1``. The step that diverged is recorded and is the
   last one. Unlike Lightning, a NaN or infinite smoothed loss also counts as diverged
@@ -39,7 +42,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,11 +55,15 @@ from .schedules import Schedule, constant, exponential_decay, join, linear
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["find_lr", "LRFinderResult", "range_test_schedule", "SUGGESTION_RULES", "DEVICE_CHECK_EVERY"]
+__all__ = ["find_lr", "LRFinderResult", "range_test_schedule", "SUGGESTION_RULES", "BIAS_CORRECTIONS",
+           "DEVICE_CHECK_EVERY"]
 
 FN = "find_lr"
 MODES = ("exponential", "linear")
 SUGGESTION_RULES = ("lightning", "steep", "minimum", "valley")
+# The smoothed loss at step k is the running average divided by 1 - beta ** (k + lag):
+# Lightning's lag (2) or the exact one (1), which makes the weights of the average sum to 1.
+BIAS_CORRECTIONS = {"lightning": 2, "exact": 1}
 # Default ``check_every`` for losses on a CUDA device (or the emulated one): one host
 # read per 10 steps, so at most 9 steps run past a divergence. (On the CPU the loss is
 # read at every step: NOTE [range test on the device].)
@@ -108,23 +115,35 @@ class LRFinderResult:
           the lowest smoothed loss; ``valley``: in the longest run of steps whose smoothed
           losses could be picked in decreasing order, the point 1/3 + 1/6 of the way along.
         """
-        if rule == "lightning":
-            return self.suggestion
-        if rule not in SUGGESTION_RULES:
-            raise ValueError(f"LRFinderResult.suggest: rule must be one of {SUGGESTION_RULES}, got {rule!r}")
-        index = _fastai_index(rule, self.lrs, self.smoothed, self.num_steps)
+        index = self.suggestion_step(rule)
         if index is None:
             return None
         return float(self.lrs[index]) / (10.0 if rule == "minimum" else 1.0)
 
-    def plot(self, path: str | Path | None = None, *, raw: bool = True, title: str | None = None) -> Figure:
+    def suggestion_step(self, rule: str = "lightning") -> int | None:
+        """The step whose point ``rule`` picks (for ``"minimum"``, the lowest smoothed
+        loss, whose LR it divides by 10); None where the rule has too few points."""
+        if rule == "lightning":
+            return self.suggestion_index
+        if rule not in SUGGESTION_RULES:
+            raise ValueError(f"LRFinderResult.suggest: rule must be one of {SUGGESTION_RULES}, got {rule!r}")
+        return _fastai_index(rule, self.lrs, self.smoothed, self.num_steps)
+
+    def plot(self, path: str | Path | None = None, *, rules: Sequence[str] = ("lightning",), raw: bool = True,
+             title: str | None = None) -> Figure:
         """Draw the smoothed loss against the LR (log scale for an exponential test), the
-        raw losses faintly when ``raw``, and the suggestion as a red dot; save to ``path``
-        when given. Needs matplotlib (``pip install "lrfast[plot]"``).
+        raw losses faintly when ``raw``, and the point each of ``rules`` picks (Lightning's
+        suggestion alone by default, a red dot), labelled with the LR it suggests; save to
+        ``path`` when given. Needs matplotlib (``pip install "lrfast[plot]"``).
         Returns the figure: ``fig.axes[0].lines[0]`` is the smoothed curve."""
         from .plotting import plot_range_test
 
-        return plot_range_test(self.lrs, self.smoothed, self.losses if raw else None, self.suggestion_index,
+        marks = []
+        for rule in rules:
+            step, lr = self.suggestion_step(rule), self.suggest(rule)
+            if step is not None and lr is not None:
+                marks.append((step, f"{rule}: {lr:.3g}"))
+        return plot_range_test(self.lrs, self.smoothed, self.losses if raw else None, marks,
                                log_x=self.mode == "exponential", path=path,
                                title=title or f"LR range test ({self.stop_reason}, {len(self.lrs)} steps)")
 
@@ -282,17 +301,18 @@ class _HostTracker:
     """The loss on the CPU: read at every step (no sync to avoid), the rest in Python
     floats, the arithmetic of Lightning's callback operation for operation."""
 
-    def __init__(self, num_steps: int, beta: float, factor: float, early_stop: bool) -> None:
+    def __init__(self, num_steps: int, beta: float, lag: int, factor: float, early_stop: bool) -> None:
         self.raw: list[float] = []
         self.smoothed: list[float] = []
         self.avg = self.best = 0.0
         self.stop = num_steps  # num_steps: not diverged
         self.num_steps, self.beta, self.factor, self.early_stop = num_steps, beta, factor, early_stop
+        self.lag = lag
 
     def record(self, k: int, loss: torch.Tensor) -> None:
         value = loss.item()
         self.avg = self.beta * self.avg + (1.0 - self.beta) * value
-        smoothed = self.avg / (1.0 - self.beta ** (k + 2))
+        smoothed = self.avg / (1.0 - self.beta ** (k + self.lag))
         self.raw.append(value)
         self.smoothed.append(smoothed)
         if k == 0:
@@ -316,7 +336,8 @@ class _DeviceTracker:
     best smoothed loss and the first diverged step, as tensors on the loss's device,
     updated by torch ops (no host read); :meth:`diverged` and :meth:`read` read."""
 
-    def __init__(self, device: torch.device, num_steps: int, beta: float, factor: float, early_stop: bool) -> None:
+    def __init__(self, device: torch.device, num_steps: int, beta: float, lag: int, factor: float,
+                 early_stop: bool) -> None:
         f64 = torch.float64
         self.raw = torch.full((num_steps,), math.nan, dtype=f64, device=device)
         self.smoothed = torch.full((num_steps,), math.nan, dtype=f64, device=device)
@@ -324,12 +345,13 @@ class _DeviceTracker:
         self.best = torch.zeros((), dtype=f64, device=device)
         self.stop = torch.full((), num_steps, dtype=torch.int64, device=device)  # num_steps: not diverged
         self.num_steps, self.beta, self.factor, self.early_stop = num_steps, beta, factor, early_stop
+        self.lag = lag
 
     def record(self, k: int, loss: torch.Tensor) -> None:
         raw, smoothed = self.raw[k], self.smoothed[k]
         raw.copy_(loss.detach().reshape(()))
         self.avg.mul_(self.beta).add_(raw, alpha=1.0 - self.beta)
-        torch.div(self.avg, 1.0 - self.beta ** (k + 2), out=smoothed)
+        torch.div(self.avg, 1.0 - self.beta ** (k + self.lag), out=smoothed)
         if k == 0:
             self.best.copy_(smoothed)
             return
@@ -352,7 +374,8 @@ class _DeviceTracker:
 def find_lr(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[Any],
             loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor], *, min_lr: float = 1e-8, max_lr: float = 1.0,
             num_steps: int = 100, mode: str = "exponential", smoothing: float = 0.98, diverge_factor: float = 4.0,
-            early_stop: bool = True, check_every: int | None = None) -> LRFinderResult:
+            early_stop: bool = True, check_every: int | None = None,
+            bias_correction: str = "lightning") -> LRFinderResult:
     """The learning-rate range test: train ``model`` with ``optimizer`` for up to
     ``num_steps`` steps while every param group's LR grows from ``min_lr`` to ``max_lr``,
     then put the model and the optimizer back as they were (parameters, gradients,
@@ -366,7 +389,8 @@ def find_lr(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: I
     starts, as Lightning's epochs do; a one-shot iterator that runs out ends the test
     (``stop_reason="out of batches"``). ``loss_fn`` moves the batch to the model's device.
 
-    The LR sequence, the smoothing (``smoothing``: Lightning's ``beta``) and the stop rule
+    The LR sequence, the smoothing (``smoothing``: Lightning's ``beta``; ``bias_correction``:
+    ``"lightning"``, or ``"exact"`` without Lightning's low start) and the stop rule
     (``diverge_factor``: Lightning's ``early_stop_threshold``; ``early_stop=False`` runs
     all steps) are Lightning's ``Tuner.lr_find`` (NOTE [Lightning's sequence]), except that
     a NaN or infinite smoothed loss stops the test too. With a stock torch optimizer the
@@ -408,6 +432,9 @@ def find_lr(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: I
     beta = _real("smoothing", smoothing)
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"{FN}: smoothing must be in [0, 1), got {smoothing!r}")
+    if not isinstance(bias_correction, str) or bias_correction not in BIAS_CORRECTIONS:
+        raise ValueError(f"{FN}: bias_correction must be one of {tuple(BIAS_CORRECTIONS)}, got {bias_correction!r}")
+    lag = BIAS_CORRECTIONS[bias_correction]
     factor = _real("diverge_factor", diverge_factor)
     if factor <= 0:
         raise ValueError(f"{FN}: diverge_factor must be > 0, got {diverge_factor!r}")
@@ -432,7 +459,7 @@ def find_lr(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: I
     snapshot = _Snapshot(model, optimizer, fused)
     try:
         return _run(model, optimizer, fused, schedule, lrs, first, iterator, batches if reiterable else None,
-                    loss_fn, num_steps, mode, beta, factor, early_stop, check_every)
+                    loss_fn, num_steps, mode, beta, lag, factor, early_stop, check_every)
     finally:
         snapshot.restore()
 
@@ -465,7 +492,8 @@ def _write_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def _run(model: torch.nn.Module, optimizer: torch.optim.Optimizer, fused: bool, schedule: Schedule, lrs: np.ndarray,
          first: Any, iterator: Iterator[Any], source: Iterable[Any] | None, loss_fn: Callable, num_steps: int,
-         mode: str, beta: float, factor: float, early_stop: bool, check_every: int | None) -> LRFinderResult:
+         mode: str, beta: float, lag: int, factor: float, early_stop: bool,
+         check_every: int | None) -> LRFinderResult:
     from ._backend import device_api
 
     model.train()
@@ -491,9 +519,9 @@ def _run(model: torch.nn.Module, optimizer: torch.optim.Optimizer, fused: bool, 
         if tracker is None:
             if loss.device.type != "cpu" or device_api.is_device(loss.device):
                 every = check_every or DEVICE_CHECK_EVERY
-                tracker = _DeviceTracker(loss.device, num_steps, beta, factor, early_stop)
+                tracker = _DeviceTracker(loss.device, num_steps, beta, lag, factor, early_stop)
             else:
-                tracker = _HostTracker(num_steps, beta, factor, early_stop)
+                tracker = _HostTracker(num_steps, beta, lag, factor, early_stop)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -112,17 +112,18 @@ def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps
 
 
 def plot_range_test(lrs: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None = None,
-                    suggestion_index: int | None = None, *, log_x: bool = True, path: str | Path | None = None,
+                    marks: Sequence[tuple[int, str]] = (), *, log_x: bool = True, path: str | Path | None = None,
                     title: str | None = None) -> Figure:
     """Draw an LR range test (:func:`lrfast.find_lr`): the smoothed loss against the LR,
-    the raw losses faintly when given, the suggestion as a red dot. Save to ``path`` when
-    given (and close the figure). ``fig.axes[0].lines[0]`` is the smoothed curve.
+    the raw losses faintly when given, and a dot on the smoothed curve at each
+    ``(step, label)`` of ``marks`` (the first red). Save to ``path`` when given (and
+    close the figure). ``fig.axes[0].lines[0]`` is the smoothed curve.
 
     >>> import numpy as np
     >>> lrs = np.geomspace(1e-4, 1.0, 30)
-    >>> fig = plot_range_test(lrs, 1.0 + (np.log10(lrs) + 2.0) ** 2, suggestion_index=10)
+    >>> fig = plot_range_test(lrs, 1.0 + (np.log10(lrs) + 2.0) ** 2, marks=[(10, "suggestion")])
     >>> [line.get_label() for line in fig.axes[0].lines]
-    ['smoothed loss', 'suggestion 0.0024']
+    ['smoothed loss', 'suggestion']
     """
     import matplotlib
 
@@ -138,11 +139,15 @@ def plot_range_test(lrs: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | Non
     ax.plot(lrs, smoothed, label="smoothed loss")
     if raw is not None:
         ax.plot(lrs, raw, alpha=0.3, linewidth=0.8, color="grey", label="_raw loss")
-    if suggestion_index is not None:
-        ax.plot(lrs[suggestion_index], smoothed[suggestion_index], "o", color="red", markersize=8,
-                label=f"suggestion {lrs[suggestion_index]:.3g}")
-    finite = smoothed[np.isfinite(smoothed)]
-    if finite.size:  # the raw losses past a divergence would flatten the curve: scale to the smoothed one
+    colors = ["red", "darkorange", "green", "purple", "black"]
+    for i, (step, label) in enumerate(marks):
+        ax.plot(lrs[step], smoothed[step], "o", color=colors[i % len(colors)], markersize=8 if i == 0 else 6,
+                label=label)
+    # the y axis fits the smoothed curve without its last point: the raw losses and the
+    # step that diverged would squash the rest of the curve flat
+    scaled = smoothed[:-1] if len(smoothed) > 2 else smoothed
+    finite = scaled[np.isfinite(scaled)]
+    if finite.size:
         low, high = float(finite.min()), float(finite.max())
         pad = 0.05 * (high - low or abs(high) or 1.0)
         ax.set_ylim(low - pad, high + pad)

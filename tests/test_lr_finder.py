@@ -473,5 +473,33 @@ def test_plot_marks_the_suggestion(tmp_path):
     smoothed, raw, marker = fig.axes[0].lines
     np.testing.assert_array_equal(smoothed.get_xdata(), result.lrs)
     np.testing.assert_array_equal(smoothed.get_ydata(), result.smoothed)
-    assert marker.get_xdata()[0] == result.suggestion
+    np.testing.assert_array_equal(raw.get_ydata(), result.losses)
+    assert marker.get_xdata()[0] == result.suggestion and marker.get_color() == "red"
     assert fig.axes[0].get_xscale() == "log"
+    fig = result.plot(rules=lrfast.lr_finder.SUGGESTION_RULES, raw=False)
+    marks = fig.axes[0].lines[1:]
+    assert [m.get_label().split(":")[0] for m in marks] == list(lrfast.lr_finder.SUGGESTION_RULES)
+    for mark, rule in zip(marks, lrfast.lr_finder.SUGGESTION_RULES):
+        step = result.suggestion_step(rule)
+        assert mark.get_xdata()[0] == result.lrs[step] and mark.get_ydata()[0] == result.smoothed[step]
+        assert mark.get_label() == f"{rule}: {result.suggest(rule):.3g}"
+
+
+# -- bias correction ---------------------------------------------------------------------------
+
+def test_bias_correction_lightning_or_exact():
+    runs = {}
+    for correction in ("lightning", "exact"):
+        model = make_net()
+        runs[correction] = find_lr_checked(model, torch.optim.SGD(model.parameters(), lr=0.1), make_data(),
+                                           num_steps=12, max_lr=1e-3, smoothing=0.9, bias_correction=correction)
+    lightning, exact = runs["lightning"], runs["exact"]
+    np.testing.assert_array_equal(lightning.losses, exact.losses)
+    assert exact.smoothed[0] == exact.losses[0]  # the weights sum to one
+    assert lightning.smoothed[0] == pytest.approx(lightning.losses[0] / 1.9, rel=1e-15)  # Lightning's low start
+    k = np.arange(12)
+    np.testing.assert_allclose(lightning.smoothed * (1 - 0.9 ** (k + 2)), exact.smoothed * (1 - 0.9 ** (k + 1)),
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="find_lr: bias_correction must be one of .'lightning', 'exact'., got 'adam'"):
+        lrfast.find_lr(make_net(), torch.optim.SGD(make_net().parameters(), lr=0.1), make_data(), mse,
+                       bias_correction="adam")
