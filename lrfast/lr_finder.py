@@ -251,14 +251,17 @@ def _put_back(original: Any, contents: Any) -> Any:
 
 class _Snapshot:
     """The model (parameters, gradients, buffers, train/eval flags) and the optimizer
-    (state, param groups; an lrfast optimizer's bound scheduler) as they were. Restoring
+    (its parameters, state, param groups; an lrfast optimizer's bound scheduler) as they were. Restoring
     writes the saved values back into the same tensor objects, so nothing that holds them
     (a CUDA graph, another optimizer) sees new storage."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fused: bool) -> None:
         self.model, self.optimizer, self.fused = model, optimizer, fused
-        self.tensors = [_saved(t) for t in (*model.parameters(), *model.buffers())]
-        self.grads = [(p, None if p.grad is None else _saved(p.grad)) for p in model.parameters()]
+        # the optimizer's parameters too: one outside the model changes as much as one inside
+        params = list({id(p): p for p in (*model.parameters(),
+                                          *(p for g in optimizer.param_groups for p in g["params"]))}.values())
+        self.tensors = [_saved(t) for t in (*params, *model.buffers())]
+        self.grads = [(p, None if p.grad is None else _saved(p.grad)) for p in params]
         self.modes = [(m, m.training) for m in model.modules()]
         self.state = {id(p): (p, {k: _saved(v) for k, v in s.items()}) for p, s in optimizer.state.items()}
         self.groups = [(g, {k: _saved(v) for k, v in g.items() if k != "params"}) for g in optimizer.param_groups]
@@ -273,10 +276,10 @@ class _Snapshot:
         for module, training in self.modes:
             module.training = training
         state = self.optimizer.state
-        for p in [p for p in state if id(p) not in self.state]:
-            del state[p]
-        for p, entries in self.state.values():
-            live = state[p]
+        for added in [t for t in state if id(t) not in self.state]:
+            del state[added]
+        for param, entries in self.state.values():
+            live = state[param]
             for key in [k for k in live if k not in entries]:
                 del live[key]
             for key, (original, contents) in entries.items():

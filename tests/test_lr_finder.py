@@ -309,6 +309,15 @@ def test_a_bound_lrfast_scheduler_is_set_aside_and_bound_again():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
 
 
+def test_a_parameter_the_optimizer_holds_outside_the_model_is_restored():
+    model = make_net()
+    scale = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([*model.parameters(), scale], lr=0.1, momentum=0.9)
+    result = lrfast.find_lr(model, optimizer, make_data(), lambda m, b: mse(m, b) * scale, num_steps=20, max_lr=10.0)
+    assert result.steps_run > 5
+    assert torch.equal(scale, torch.ones(1)) and scale.grad is None
+
+
 def test_gradients_left_by_the_caller_are_kept():
     model = make_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
