@@ -126,7 +126,7 @@ class LRFinderResult:
         if rule == "lightning":
             return self.suggestion_index
         if rule not in SUGGESTION_RULES:
-            raise ValueError(f"LRFinderResult.suggest: rule must be one of {SUGGESTION_RULES}, got {rule!r}")
+            raise ValueError(f"LRFinderResult: rule must be one of {SUGGESTION_RULES}, got {rule!r}")
         return _fastai_index(rule, self.lrs, self.smoothed, self.num_steps)
 
     def plot(self, path: str | Path | None = None, *, rules: Sequence[str] = ("lightning",), raw: bool = True,
