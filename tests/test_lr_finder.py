@@ -295,6 +295,30 @@ def test_model_and_optimizer_are_put_back(make, warm):
         assert float(g["lr"]) == float(h["lr"]) and g.get("lr_step") == h.get("lr_step")
 
 
+def test_an_lrfast_optimizer_runs_the_range_test_as_its_schedule_lr():
+    model = make_net()
+    optimizer = lrfast.optim.SGD([{"params": list(model.parameters())[:2]},
+                                  {"params": list(model.parameters())[2:], "lr": 0.3}], lr=0.1, momentum=0.9)
+    seen = []
+
+    def loss_fn(m, batch):
+        seen.append([(g.get("lr_schedule"), g.get("lr_step"), g["lr"]) for g in optimizer.param_groups])
+        return mse(m, batch)
+
+    result = find_lr_checked(model, optimizer, make_data(), loss_fn, min_lr=1e-4, max_lr=0.05, num_steps=15)
+    expected = range_test_schedule(1e-4, 0.05, 15)
+    for k, groups in enumerate(seen):
+        for schedule, step, lr in groups:  # every group: the range test's Schedule, at step k
+            assert repr(schedule) == repr(expected) and step == k and lr == result.lrs[k]
+    # the kernel applied those LRs: the same losses as torch's SGD given them as floats
+    twin = make_net()
+    reference = lrfast.find_lr(twin, torch.optim.SGD([{"params": list(twin.parameters())[:2]},
+                                                      {"params": list(twin.parameters())[2:], "lr": 0.3}],
+                                                     lr=0.1, momentum=0.9),
+                               make_data(), mse, min_lr=1e-4, max_lr=0.05, num_steps=15)
+    np.testing.assert_array_equal(result.losses, reference.losses)
+
+
 def test_a_bound_lrfast_scheduler_is_set_aside_and_bound_again():
     model = make_net()
     optimizer = lrfast.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -437,6 +461,7 @@ def result_of(lrs, smoothed, num_steps=None) -> LRFinderResult:
                           steps_run=len(lrs), num_steps=num_steps or len(lrs), mode="exponential")
 
 
+@pytest.mark.slow  # Lightning's import: about 5 s the first time
 def test_the_lightning_suggestion_is_lightnings_on_random_curves():
     pytest.importorskip("lightning.pytorch", reason='Lightning is not installed (pip install -e ".[test]")')
     from lightning.pytorch.tuner.lr_finder import _LRFinder
