@@ -228,6 +228,27 @@ def test_a_divergence_read_late_gives_the_same_result(emulated):
     assert early.suggestion == late.suggestion and early.stopped_at == late.stopped_at
 
 
+def test_on_the_device_without_early_stop_the_one_read_is_at_the_end(emulated, monkeypatch):
+    model = make_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with monkeypatch.context() as patch:
+        counter = ReadCounter(patch)
+        result = lrfast.find_lr(model, optimizer, make_data(), mse, min_lr=1e-4, max_lr=20.0, num_steps=40,
+                                early_stop=False)
+    assert counter.calls == ["tolist"] and result.steps_run == len(result.lrs) == 40
+    assert result.stop_reason == "completed"
+    assert not result.smoothed[-1] <= 4 * np.nanmin(result.smoothed)  # it diverged, and ran on as asked
+
+
+def test_a_nan_loss_on_the_device_says_so(emulated):
+    model = make_net()
+    result = find_lr_checked(model, torch.optim.SGD(model.parameters(), lr=0.1), make_data(),
+                             lambda m, b: mse(m, b) * float("nan"), num_steps=30)
+    assert result.stop_reason == "non-finite loss" and result.stopped_at == 1 and len(result.lrs) == 2
+    assert result.steps_run == 10  # read at the first check (DEVICE_CHECK_EVERY)
+    assert result.suggestion is None
+
+
 def test_emulated_device_matches_the_cpu(emulated):
     model = make_net()
     on_device = find_lr_checked(model, lrfast.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), make_data(),
