@@ -196,7 +196,7 @@ def range_test_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str 
     >>> [round(s(k), 12) for k in range(4)]
     [0.0001, 0.01, 0.1, 1.0]
     """
-    a, b, n = _check_range(min_lr, max_lr, num_steps, mode)
+    a, b, n = _check_range("range_test_schedule", min_lr, max_lr, num_steps, mode)
     if mode == "exponential":
         ratio = b / a
         rest = exponential_decay(a * ratio ** (2 / n), n, ratio)
@@ -206,29 +206,29 @@ def range_test_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str 
     return join([constant(a), rest], [1])
 
 
-def _real(name: str, value: Any) -> float:
+def _real(fn: str, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{FN}: {name} must be a real number, got {value!r}")
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
     out = float(value)
     if not math.isfinite(out):
-        raise ValueError(f"{FN}: {name} must be finite, got {value!r}")
+        raise ValueError(f"{fn}: {name} must be finite, got {value!r}")
     return out
 
 
-def _check_range(min_lr: Any, max_lr: Any, num_steps: Any, mode: Any) -> tuple[float, float, int]:
+def _check_range(fn: str, min_lr: Any, max_lr: Any, num_steps: Any, mode: Any) -> tuple[float, float, int]:
     if mode not in MODES:
-        raise ValueError(f"{FN}: mode must be one of {MODES}, got {mode!r}")
-    a, b = _real("min_lr", min_lr), _real("max_lr", max_lr)
+        raise ValueError(f"{fn}: mode must be one of {MODES}, got {mode!r}")
+    a, b = _real(fn, "min_lr", min_lr), _real(fn, "max_lr", max_lr)
     if mode == "exponential" and a <= 0:
-        raise ValueError(f"{FN}: min_lr must be > 0 for mode='exponential', got {min_lr!r}")
+        raise ValueError(f"{fn}: min_lr must be > 0 for mode='exponential', got {min_lr!r}")
     if a < 0:
-        raise ValueError(f"{FN}: min_lr must be >= 0, got {min_lr!r}")
+        raise ValueError(f"{fn}: min_lr must be >= 0, got {min_lr!r}")
     if a >= b:
-        raise ValueError(f"{FN}: min_lr must be below max_lr, got min_lr={min_lr!r}, max_lr={max_lr!r}")
+        raise ValueError(f"{fn}: min_lr must be below max_lr, got min_lr={min_lr!r}, max_lr={max_lr!r}")
     if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral):
-        raise TypeError(f"{FN}: num_steps must be an int, got {num_steps!r}")
+        raise TypeError(f"{fn}: num_steps must be an int, got {num_steps!r}")
     if num_steps < 2:
-        raise ValueError(f"{FN}: num_steps must be >= 2, got {num_steps!r}")
+        raise ValueError(f"{fn}: num_steps must be >= 2, got {num_steps!r}")
     return a, b, int(num_steps)
 
 
@@ -250,10 +250,10 @@ def _put_back(original: Any, contents: Any) -> Any:
 
 
 class _Snapshot:
-    """The model (parameters, gradients, buffers, train/eval flags) and the optimizer
-    (its parameters, state, param groups; an lrfast optimizer's bound scheduler) as they were. Restoring
-    writes the saved values back into the same tensor objects, so nothing that holds them
-    (a CUDA graph, another optimizer) sees new storage."""
+    """The model (parameters, gradients, buffers, train/eval flags) and the optimizer (its
+    parameters, state, param groups; an lrfast optimizer's bound scheduler) as they were.
+    Restoring writes the saved values back into the same tensor objects, so nothing that
+    holds them (a CUDA graph, another optimizer) sees new storage."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fused: bool) -> None:
         self.model, self.optimizer, self.fused = model, optimizer, fused
@@ -430,15 +430,16 @@ def find_lr(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: I
         raise TypeError(f"{FN}: optimizer must be a torch.optim.Optimizer, got {optimizer!r}")
     if not callable(loss_fn):
         raise TypeError(f"{FN}: loss_fn must be callable as loss_fn(model, batch), got {loss_fn!r}")
+    _check_range(FN, min_lr, max_lr, num_steps, mode)
     schedule = range_test_schedule(min_lr, max_lr, num_steps, mode)
     num_steps = int(num_steps)
-    beta = _real("smoothing", smoothing)
+    beta = _real(FN, "smoothing", smoothing)
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"{FN}: smoothing must be in [0, 1), got {smoothing!r}")
     if not isinstance(bias_correction, str) or bias_correction not in BIAS_CORRECTIONS:
         raise ValueError(f"{FN}: bias_correction must be one of {tuple(BIAS_CORRECTIONS)}, got {bias_correction!r}")
     lag = BIAS_CORRECTIONS[bias_correction]
-    factor = _real("diverge_factor", diverge_factor)
+    factor = _real(FN, "diverge_factor", diverge_factor)
     if factor <= 0:
         raise ValueError(f"{FN}: diverge_factor must be > 0, got {diverge_factor!r}")
     if not isinstance(early_stop, bool):

@@ -412,6 +412,11 @@ def test_no_batches_is_an_error(batches):
     assert_unchanged(model, optimizer, before)
 
 
+def test_range_test_schedule_names_itself_in_its_errors():
+    with pytest.raises(ValueError, match=r"range_test_schedule: num_steps must be >= 2, got 1"):
+        range_test_schedule(1e-3, 1.0, 1)
+
+
 def test_other_arguments_are_checked():
     model = make_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
