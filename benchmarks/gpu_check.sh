@@ -88,7 +88,7 @@ if "$PYTHON" -c "import pytest_benchmark" 2>/dev/null; then bench_flag=(--benchm
 # saying why, which still checks that every file imports and collects.
 step "GPU tests" 110 gpu-tests.log "$PYTHON" -m pytest -q -p no:cacheprovider -rs \
   "${bench_flag[@]}" --maxfail=25 tests/test_gpu_schedules.py tests/test_gpu_lr_scheduler.py \
-  tests/test_gpu_plateau.py tests/test_lr_tensor_gpu.py tests/test_gpu_optim.py tests/test_examples_lion.py \
+  tests/test_gpu_plateau.py tests/test_lr_tensor_gpu.py tests/test_gpu_optim.py tests/test_gpu_lr_finder.py tests/test_examples_lion.py \
   tests/test_cuda_optim_layout.py
 # The Python CUDA layer's suite (docs/emulated-device.md): its "cuda" variants on the GPU
 # (they skip, saying why, without one) and its emulated variants in three thread orders.

@@ -25,17 +25,18 @@ if TYPE_CHECKING:  # the lazy submodules, for type checkers and IDEs
     from matplotlib.figure import Figure
     from torch.optim.lr_scheduler import LRScheduler
 
-    from . import lr_scheduler, optim, schedules
+    from . import lr_finder, lr_scheduler, optim, schedules
+    from .lr_finder import find_lr
     from .schedules import Schedule
 
     LAYOUT_VERSION: int  # NOTE [descriptor layout] in schedule.h (loaded on first access)
 
 __all__ = ["__version__", "schedules", "lr_scheduler", "optim", "info", "get_include", "cuda_status",
-           "numba_status", "plot", "get_cmake_dir", "LAYOUT_VERSION", "warmup"]
+           "numba_status", "plot", "get_cmake_dir", "LAYOUT_VERSION", "warmup", "find_lr", "lr_finder"]
 
 # Loaded on first attribute access: lr_scheduler and optim import torch (and optim Numba),
 # which a plain `import lrfast` (the CLI's `info`, a build script's get_include) should not pay for.
-_LAZY_SUBMODULES = frozenset({"schedules", "lr_scheduler", "optim", "integrations", "plotting"})
+_LAZY_SUBMODULES = frozenset({"schedules", "lr_scheduler", "optim", "integrations", "plotting", "lr_finder"})
 
 
 def __getattr__(name: str) -> Any:
@@ -43,6 +44,11 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{name}", __name__)
         globals()[name] = module
         return module
+    if name == "find_lr":  # the LR range test (lrfast/lr_finder.py), loaded on first use
+        from .lr_finder import find_lr
+
+        globals()[name] = find_lr
+        return find_lr
     if name == "LAYOUT_VERSION":  # the descriptor layout of schedule.h, read from the compiled core
         from ._descriptor import LAYOUT_VERSION
 

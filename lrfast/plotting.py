@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch.optim.lr_scheduler import LRScheduler
 
-__all__ = ["plot", "Curve", "curves"]
+__all__ = ["plot", "Curve", "curves", "plot_range_test"]
 
 
 class Curve(NamedTuple):
@@ -135,5 +135,58 @@ def plot(items: Schedule | LRScheduler | Sequence[Schedule | LRScheduler], steps
     ax.set_title(title or "lrfast schedules")
     if path is not None:
         fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    return fig
+
+
+def plot_range_test(lrs: np.ndarray, smoothed: np.ndarray, raw: np.ndarray | None = None,
+                    marks: Sequence[tuple[int, str]] = (), *, log_x: bool = True, path: str | Path | None = None,
+                    title: str | None = None) -> Figure:
+    """Draw an LR range test (:func:`lrfast.find_lr`): the smoothed loss against the LR,
+    the raw losses faintly when given, and a dot on the smoothed curve at each
+    ``(step, label)`` of ``marks`` (the first red). Save to ``path`` when given (and
+    close the figure). ``fig.axes[0].lines[0]`` is the smoothed curve.
+
+    >>> import numpy as np
+    >>> lrs = np.geomspace(1e-4, 1.0, 30)
+    >>> fig = plot_range_test(lrs, 1.0 + (np.log10(lrs) + 2.0) ** 2, marks=[(10, "suggestion")])
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['smoothed loss', 'suggestion']
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    lrs, smoothed = np.asarray(lrs, dtype=np.float64), np.asarray(smoothed, dtype=np.float64)
+    if lrs.shape != smoothed.shape or lrs.ndim != 1:
+        raise ValueError(f"plot_range_test: lrs and smoothed must be 1-d and of one length, got shapes "
+                         f"{lrs.shape} and {smoothed.shape}")
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    ax.plot(lrs, smoothed, label="smoothed loss")
+    if raw is not None:
+        ax.plot(lrs, raw, alpha=0.3, linewidth=0.8, color="grey", label="_raw loss")
+    colors = ["red", "darkorange", "green", "purple", "black"]
+    for i, (step, label) in enumerate(marks):
+        ax.plot(lrs[step], smoothed[step], "o", color=colors[i % len(colors)], markersize=8 if i == 0 else 6,
+                label=label)
+    # the y axis fits the smoothed curve without its last point: the raw losses and the
+    # step that diverged would squash the rest of the curve flat
+    scaled = smoothed[:-1] if len(smoothed) > 2 else smoothed
+    finite = scaled[np.isfinite(scaled)]
+    if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        pad = 0.05 * (high - low or abs(high) or 1.0)
+        ax.set_ylim(low - pad, high + pad)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title(title or "LR range test")
+    if path is not None:
+        fig.savefig(path, dpi=80, bbox_inches="tight")
         plt.close(fig)
     return fig

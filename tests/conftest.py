@@ -64,6 +64,7 @@ HEAVIEST_FIRST = (
     "tests/test_doc_snippets.py",  # 56: a fresh interpreter per block
     "tests/test_cpu_threading.py",  # 55: a subprocess per threading layer
     "tests/test_bench_cli.py",  # 35: the quick bench in a subprocess
+    "tests/test_lr_finder.py",  # 33 (loaded machine, one process): Lightning's lr_find, the emulated device
     "tests/test_cpu_compiled_variants.py",  # 28: cold Numba caches in subprocesses
     "tests/test_examples_lion.py",  # 24: a CMake + nvcc build
     "tests/test_typing.py",  # 22 on a fresh clone: mypy over the public API

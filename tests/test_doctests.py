@@ -14,7 +14,7 @@ import lrfast
 # __main__ runs the CLI when imported; _C is the compiled module (no Python docstrings).
 NOT_IMPORTED = {"lrfast.__main__", "lrfast._C"}
 PUBLIC_MODULES = ["lrfast", "lrfast.schedules", "lrfast.lr_scheduler", "lrfast.optim", "lrfast.plotting",
-                  "lrfast.tools.cli", "lrfast.numba", "lrfast.integrations.transformers"]
+                  "lrfast.lr_finder", "lrfast.tools.cli", "lrfast.numba", "lrfast.integrations.transformers"]
 
 
 def _module_names() -> list[str]:

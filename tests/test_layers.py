@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                "lrfast._descriptor", "lrfast._bucket_layout", "lrfast._numba_cache")),
     ("schedule math", ("lrfast.schedules", "lrfast.numba")),
     ("backends", ("lrfast._backend",)),
-    ("user API", ("lrfast.optim", "lrfast.lr_scheduler", "lrfast.integrations", "lrfast.plotting",
+    ("user API", ("lrfast.optim", "lrfast.lr_scheduler", "lrfast.integrations", "lrfast.plotting", "lrfast.lr_finder",
                   "lrfast._compile", "lrfast._scheduling_protocol", "lrfast")),
     ("tools", ("lrfast.tools", "lrfast.__main__")),
 ]

@@ -23,7 +23,7 @@ import lrfast
 ROOT = Path(__file__).resolve().parent.parent
 # lrfast.numba's functions are Numba dispatchers, typed when they compile.
 PUBLIC_MODULES = ["lrfast", "lrfast.schedules", "lrfast.optim", "lrfast.lr_scheduler", "lrfast.plotting",
-                  "lrfast.tools.cli", "lrfast.integrations.transformers"]
+                  "lrfast.lr_finder", "lrfast.tools.cli", "lrfast.integrations.transformers"]
 
 
 def _public_functions():
@@ -108,7 +108,7 @@ def test_every_public_module_is_in_the_mypy_check():
     files = re.search(r"\[tool\.mypy\][^\[]*?files = \[(.*?)\]", text, re.S).group(1)
     listed = set(re.findall(r'"([^"]+)"', files))
     for path in ("lrfast/__init__.py", "lrfast/schedules", "lrfast/optim/__init__.py", "lrfast/lr_scheduler",
-                 "lrfast/integrations", "lrfast/_C.pyi"):
+                 "lrfast/integrations", "lrfast/_C.pyi", "lrfast/lr_finder.py"):
         assert path in listed, f"{path} is not in [tool.mypy] files"
 
 
