@@ -202,15 +202,15 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                               "the last-level cache)")
     p_bench.add_argument("--rounds", type=_positive_int, default=None, metavar="N",
                          help="paired rounds per row; each contender timed once a round (default: 15, 7 with "
-                              "--quick, 21 with --targets)")
+                              "--quick, 21 with --targets, 31 with --only patterns)")
     p_bench.add_argument("--targets", action="store_true",
                          help="only issue 14's three CPU targets, lrfast vs torch fused, with the bandwidth reached "
                               "(default: off, the whole report)")
     p_bench.add_argument("--only", choices=["patterns"], default=None,
                          help="measure one section only: patterns = scheduler.step() by pattern (one scheduler of "
                               "every class, composites, two stacked, a resume, a hand edit), torch vs lrfast at 1, "
-                              "10 and 100 groups, on torch.optim.SGD and lrfast.optim.SGD; 15 rounds of 300 steps, "
-                              "--quick 7 of 100 (default: the whole report)")
+                              "10 and 100 groups, on torch.optim.SGD and lrfast.optim.SGD; 31 rounds of 100 steps, "
+                              "--quick 7 (default: the whole report)")
     p_bench.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a tty)")
     p_bench.add_argument("--from-json", default=None, metavar="PATH",
                          help="regenerate the tables (and --plot) from a saved --json run instead of measuring "

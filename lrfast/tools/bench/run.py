@@ -215,8 +215,10 @@ def run_patterns(quick: bool = False, groups: Sequence[int] | None = None, show_
     for section in sections:
         if section not in PATTERN_OPTIMIZERS:
             raise ValueError(f"run_patterns: sections must be among {list(PATTERN_OPTIMIZERS)}, got {section!r}")
-    rounds = rounds or (7 if quick else 15)
-    steps = steps or (100 if quick else 300)
+    # many short rounds: on a shared machine a round of a few ms is often slowed whole (a
+    # descheduled thread, a busy sibling core), and the median of 31 rounds passes over more of them
+    rounds = rounds or (7 if quick else 31)
+    steps = steps or 100
     meta = _meta("cpu", quick, rounds, 0, command)
     meta["pattern_steps"] = steps
     rows = _pattern_rows(groups, steps, rounds, sections, show_progress, meta["load_average"])
