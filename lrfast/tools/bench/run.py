@@ -59,13 +59,14 @@ def _pattern_rows(groups: Sequence[int], steps: int, rounds: int, sections: Sequ
             warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's "scheduler.step() before optimizer.step()", the no-Numba warning
         for section in sections:
+            gc.collect()  # once per table, not per cell (paired_rounds' collect)
             optimizer = PATTERN_OPTIMIZERS[section]
             timed = "scheduler calls" if optimizer == "torch.optim.SGD" else "optimizer.step() + scheduler calls"
             for pattern in patterns:
                 for g in groups:
                     steps_of = {impl: contenders.pattern_steps(impl, pattern, g, steps, optimizer)
                                 for impl in ("torch", "lrfast")}
-                    times = timing.paired_rounds(steps_of, "cpu", rounds, warmup=1)
+                    times = timing.paired_rounds(steps_of, "cpu", rounds, warmup=1, collect=False)
                     for contender, ts in times.items():
                         per_call = [t / steps for t in ts]
                         rows.append(Result(section, f"{pattern.name}, {g} groups", contender,
