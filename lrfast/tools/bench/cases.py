@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BYTES_PER_ELEMENT", "EDIT_AFTER", "EDITED_LR", "PATTERN_GROUPS", "PATTERN_OPTIMIZERS", "RESUME_STEP",
-           "SCHEDULER_CASES", "TITLES", "TARGETS", "Case", "Pattern", "case_of", "curve_cases", "pattern_cases",
-           "scheduler_calls", "target_cases"]
+__all__ = ["BYTES_PER_ELEMENT", "EDIT_AFTER", "EDITED_LR", "OFF_PROGRAM_T_MAX", "PATTERN_GROUPS", "PATTERN_OPTIMIZERS",
+           "RESUME_STEP", "SCHEDULER_CASES", "TITLES", "TARGETS", "Case", "Pattern", "case_of", "curve_cases",
+           "pattern_cases", "scheduler_calls", "target_cases"]
 
 BYTES_PER_ELEMENT = {"adamw": 28, "sgd": 20}  # NOTE [bandwidth floor] in results.py
 TITLES = {"adamw": "AdamW + cosine", "sgd": "SGD(momentum) + cosine"}
@@ -97,6 +97,11 @@ PATTERN_OPTIMIZERS = {"patterns": "torch.optim.SGD", "patterns, lrfast.optim.SGD
 RESUME_STEP = 500  # "resumed": the last_epoch the scheduler is built with
 EDIT_AFTER = 10  # "hand edit": the steps before the edit
 EDITED_LR = 0.05  # what the resume and the hand edit put in every group (off the closed form)
+# the cosine of the resume and the hand edit: long enough that no timed step reaches T_max,
+# where the recursion from any LR meets the closed form again (eta_min) and a scheduler that
+# left the closed form at the edit could find it again (with T_max=1000 the later rounds of a
+# run timed the closed form, not the pattern)
+OFF_PROGRAM_T_MAX = 100_000
 
 
 def scheduler_calls(scheduler: Any) -> Callable[[], object]:
@@ -139,11 +144,11 @@ def _resumed(m: Any, o: Any) -> Callable[[], object]:
     for group in o.param_groups:
         group["initial_lr"] = group["lr"]
         group["lr"] = EDITED_LR
-    return m.CosineAnnealingLR(o, T_max=1000, last_epoch=RESUME_STEP).step
+    return m.CosineAnnealingLR(o, T_max=OFF_PROGRAM_T_MAX, last_epoch=RESUME_STEP).step
 
 
 def _hand_edit(m: Any, o: Any) -> Callable[[], object]:
-    scheduler = SCHEDULER_CASES["CosineAnnealingLR"](m, o)
+    scheduler = m.CosineAnnealingLR(o, T_max=OFF_PROGRAM_T_MAX)
     for _ in range(EDIT_AFTER):
         scheduler.step()
     for group in o.param_groups:
@@ -153,8 +158,8 @@ def _hand_edit(m: Any, o: Any) -> Callable[[], object]:
 
 def pattern_cases() -> list[Pattern]:
     """The rows of the pattern table: the composite and stacked patterns, a resume and a hand
-    edit (each beside one CosineAnnealingLR, the scheduler they resume and edit), then one
-    scheduler of every other class."""
+    edit (of a CosineAnnealingLR with T_max=OFF_PROGRAM_T_MAX, beside one CosineAnnealingLR),
+    then one scheduler of every other class."""
     named = [
         Pattern("one CosineAnnealingLR", _single("CosineAnnealingLR")),
         Pattern("SequentialLR(LinearLR → CosineAnnealingLR)", _single("SequentialLR")),
