@@ -1,5 +1,6 @@
 """The scheduler configurations timed by the benchmarks, shared by the pytest-benchmark
-file and the report script (one definition of each case)."""
+file, the report script and ``python -m lrfast bench`` (one definition of each case, in
+lrfast/tools/bench/cases.py: one scheduler of every class, and the patterns of use)."""
 
 from __future__ import annotations
 
@@ -7,44 +8,21 @@ import warnings
 
 import torch
 
-CASES = {
-    "LambdaLR": lambda m, o: m.LambdaLR(o, lambda t: 0.999**t),
-    "MultiplicativeLR": lambda m, o: m.MultiplicativeLR(o, lambda t: 0.999),
-    "StepLR": lambda m, o: m.StepLR(o, step_size=30, gamma=0.5),
-    "MultiStepLR": lambda m, o: m.MultiStepLR(o, milestones=[100, 200, 300], gamma=0.5),
-    "ConstantLR": lambda m, o: m.ConstantLR(o, factor=0.5, total_iters=100),
-    "LinearLR": lambda m, o: m.LinearLR(o, start_factor=0.1, total_iters=1000),
-    "ExponentialLR": lambda m, o: m.ExponentialLR(o, gamma=0.999),
-    "SequentialLR": lambda m, o: m.SequentialLR(
-        o, [m.LinearLR(o, start_factor=0.1, total_iters=100), m.CosineAnnealingLR(o, T_max=10_000)], [100]),
-    "PolynomialLR": lambda m, o: m.PolynomialLR(o, total_iters=100_000, power=2.0),
-    "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=1000),
-    "ChainedScheduler": lambda m, o: m.ChainedScheduler(
-        [m.ConstantLR(o, factor=0.5, total_iters=100), m.ExponentialLR(o, gamma=0.999)]),
-    "ReduceLROnPlateau": lambda m, o: m.ReduceLROnPlateau(o, patience=5),
-    "CyclicLR": lambda m, o: m.CyclicLR(o, base_lr=0.001, max_lr=0.1, step_size_up=500),
-    "OneCycleLR": lambda m, o: m.OneCycleLR(o, max_lr=0.1, total_steps=1_000_000),
-    "CosineAnnealingWarmRestarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=100, T_mult=2),
-    "SWALR": lambda m, o: m.SWALR(o, swa_lr=0.01, anneal_epochs=100),
-}
+from lrfast.tools.bench.cases import SCHEDULER_CASES as CASES
+from lrfast.tools.bench.cases import pattern_cases
+from lrfast.tools.bench.cases import scheduler_calls as stepper
+from lrfast.tools.bench.contenders import pattern_step, scheduler_module
+
+__all__ = ["CASES", "lrfast_module", "make_scheduler", "pattern_cases", "pattern_step", "stepper", "torch_module"]
 
 
 def torch_module():
-    import torch.optim.lr_scheduler as torch_sched
-    from torch.optim import swa_utils
-
-    class Torch:  # torch's classes under one namespace, SWALR included
-        pass
-
-    for name in CASES:
-        setattr(Torch, name, getattr(torch_sched, name, None) or getattr(swa_utils, name))
-    return Torch
+    """torch's scheduler classes under one namespace, SWALR included."""
+    return scheduler_module("torch")
 
 
 def lrfast_module():
-    from lrfast import lr_scheduler
-
-    return lr_scheduler
+    return scheduler_module("lrfast")
 
 
 def make_scheduler(module, name: str, groups: int, tensor_lr: bool):
@@ -57,10 +35,3 @@ def make_scheduler(module, name: str, groups: int, tensor_lr: bool):
         warnings.simplefilter("ignore")
         sched = CASES[name](module, opt)
     return opt, sched
-
-
-def stepper(sched):
-    """A zero-argument callable doing one ``step()`` (ReduceLROnPlateau gets a flat metric)."""
-    if hasattr(sched, "patience"):
-        return lambda: sched.step(1.0)
-    return sched.step

@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -129,9 +130,16 @@ def test_targets_table_from_a_saved_run(tmp_path):
            "fused: 7.000 ms < 7.829 ms)" in _report(tmp_path, meta, rows)
 
 
+def _patterns_of(*names):
+    """The patterns of cases.pattern_cases whose names start with one of ``names``."""
+    return [p for p in cases.pattern_cases() if p.name.startswith(names)]
+
+
 def _tiny_run(monkeypatch, load: float):
-    """run_bench on one small case, 3 rounds, no eviction, a fake load average."""
+    """run_bench on one small case, 3 rounds, no eviction, a fake load average, two patterns."""
     monkeypatch.setattr(cases, "curve_cases", lambda quick, device: [bench.case_of([4096]), bench.case_of([64] * 8)])
+    chosen = _patterns_of("one StepLR", "ExponentialLR + StepLR")
+    monkeypatch.setattr(cases, "pattern_cases", lambda: chosen)
     monkeypatch.setattr(timing, "PROBE_ELEMENTS", 2**16)
     monkeypatch.setattr(timing, "load_average", lambda: load)
     return bench.run_bench(quick=True, groups=(1,), cache_mib=0, show_progress=False, rounds=3)
@@ -140,7 +148,8 @@ def _tiny_run(monkeypatch, load: float):
 def test_a_run_keeps_every_round_and_samples_the_load(monkeypatch):
     meta, rows = _tiny_run(monkeypatch, load=7.0)
     assert meta["rounds"] == 3 and meta["lrfast_kernels"] is True
-    assert len(meta["load_average"]) == 2 + 2 * 2  # start, after each (optimizer, case), end
+    # start, after each pattern table, after each (optimizer, case), end
+    assert len(meta["load_average"]) == 2 + len(cases.PATTERN_OPTIMIZERS) + 2 * 2
     assert set(meta["bandwidth"]) == {"copy", "triad", "update"} and len(meta["bandwidth"]["copy"]) == 6
     # start and end (torch's threads, and one thread where torch has more), then 3 in each of the 4 rows
     assert len(meta["bandwidth"]["update"]) == 6 * (1 + (torch.get_num_threads() > 1)) + 4 * 3
@@ -150,6 +159,10 @@ def test_a_run_keeps_every_round_and_samples_the_load(monkeypatch):
     assert all(len(r.extra["samples"]) == 3 and r.seconds == sorted(r.extra["samples"])[1] for r in opt)
     sched = [r for r in rows if r.section == "scheduler"]
     assert len(sched) == 2 * len(contenders.SCHEDULERS) and all(len(r.extra["samples"]) == 3 for r in sched)
+    patterns = [r for r in rows if r.section in cases.PATTERN_OPTIMIZERS]  # at the one group count asked for
+    assert {(r.section, r.case, r.contender) for r in patterns} == {
+        (s, f"{p}, 1 groups", c) for s in cases.PATTERN_OPTIMIZERS for c in ("torch", "lrfast")
+        for p in ("one StepLR", "ExponentialLR + StepLR stacked, both stepped")}
     text = bench.markdown(meta, rows)
     assert "**Warning: load average 7.0 -> 7.0 (start -> end, highest 7.0) on" in text
     meta["load_average"] = [0.0] * len(meta["load_average"])
@@ -158,10 +171,115 @@ def test_a_run_keeps_every_round_and_samples_the_load(monkeypatch):
         assert min(r.extra["samples"]) > bench.floor_seconds(meta, r.section, r.numel), r
 
 
+def _pattern_row(pattern, groups, contender, samples, section="patterns"):
+    optimizer = cases.PATTERN_OPTIMIZERS[section]
+    return {"section": section, "case": f"{pattern}, {groups} groups", "contender": contender,
+            "seconds": sorted(samples)[len(samples) // 2], "numel": 0, "tensors": 0,
+            "extra": {"pattern": pattern, "groups": groups, "optimizer": optimizer, "samples": samples,
+                      "timed": "scheduler calls" if section == "patterns" else "optimizer.step() + scheduler calls"}}
+
+
+# a --only patterns run: no bandwidth probes, no optimizer rows
+PATTERN_META = {**{k: v for k, v in META.items() if k not in ("bandwidth", "copy_GBs", "triad_GBs")},
+                "rounds": 3, "pattern_steps": 300}
+PATTERN_ROWS = [
+    # per-round ratios 0.5, 0.55, 0.6 (lrfast slower: bold); 2.69, 2.5, 2.33
+    _pattern_row("one CosineAnnealingLR", 1, "torch", [2e-6, 2.2e-6, 2.4e-6]),
+    _pattern_row("one CosineAnnealingLR", 1, "lrfast", [4e-6, 4e-6, 4e-6]),
+    _pattern_row("one CosineAnnealingLR", 10, "torch", [7e-6, 7e-6, 7e-6]),
+    _pattern_row("one CosineAnnealingLR", 10, "lrfast", [2.6e-6, 2.8e-6, 3e-6]),
+    _pattern_row("ExponentialLR + StepLR stacked, both stepped", 1, "torch", [5e-6] * 3),
+    _pattern_row("ExponentialLR + StepLR stacked, both stepped", 1, "lrfast", [2.5e-6] * 3),
+    _pattern_row("one StepLR", 1, "torch", [30e-6] * 3, section="patterns, lrfast.optim.SGD"),
+    _pattern_row("one StepLR", 1, "lrfast", [20e-6] * 3, section="patterns, lrfast.optim.SGD"),
+]
+
+
+def test_pattern_table_from_a_saved_run(tmp_path):
+    out = _report(tmp_path, PATTERN_META, PATTERN_ROWS)
+    assert "### Scheduler step by pattern, torch.optim.SGD(momentum=0.9): µs per loop step of scheduler calls, " \
+           "torch's / lrfast's schedulers (ratio torch / lrfast)" in out
+    assert "median over 3 paired rounds (300 loop steps per round" in out
+    table = out[out.index("| pattern | 1 group | 10 groups |"):]
+    assert "| one CosineAnnealingLR | 2.2 / 4.0 (**0.55x**) | 7.0 / 2.8 (2.50x) |" in table
+    # a pattern not measured at 10 groups says so
+    assert "| ExponentialLR + StepLR stacked, both stepped | 5.0 / 2.5 (2.00x) | n/a |" in table
+    fused = out[out.index("### Scheduler step by pattern, lrfast.optim.SGD(momentum=0.9): µs per loop step of "
+                          "optimizer.step() + scheduler calls"):]
+    assert "| pattern | 1 group |\n|---|---|\n| one StepLR | 30.0 / 20.0 (1.50x) |" in fused
+    assert "Memory bandwidth" not in out and "Warning" not in out and "AdamW" not in out
+
+
+def test_a_high_spread_in_the_pattern_table_is_warned_of(tmp_path):
+    rows = [dict(r) for r in PATTERN_ROWS]
+    rows[1] = _pattern_row("one CosineAnnealingLR", 1, "lrfast", [4e-6, 8e-6, 2e-6])
+    out = _report(tmp_path, PATTERN_META, rows)
+    assert "**Warning: high spread over rounds in 2 of 12 compared cells" in out
+    assert "worst: patterns one CosineAnnealingLR, 1 groups, torch / lrfast, 92%" in out
+
+
+def test_the_patterns_cover_every_class_and_each_way_of_use():
+    names = [p.name for p in cases.pattern_cases()]
+    assert len(set(names)) == len(names)
+    assert all(any(cls in name for name in names) for cls in cases.SCHEDULER_CASES)
+    for needle in ("SequentialLR(LinearLR → CosineAnnealingLR)", "ChainedScheduler(ExponentialLR, MultiStepLR)",
+                   "stacked, both stepped", "resumed with last_epoch=", "hand edit"):
+        assert sum(needle in name for name in names) == 1, needle
+
+
+@pytest.mark.parametrize("way", ["resumed with last_epoch=", "hand edit"])
+def test_resumed_and_edited_groups_are_off_the_closed_form(way):
+    # what makes these patterns what they are: torch's recursion continues from the LR the
+    # groups hold, which is not the closed form of the step the scheduler is at
+    pattern = next(p for p in cases.pattern_cases() if way in p.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's "scheduler.step() before optimizer.step()"
+        opt, step = contenders.pattern_step("torch", pattern, 3)
+        sched = step.__self__
+        # built at RESUME_STEP plus torch's initial step, or EDIT_AFTER steps then the edit
+        assert sched.last_epoch == (cases.RESUME_STEP + 1 if "resumed" in way else cases.EDIT_AFTER)
+        # ... and still off it after as many steps as a default run times (31 rounds of 100
+        # and a warm-up round): the cosine must not reach T_max, where the two meet again
+        for _ in range(32 * 100):
+            step()
+    closed = [base * (1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2 for base in sched.base_lrs]
+    shown = [g["lr"] for g in opt.param_groups]
+    assert all(abs(s - c) > 1e-3 for s, c in zip(shown, closed)), (shown, closed)
+
+
+def test_only_patterns_writes_both_tables_and_json(monkeypatch, capsys, tmp_path):
+    from lrfast.tools import cli
+    from lrfast.tools.bench import run
+
+    chosen = _patterns_of("one CosineAnnealingLR", "CosineAnnealingLR resumed", "ChainedScheduler(Exp")
+    monkeypatch.setattr(cases, "pattern_cases", lambda: chosen)
+    monkeypatch.setattr(run, "PATTERN_GROUPS", (1, 2))
+    out_json = tmp_path / "p.json"
+    code = cli.main(["bench", "--only", "patterns", "--quick", "--rounds", "2", "--no-progress", "--json",
+                     str(out_json)])
+    out = capsys.readouterr().out
+    assert code == 0
+    saved = json.loads(out_json.read_text())
+    meta, rows = saved["meta"], saved["rows"]
+    assert meta["command"] == f"lrfast bench --only patterns --quick --rounds 2 --no-progress --json {out_json}"
+    assert meta["rounds"] == 2 and meta["pattern_steps"] == 100 and "bandwidth" not in meta
+    names = [p.name for p in cases.pattern_cases()]
+    assert [(r["section"], r["extra"]["pattern"], r["extra"]["groups"], r["contender"]) for r in rows] == [
+        (s, p, g, c) for s in cases.PATTERN_OPTIMIZERS for p in names for g in (1, 2) for c in ("torch", "lrfast")]
+    assert all(len(r["extra"]["samples"]) == 2 and r["seconds"] > 0 for r in rows)
+    assert {r["extra"]["optimizer"] for r in rows} == {"torch.optim.SGD", "lrfast.optim.SGD"}
+    for section in ("torch.optim.SGD", "lrfast.optim.SGD"):
+        assert f"### Scheduler step by pattern, {section}(momentum=0.9)" in out
+    assert out.count("| ChainedScheduler(ExponentialLR, MultiStepLR) | ") == 2
+    assert "Memory bandwidth" not in out and "AdamW" not in out
+
+
 BENCH_WITHOUT_NUMBA = HIDE_NUMBA + textwrap.dedent('''
     from lrfast.tools import bench
     from lrfast.tools.bench import cases, timing
     cases.curve_cases = lambda quick, device: [bench.case_of([4096])]
+    one = [p for p in cases.pattern_cases() if p.name == "one StepLR"]
+    cases.pattern_cases = lambda: one
     timing.PROBE_ELEMENTS = 2**16
     meta, rows = bench.run_bench(quick=True, groups=(1,), cache_mib=0, show_progress=False, rounds=2)
     assert meta["lrfast_kernels"] is False and "Numba is unavailable" in meta["lrfast_backend"], meta
@@ -210,14 +328,15 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
     for r in timed:  # the floor lies below every median (a floor above one is a wrong floor)
         assert bench.floor_seconds(meta, r["section"], r["numel"]) < r["seconds"], r
     assert {r["contender"] for r in report["rows"] if r["section"] == "scheduler"} == {"torch", "lrfast"}
+    patterns = [r for r in report["rows"] if r["section"] in cases.PATTERN_OPTIMIZERS]
+    assert len(patterns) == 2 * len(cases.pattern_cases()) * len(cases.PATTERN_GROUPS) * 2
+    assert "### Scheduler step by pattern, torch.optim.SGD(momentum=0.9)" in proc.stdout
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out_md.read_text().startswith("Machine:")
 
 
 def test_lrfast_backend_names_what_runs(monkeypatch):
     # the report's lrfast_kernels / lrfast_backend come from lrfast.optim.backend_status
-    import warnings
-
     import lrfast.optim
     from lrfast._backend import fallback, registry
 

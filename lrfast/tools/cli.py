@@ -127,6 +127,10 @@ def _check_bench(args: argparse.Namespace) -> None:
     if args.targets and (args.plot is not None or args.device != "cpu" or args.quick or args.from_json):
         raise UsageError("--targets: measures the three CPU targets only; it takes no --plot, --device cuda, "
                          "--quick or --from-json")
+    if args.only == "patterns" and (args.targets or args.plot is not None or args.device != "cpu"
+                                    or args.cache_mib is not None or args.from_json):
+        raise UsageError("--only patterns: measures the pattern table only (scheduler calls on the CPU, no cache "
+                         "eviction); it takes no --targets, --plot, --device cuda, --cache-mib or --from-json")
     if args.plot is not None:
         _require_matplotlib("bench --plot")
         _check_image_suffix("--plot", args.plot)
@@ -193,7 +197,8 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                    description="What was built (host module, CUDA kernels) and what is usable here, and why not.")
     p_bench = sub.add_parser("bench", help="compare lrfast with torch on this machine (side by side, one run)",
                              description="lrfast vs torch on this machine, side by side in one run: "
-                                         "scheduler.step() cost, optimizer + scheduler steps, memory bandwidth.")
+                                         "scheduler.step() cost (also by pattern of use), optimizer + scheduler steps, "
+                                         "memory bandwidth.")
     p_bench.add_argument("--quick", action="store_true",
                          help="small sizes (3 per curve, one 2,000-tensor set), 7 rounds (default: off, the full run)")
     p_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
@@ -209,10 +214,15 @@ def build_parser(prog: str = "lrfast") -> argparse.ArgumentParser:
                               "the last-level cache)")
     p_bench.add_argument("--rounds", type=_positive_int, default=None, metavar="N",
                          help="paired rounds per row; each contender timed once a round (default: 15, 7 with "
-                              "--quick, 21 with --targets)")
+                              "--quick, 21 with --targets, 31 with --only patterns)")
     p_bench.add_argument("--targets", action="store_true",
                          help="only the three CPU targets (docs/benchmarks.md), lrfast vs torch fused, with the "
                               "bandwidth reached (default: off, the whole report)")
+    p_bench.add_argument("--only", choices=["patterns"], default=None,
+                         help="measure one section only: patterns = scheduler.step() by pattern (one scheduler of "
+                              "every class, composites, two stacked, a resume, a hand edit), torch vs lrfast at 1, "
+                              "10 and 100 groups, on torch.optim.SGD and lrfast.optim.SGD; 31 rounds of 100 steps, "
+                              "--quick 7 (default: the whole report)")
     p_bench.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a tty)")
     p_bench.add_argument("--from-json", default=None, metavar="PATH",
                          help="regenerate the tables (and --plot) from a saved --json run instead of measuring "
@@ -239,6 +249,9 @@ def _bench(args: argparse.Namespace, command_line: str) -> int:
 
     if args.from_json:
         meta, rows = bench.load_json(args.from_json)
+    elif args.only == "patterns":
+        meta, rows = bench.run_patterns(args.quick, show_progress=not args.no_progress, rounds=args.rounds,
+                                        command=command_line)
     elif args.targets:
         meta, rows = bench.run_targets(args.cache_mib, show_progress=not args.no_progress, rounds=args.rounds,
                                        command=command_line)

@@ -2,7 +2,12 @@
 
 Everything is measured side by side in one run, on the same data for every contender:
 
-1. **scheduler.step() host cost** against the number of param groups (torch vs lrfast).
+1. **scheduler.step() host cost** against the number of param groups (torch vs lrfast), and
+   **by pattern** (:func:`run_patterns`, ``bench --only patterns``): one scheduler of every
+   class, SequentialLR / ChainedScheduler, two schedulers stacked, a resume with
+   ``last_epoch`` and a hand edit of the groups' LR, at 1, 10 and 100 groups, on
+   torch.optim.SGD (the scheduler calls) and on lrfast.optim.SGD (optimizer.step() and the
+   scheduler calls).
 2. **optimizer + scheduler step** (AdamW + cosine, SGD-momentum + cosine) against model
    size and tensor count: torch for-loop, foreach, fused (and on CUDA, foreach +
    capturable stepped in a CUDA graph) vs lrfast; ms per step and GB/s (28 bytes per
@@ -21,7 +26,7 @@ Results: a markdown table (:func:`markdown`), JSON (:func:`save_json`: every rou
 machine, versions and command), a plot (:func:`plot`: time per step vs size, one line per
 contender with its interquartile range, log axes, the bandwidth floor drawn).
 :func:`run_targets`: only issue 14's three CPU targets (lrfast vs torch ``fused=True``), with
-the bandwidth each side reaches.
+the bandwidth each side reaches; :func:`run_patterns`: only the pattern tables.
 
 One module per job, each importing only those above it in this list:
 ``cases`` (what is measured), ``results`` (cells, their statistics, the floor, JSON),
@@ -35,8 +40,8 @@ from .cases import Case, case_of
 from .plot import plot
 from .report import markdown
 from .results import Result, floor_GBs, floor_seconds, load_json, save_json, spread
-from .run import run_bench, run_targets
+from .run import run_bench, run_patterns, run_targets
 from .timing import eviction_mib, paired_rounds
 
 __all__ = ["Case", "Result", "case_of", "eviction_mib", "floor_GBs", "floor_seconds", "load_json", "markdown",
-           "paired_rounds", "plot", "run_bench", "run_targets", "save_json", "spread"]
+           "paired_rounds", "plot", "run_bench", "run_patterns", "run_targets", "save_json", "spread"]

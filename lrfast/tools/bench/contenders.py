@@ -1,13 +1,18 @@
 """The contenders the bench times side by side: torch's and lrfast's schedulers on twin
-optimizers, and an optimizer + cosine scheduler step per implementation (torch for-loop,
-foreach, fused, foreach + capturable in a CUDA graph, lrfast)."""
+optimizers (three schedulers, and every pattern of :func:`~.cases.pattern_cases`), and an
+optimizer + cosine scheduler step per implementation (torch for-loop, foreach, fused,
+foreach + capturable in a CUDA graph, lrfast)."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SCHEDULERS", "optimizer_contenders", "optimizer_step", "scheduler_steps"]
+from .cases import Pattern
+
+__all__ = ["SCHEDULERS", "optimizer_contenders", "optimizer_step", "pattern_step", "pattern_steps", "scheduler_module",
+           "scheduler_steps"]
 
 SCHEDULERS: dict[str, Callable[[Any, Any], Any]] = {
     "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=1000),
@@ -29,6 +34,64 @@ def scheduler_steps(module: Any, name: str, groups: int, steps: int) -> Callable
     def run() -> None:
         for _ in range(steps):
             sched.step()
+    return run
+
+
+def scheduler_module(impl: str) -> Any:
+    """The scheduler classes of ``impl`` ("torch" or "lrfast") under one namespace: torch's
+    lr_scheduler with swa_utils' SWALR, or :mod:`lrfast.lr_scheduler`."""
+    if impl == "lrfast":
+        from lrfast import lr_scheduler
+
+        return lr_scheduler
+    if impl != "torch":
+        raise ValueError(f"scheduler_module: impl must be 'torch' or 'lrfast', got {impl!r}")
+    import torch.optim.lr_scheduler as torch_schedulers
+    from torch.optim import swa_utils
+
+    return types.SimpleNamespace(**{name: getattr(torch_schedulers, name) for name in torch_schedulers.__all__},
+                                 SWALR=swa_utils.SWALR)
+
+
+def pattern_step(impl: str, pattern: Pattern, groups: int, optimizer: str = "torch.optim.SGD"
+                 ) -> tuple[Any, Callable[[], None]]:
+    """(the optimizer, one loop step) of ``pattern`` with ``impl``'s ("torch" or "lrfast")
+    schedulers, on an ``optimizer`` with momentum 0.9 and ``groups`` one-parameter groups of
+    float LRs (0.01 to 0.07). The loop step: the pattern's scheduler calls on
+    "torch.optim.SGD"; ``optimizer.step()`` then those calls on "lrfast.optim.SGD" (where a
+    bound lrfast scheduler's work may sit in the optimizer's step)."""
+    import torch
+
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(groups)]
+    spec = [{"params": [p], "lr": 0.01 * (1 + i % 7)} for i, p in enumerate(params)]
+    if optimizer == "torch.optim.SGD":
+        opt = torch.optim.SGD(spec, lr=0.01, momentum=0.9)
+    elif optimizer == "lrfast.optim.SGD":
+        import lrfast.optim
+
+        for p in params:
+            p.grad = torch.zeros(1)
+        opt = lrfast.optim.SGD(spec, lr=0.01, momentum=0.9)
+    else:
+        raise ValueError(f"pattern_step: optimizer must be 'torch.optim.SGD' or 'lrfast.optim.SGD', got {optimizer!r}")
+    calls = pattern.build(scheduler_module(impl), opt)
+    if optimizer == "torch.optim.SGD":
+        return opt, calls
+
+    def step() -> None:
+        opt.step()
+        calls()
+    return opt, step
+
+
+def pattern_steps(impl: str, pattern: Pattern, groups: int, steps: int,
+                  optimizer: str = "torch.optim.SGD") -> Callable[[], None]:
+    """A zero-argument call of ``steps`` loop steps of :func:`pattern_step`."""
+    step = pattern_step(impl, pattern, groups, optimizer)[1]
+
+    def run() -> None:
+        for _ in range(steps):
+            step()
     return run
 
 

@@ -1,6 +1,6 @@
-"""The bench's report: markdown tables of a run (scheduler cost, the optimizer size curves
-against the bandwidth floor, issue 14's targets), headed by the warnings that say what makes
-its numbers less than they seem."""
+"""The bench's report: markdown tables of a run (scheduler cost, scheduler cost by pattern,
+the optimizer size curves against the bandwidth floor, issue 14's targets), headed by the
+warnings that say what makes its numbers less than they seem."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import statistics
 from collections.abc import Sequence
 
 from . import results, timing
-from .cases import BYTES_PER_ELEMENT, TITLES
+from .cases import BYTES_PER_ELEMENT, PATTERN_OPTIMIZERS, TITLES
 from .results import Result, floor_GBs, floor_seconds, spread
 
-__all__ = ["BUSY_LOAD_PER_CPU", "FALLBACK_COLUMN", "HIGH_SPREAD", "column", "markdown"]
+__all__ = ["BUSY_LOAD_PER_CPU", "FALLBACK_COLUMN", "HIGH_SPREAD", "column", "markdown", "pattern_cell"]
 
 BUSY_LOAD_PER_CPU = 0.5  # above this 1-minute load per CPU, other processes took a share of the run
 HIGH_SPREAD = 0.25  # interquartile range / median above this in a compared cell: the cell is uncertain
@@ -41,7 +41,7 @@ def _warnings(meta: dict, rows: list[Result]) -> list[str]:
     noisy = []
     by_cell = _cells(rows)
     for (section, case), cell in by_cell.items():
-        if section == "scheduler":
+        if section == "scheduler" or section in PATTERN_OPTIMIZERS:
             pairs = [("torch", "lrfast")]
         else:
             pairs = [("torch fused", "lrfast")]
@@ -97,6 +97,8 @@ def column(contender: str, meta: dict) -> str:
 
 def _bandwidth_line(meta: dict) -> list[str]:
     bw = meta.get("bandwidth")
+    if not bw and "copy_GBs" not in meta:  # a run without optimizer rows (bench --only patterns)
+        return []
     if not bw:  # a run saved before the probes were kept
         return [f"Memory bandwidth in the same run: copy {meta['copy_GBs']:.1f} GB/s, triad {meta['triad_GBs']:.1f} "
                 "GB/s (STREAM counting); bandwidth floor = bytes per step / copy GB/s.", ""]
@@ -131,6 +133,10 @@ def markdown(meta: dict, rows: list[Result]) -> str:
             out.append(f"| {case} | " + " | ".join(f"{s['median'] * 1e6:.2f} [{s['q1'] * 1e6:.2f}–{s['q3'] * 1e6:.2f}]"
                                                    for s in us) + f" | {_ratio_cell(results.ratios(t, f))} |")
         out.append("")
+    for section in PATTERN_OPTIMIZERS:
+        pattern_rows = [r for r in rows if r.section == section]
+        if pattern_rows:
+            out += _patterns_table(meta, pattern_rows)
     targets = [r for r in rows if r.section.startswith("target ")]
     if targets:
         out += _targets_table(meta, rows)
@@ -191,3 +197,44 @@ def _targets_table(meta: dict, rows: list[Result]) -> list[str]:
     return out + [""]
 
 
+def pattern_cell(torch_row: Result, lrfast_row: Result) -> str:
+    """One cell of the pattern table: torch / lrfast µs (medians over rounds) and the median of
+    the per-round ratios torch / lrfast, in bold where lrfast is slower than torch.
+
+    >>> t = Result("patterns", "c", "torch", 4e-6, extra={"samples": [4e-6, 5e-6, 4e-6]})
+    >>> f = Result("patterns", "c", "lrfast", 8e-6, extra={"samples": [8e-6, 10e-6, 9e-6]})
+    >>> pattern_cell(t, f)
+    '4.0 / 9.0 (**0.50x**)'
+    """
+    ratio = statistics.median(results.ratios(torch_row, lrfast_row))
+    shown = f"{ratio:.2f}x" if ratio >= 1 else f"**{ratio:.2f}x**"
+    return (f"{statistics.median(results.samples(torch_row)) * 1e6:.1f} / "
+            f"{statistics.median(results.samples(lrfast_row)) * 1e6:.1f} ({shown})")
+
+
+def _patterns_table(meta: dict, rows: list[Result]) -> list[str]:
+    """One pattern table: a row per pattern, a column per group count."""
+    first = rows[0].extra
+    optimizer = first.get("optimizer", "torch.optim.SGD")
+    timed = first.get("timed", "scheduler calls")
+    groups = sorted({r.extra["groups"] for r in rows})
+    cells: dict[str, dict[int, dict[str, Result]]] = {}
+    for r in rows:
+        cells.setdefault(r.extra["pattern"], {}).setdefault(r.extra["groups"], {})[r.contender] = r
+    steps = meta.get("pattern_steps")
+    how = f"{steps} loop steps per round" if steps else "loop steps per round"
+    out = [f"### Scheduler step by pattern, {optimizer}(momentum=0.9): µs per loop step of {timed}, "
+           "torch's / lrfast's schedulers (ratio torch / lrfast)", "",
+           f"Float LRs, one 1-element parameter per group; median over {meta.get('rounds', '?')} paired rounds "
+           f"({how}, torch and lrfast alternating); the ratio is the median of the per-round ratios, in bold where "
+           "lrfast is slower than torch.", "",
+           "| pattern | " + " | ".join(f"{g} group{'s' if g != 1 else ''}" for g in groups) + " |",
+           "|---|" + "---|" * len(groups)]
+    for pattern, by_groups in cells.items():
+        row = []
+        for g in groups:
+            v = by_groups.get(g, {})
+            row.append(pattern_cell(v["torch"], v["lrfast"]) if results.valid(v.get("torch"))
+                       and results.valid(v.get("lrfast")) else "n/a")
+        out.append(f"| {pattern} | " + " | ".join(row) + " |")
+    return out + [""]

@@ -1,6 +1,7 @@
-"""The bench's runs: the whole report (:func:`run_bench`) and issue 14's targets
-(:func:`run_targets`), each a list of :class:`~.results.Result` cells and the run's
-``meta`` (machine, versions, command, bandwidth probes, load average)."""
+"""The bench's runs: the whole report (:func:`run_bench`), issue 14's targets
+(:func:`run_targets`) and the pattern table alone (:func:`run_patterns`), each a list of
+:class:`~.results.Result` cells and the run's ``meta`` (machine, versions, command,
+bandwidth probes, load average)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from . import cases, contenders, timing
-from .cases import BYTES_PER_ELEMENT, TARGETS, Case
+from .cases import BYTES_PER_ELEMENT, PATTERN_GROUPS, PATTERN_OPTIMIZERS, TARGETS, Case
 from .results import Result
 
-__all__ = ["run_bench", "run_targets"]
+__all__ = ["run_bench", "run_patterns", "run_targets"]
 
 _PROBE = "in-place update probe"
 
@@ -42,6 +43,39 @@ def _scheduler_rows(groups: Sequence[int], steps: int, rounds: int) -> list[Resu
                     per_call = [t / steps for t in ts]
                     rows.append(Result("scheduler", f"{name}, {g} groups", contender, statistics.median(per_call),
                                        extra={"groups": g, "samples": per_call}))
+    return rows
+
+
+def _pattern_rows(groups: Sequence[int], steps: int, rounds: int, sections: Sequence[str], show_progress: bool,
+                  loads: list) -> list[Result]:
+    """µs per loop step of every pattern (cases.pattern_cases) at each of ``groups``: torch's
+    and lrfast's schedulers on twin optimizers, paired rounds of ``steps`` loop steps each, for
+    each table of ``sections`` (keys of cases.PATTERN_OPTIMIZERS)."""
+    from ..progress import Progress
+
+    patterns = cases.pattern_cases()
+    rows = []
+    with Progress(len(sections) * len(patterns) * len(groups), "patterns", disable=not show_progress) as progress, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's "scheduler.step() before optimizer.step()", the no-Numba warning
+        for section in sections:
+            gc.collect()  # once per table, not per cell (paired_rounds' collect)
+            optimizer = PATTERN_OPTIMIZERS[section]
+            timed = "scheduler calls" if optimizer == "torch.optim.SGD" else "optimizer.step() + scheduler calls"
+            for pattern in patterns:
+                for g in groups:
+                    steps_of = {impl: contenders.pattern_steps(impl, pattern, g, steps, optimizer)
+                                for impl in ("torch", "lrfast")}
+                    times = timing.paired_rounds(steps_of, "cpu", rounds, warmup=1, collect=False)
+                    for contender, ts in times.items():
+                        per_call = [t / steps for t in ts]
+                        rows.append(Result(section, f"{pattern.name}, {g} groups", contender,
+                                           statistics.median(per_call),
+                                           extra={"pattern": pattern.name, "groups": g, "optimizer": optimizer,
+                                                  "timed": timed, "samples": per_call}))
+                    del steps_of
+                    progress.update(note=f"{pattern.name[:40]}, {g} groups")
+            loads.append(timing.load_average())
     return rows
 
 
@@ -89,13 +123,25 @@ def _optimizer_rows(device: str, plan: list[tuple[str, Case]], names: list[str],
     return rows
 
 
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def _meta(device: str, quick: bool, rounds: int, evict_mib: int, command: str) -> dict:
     import torch
 
     import lrfast
     import lrfast.optim
 
-    meta = {"machine": f"{platform.machine()} {platform.processor() or ''} ({os.cpu_count()} cores, "
+    meta = {"machine": f"{platform.machine()} {platform.processor() or _cpu_model()} ({os.cpu_count()} cores, "
                        f"{torch.get_num_threads()} torch threads)".strip(),
             "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
             "torch": torch.__version__, "lrfast": lrfast.__version__, "python": platform.python_version(),
@@ -121,6 +167,10 @@ def _measure(meta: dict, device: str, plan: list[tuple[str, Case]], names: list[
     evict = timing.Evictor(device, evict_mib)
     bandwidth = timing.bandwidth(device, rounds, evict)
     rows = _scheduler_rows(scheduler_groups, scheduler_steps, rounds) if scheduler_groups else []
+    pattern_groups = [g for g in scheduler_groups if g in PATTERN_GROUPS]
+    if pattern_groups:
+        rows += _pattern_rows(pattern_groups, scheduler_steps, rounds, list(PATTERN_OPTIMIZERS), show_progress,
+                              meta["load_average"])
     with Progress(len(plan), "bench", disable=not show_progress) as progress:
         rows += _optimizer_rows(device, plan, names, rounds, evict, progress, meta["load_average"],
                                 bandwidth["update"])
@@ -137,7 +187,9 @@ def run_bench(device: str = "cpu", quick: bool = False, groups: Sequence[int] = 
               cache_mib: int | None = None, show_progress: bool = True, rounds: int | None = None,
               command: str = "") -> tuple[dict, list[Result]]:
     """Measure everything (see the package docstring); returns (meta, rows) for the report.
-    ``command``: the command line that asked for the run, kept in ``meta``."""
+    ``groups``: the scheduler rows' group counts (the pattern table takes those of them in
+    :data:`~.cases.PATTERN_GROUPS`); ``command``: the command line that asked for the run,
+    kept in ``meta``."""
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -146,8 +198,31 @@ def run_bench(device: str = "cpu", quick: bool = False, groups: Sequence[int] = 
     evict_mib = timing.eviction_mib(device) if cache_mib is None else cache_mib
     meta = _meta(device, quick, rounds, evict_mib, command)
     plan = [(algo, case) for algo in BYTES_PER_ELEMENT for case in cases.curve_cases(quick, device)]
+    meta["pattern_steps"] = steps = 100 if quick else 300
     rows = _measure(meta, device, plan, contenders.optimizer_contenders(device), rounds, evict_mib, show_progress,
-                    [g for g in groups if g <= 100] if quick else groups, 100 if quick else 300)
+                    [g for g in groups if g <= 100] if quick else groups, steps)
+    return meta, rows
+
+
+def run_patterns(quick: bool = False, groups: Sequence[int] | None = None, show_progress: bool = True,
+                 rounds: int | None = None, steps: int | None = None, sections: Sequence[str] | None = None,
+                 command: str = "") -> tuple[dict, list[Result]]:
+    """Only the pattern table (``bench --only patterns``): every pattern of
+    :func:`~.cases.pattern_cases` at each of ``groups`` (default :data:`~.cases.PATTERN_GROUPS`),
+    torch vs lrfast in ``rounds`` paired rounds of ``steps`` loop steps, for each table of
+    ``sections`` (default: every key of :data:`~.cases.PATTERN_OPTIMIZERS`)."""
+    groups = PATTERN_GROUPS if groups is None else groups
+    sections = list(PATTERN_OPTIMIZERS) if sections is None else sections
+    for section in sections:
+        if section not in PATTERN_OPTIMIZERS:
+            raise ValueError(f"run_patterns: sections must be among {list(PATTERN_OPTIMIZERS)}, got {section!r}")
+    # many short rounds: on a shared machine a round of a few ms is often slowed whole (a
+    # descheduled thread, a busy sibling core), and the median of 31 rounds passes over more of them
+    rounds = rounds or (7 if quick else 31)
+    steps = steps or 100
+    meta = _meta("cpu", quick, rounds, 0, command)
+    meta["pattern_steps"] = steps
+    rows = _pattern_rows(groups, steps, rounds, sections, show_progress, meta["load_average"])
     return meta, rows
 
 

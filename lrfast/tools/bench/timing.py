@@ -91,9 +91,13 @@ def _time_once(step: Callable[[], object], device: str) -> float:
 
 
 def paired_rounds(steps: dict[str, Callable[[], object]], device: str, rounds: int,
-                  evict: Callable[[], None] = lambda: None, warmup: int = 3) -> dict[str, list[float]]:
+                  evict: Callable[[], None] = lambda: None, warmup: int = 3, collect: bool = True
+                  ) -> dict[str, list[float]]:
     """Seconds of every round for each of ``steps`` (NOTE [paired rounds]): each round times
     every step once, in an order rotated by one each round, ``evict`` run before each call.
+    The garbage collector is off during the rounds; ``collect``: a full collection first
+    (the caller may collect once for many small rows instead: with torch and Numba loaded a
+    full collection walks some 300,000 objects, longer than a row of scheduler steps).
 
     >>> times = paired_rounds({"a": lambda: None, "b": lambda: None}, "cpu", rounds=3)
     >>> [len(v) for v in times.values()]
@@ -105,7 +109,8 @@ def paired_rounds(steps: dict[str, Callable[[], object]], device: str, rounds: i
     sync(device)
     names = list(steps)
     out: dict[str, list[float]] = {name: [] for name in names}
-    gc.collect()
+    if collect:
+        gc.collect()
     gc.disable()  # a collection inside one contender's call would charge it with everyone's garbage
     try:
         for r in range(rounds):
