@@ -324,11 +324,10 @@ PyObject* step_groups_raw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 
 PyMethodDef step_groups_def = {
     "step_groups", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(step_groups_raw)), METH_FASTCALL,
-    "step_groups(descriptors, table, step, groups, key, tuple_slot, cur, prev, coeffs, on_out, row_of): one "
-    "scheduler "
-    "step of float groups (NOTE [one step rule] in lrfast/lr_scheduler/_base.py): the closed form where a group "
-    "holds prev, a * (held - shift) + add elsewhere; returns the floats written, or STEP_NEEDS_COEFFICIENTS / "
-    "STEP_NOT_FLOAT (nothing written)."};
+    "step_groups(descriptors, table, step, groups, key, tuple_slot, cur, prev, coeffs, on_out, row_of) -> object\n"
+    "One scheduler step of float groups (NOTE [one step rule] in lrfast/lr_scheduler/_base.py): the closed form "
+    "where a group holds prev, a * (held - shift) + add elsewhere; returns the floats written, or "
+    "STEP_NEEDS_COEFFICIENTS / STEP_NOT_FLOAT (nothing written)."};
 
 // ReduceLROnPlateau's rule from the scheduler's attributes (codes: plateau.h).
 lrfast::plateau::Rule plateau_rule(double factor, double threshold, double eps, double patience, double cooldown,

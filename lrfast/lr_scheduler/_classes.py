@@ -558,7 +558,7 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
         if up + down != 0 and not (up > 0 and down >= 0 and math.isfinite(up + down)):  # 0/0: torch's error
             raise ValueError(f"CyclicLR: step_size_up must be > 0 and step_size_down >= 0, got step_size_up="
                              f"{step_size_up!r}, step_size_down={step_size_down!r} (torch divides by them)")
-        self.total_size = up + down  # type: ignore[assignment]  # a float in torch too; it infers int
+        self.total_size = up + down  # a float, as in torch
         self.step_ratio = up / self.total_size
         self.mode = mode
         self.gamma = gamma
