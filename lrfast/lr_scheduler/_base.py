@@ -6,22 +6,39 @@ its own step count (``last_epoch``). The schedules are packed once into descript
 core and writes the values: floats by assignment, CPU tensors in place, CUDA tensors with
 one kernel launch for all groups (no host sync).
 
-NOTE [closed form or torch's recursion] torch's chainable schedulers compute the next LR
-from the LR the group holds now (``group["lr"] * gamma``, ...). That is what makes
-stacked schedulers, hand-edited LRs and schedulers resumed on a changed optimizer behave
-as they do in torch. lrfast keeps exactly those semantics without giving up the closed
-form: at each step, a group whose LR is still the value of this scheduler's closed form at
-the previous step (bit for bit) is *on program*, and torch's recursion from that value
-*is* the closed form at the next step, so the closed form is written (exact in float64,
-where torch's recursion drifts). A group whose LR was changed by anything else -- another
-scheduler stepping the same optimizer, a hand edit, an optimizer state loaded without the
-scheduler's -- is *off program*: its next value is torch's own ``get_lr()`` (the
-recursion of torch's class, run on the host) applied to the value it holds. The rule is a
-function of the groups' values only: it needs no history, so copies, pickles and state
-dicts reproduce the trajectory exactly. Schedulers whose torch twin ignores the current
-LR (LambdaLR, CyclicLR, OneCycleLR, CosineAnnealingWarmRestarts: ``_lrfast_absolute``)
-always write their closed form. CUDA tensor LRs cannot be read without a host sync, so
-they are taken to be on program (docs/schedulers.md, "Stacking").
+NOTE [one step rule] torch's chainable schedulers compute the next LR from the LR the
+group holds now (``group["lr"] * gamma``, ...); that is what makes stacked schedulers,
+hand-edited LRs and resumed runs behave as they do in torch. Every one of those recursions
+is an affine map of the held value, ``a * (held - shift) + add``, with coefficients that
+depend on the step and the scheduler's attributes only (``_lrfast_coefficients``: torch's
+``get_lr`` expression, term for term). One rule, one compiled call for all float groups
+(``_C.step_groups``):
+
+- a group that holds the closed form of the previous step (compared by value) gets the
+  closed form of this step: torch's recursion from that value *is* the closed form, and
+  the closed form is exact in float64 where the recursion drifts;
+- any other group (another scheduler stepped it, a hand edit, a resume from another LR)
+  gets the affine map of what it holds: torch's recursion, at the same cost.
+
+The rule is a function of the groups' values: copies, pickles and state dicts reproduce
+the trajectory exactly. Schedulers whose torch twin ignores the held value (LambdaLR,
+CyclicLR, OneCycleLR, CosineAnnealingWarmRestarts: ``_lrfast_absolute``) always write
+their closed form; LambdaLR and MultiplicativeLR call the user's function once per step,
+as torch does (``_lrfast_host_values``). Arguments the closed form cannot describe (0-d
+tensor hyperparameters, a negative gamma, ...) run torch's own ``get_lr``. CUDA tensor
+LRs cannot be read without a host sync, so they are taken to hold the closed form
+(docs/schedulers.md, "Stacking").
+
+NOTE [proof of the program] A bound lrfast optimizer may evaluate the program in its
+kernel instead of reading a group's LR only where it can prove the two are the same: the
+group holds the very float object this scheduler wrote as the closed form at
+``current_step`` (an identity test), or the very tensor, whose autograd version has not
+moved since (every lrfast writer moves the version of the tensors it writes behind
+autograd's back, as torch's in-place ops do, so another scheduler's write or a user's
+``fill_`` is seen). ``proven_groups()`` gives the proof per group; the proof belongs to
+the program it was taken for, so a rebuilt program (an attribute changed) proves nothing.
+
+NOTE [watched attributes] is at :class:`Watched`.
 
 NOTE [trusted descriptors] The program's descriptors are validated by ``_C.validate``
 when built and made read-only; the per-step path then calls
@@ -106,6 +123,17 @@ class Watched:
 
     def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__[self.name] = value
+        self._forget(instance)
+
+    def __delete__(self, instance: Any) -> None:
+        try:
+            del instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        self._forget(instance)
+
+    @staticmethod
+    def _forget(instance: Any) -> None:
         rt = getattr(instance, "_lrfast_rt", None)
         if rt is not None:
             rt.program = None

@@ -3,7 +3,7 @@
 Both run torch's own logic: ChainedScheduler steps each scheduler in turn,
 SequentialLR steps the one whose milestone has come (``_update_lr(0)`` at the
 milestone). Stacked on one optimizer, the children compose exactly as torch's do
-(NOTE [closed form or torch's recursion] in ``_base.py``): each child writes its closed
+(NOTE [one step rule] in ``_base.py``): each child writes its closed
 form while the groups hold its values, and torch's recursion from what they hold
 otherwise. Any scheduler torch accepts may be a child, lrfast's or torch's.
 """
