@@ -300,6 +300,7 @@ def sound_run_strategy(draw) -> dict:
         "kinds": draw(st.lists(st.sampled_from(SOUND_KINDS), min_size=1, max_size=2)),
         "args": [draw(_arguments()), draw(_arguments())],
         "resume_at": draw(st.one_of(st.none(), st.none(), st.integers(0, 12))),
+        "reverse_steps": draw(st.booleans()),  # stacked schedulers stepped in the other order than built
         "events": [draw(st.sampled_from(["none", "none", *SOUND_EVENTS])) for _ in range(draw(st.integers(1, 30)))],
         "metric": draw(st.lists(st.floats(0.0, 2.0), min_size=1, max_size=5)),
     }
@@ -345,7 +346,7 @@ class SoundTwin:
 
     def step(self, t: int) -> None:
         self.optimizer_step()
-        for s in self.scheds:
+        for s in (self.scheds[::-1] if self.run.get("reverse_steps") else self.scheds):
             if isinstance(s, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 s.step(self.run["metric"][t % len(self.run["metric"])])
             else:

@@ -31,10 +31,10 @@ SIMPLE = ["StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "P
           "CosineAnnealingWarmRestarts", "LambdaLR", "MultiplicativeLR", "CyclicLR", "OneCycleLR", "SWALR"]
 
 
-def _run(kinds, events, lr_kind, optimizer="lrfast", resume_at=None, lrs=(0.1, 0.05)) -> dict:
+def _run(kinds, events, lr_kind, optimizer="lrfast", resume_at=None, lrs=(0.1, 0.05), reverse_steps=False) -> dict:
     return {"lrs": list(lrs), "lr_kind": lr_kind, "optimizer": optimizer, "kinds": list(kinds),
             "args": [ARGS, dict(ARGS, size=4, gamma=0.5)], "resume_at": resume_at, "events": list(events),
-            "metric": [1.0, 0.9, 1.2]}
+            "metric": [1.0, 0.9, 1.2], "reverse_steps": reverse_steps}
 
 
 # -- the three examples of the issue ----------------------------------------------------------------
@@ -119,13 +119,15 @@ def test_every_class_alone(kind, event, optimizer, lr_kind):
     check_sound_run(_run([kind], ["none", "none", event, "none", "none", "none", "none"], lr_kind, optimizer))
 
 
-# -- two stacked, built and stepped in both orders ---------------------------------------------------
+# -- two stacked, built in both orders and stepped in both orders ------------------------------------
 
 @LR_KINDS
 @pytest.mark.parametrize("pair", list(itertools.combinations(SIMPLE, 2)), ids="-".join)
 def test_two_stacked_in_both_orders(pair, lr_kind):
+    """Built A then B, and B then A; each stepped in the order built and in the other."""
     for kinds in (pair, pair[::-1]):
-        check_sound_run(_run(kinds, ["none"] * 8, lr_kind))
+        for reverse_steps in (False, True):
+            check_sound_run(_run(kinds, ["none"] * 8, lr_kind, reverse_steps=reverse_steps))
 
 
 @pytest.mark.parametrize("event", ["scale", "replace", "state_dict", "deepcopy"])
