@@ -170,8 +170,10 @@ CASES = {
         lambda M, o: M.CyclicLR(o, 0.01, 0.2, 3, mode="exp_range", gamma=0.9, cycle_momentum=False), _set(gamma=0.5)),
     "CosineAnnealingWarmRestarts.eta_min": (lambda M, o: M.CosineAnnealingWarmRestarts(o, 4, 2, 0.001),
                                             _set(eta_min=0.02)),
-    "CosineAnnealingWarmRestarts.base_lrs": (lambda M, o: M.CosineAnnealingWarmRestarts(o, 4, 2, 0.001),
-                                             _set(base_lrs=lambda s: [b * 0.5 for b in s.base_lrs])),
+    "CosineAnnealingWarmRestarts.base_lrs replaced": (lambda M, o: M.CosineAnnealingWarmRestarts(o, 4, 2, 0.001),
+                                                      _set(base_lrs=lambda s: [b * 0.5 for b in s.base_lrs])),
+    "CosineAnnealingWarmRestarts.base_lrs in place": (lambda M, o: M.CosineAnnealingWarmRestarts(o, 4, 2, 0.001),
+                                                      _in_place("base_lrs", _scale_list_in_place)),
     # T_0 is read by step(epoch) only; step() restarts from T_i
     "CosineAnnealingWarmRestarts.T_0 (unread by step())": (
         lambda M, o: M.CosineAnnealingWarmRestarts(o, 4, 2, 0.001), _set(T_0=3)),
