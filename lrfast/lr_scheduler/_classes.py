@@ -311,15 +311,21 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         """The closed form at ``t`` where T_cur / T_i are where the schedule puts them, else
         torch's formula in the T_cur / T_i it holds (a hand-set T_cur)."""
         rt = self._lrfast_runtime()
-        cached = rt.period  # (t, T_cur, T_i) of the last integer step: torch's recursion, no logarithm
-        if cached is not None and isinstance(t, int) and t == cached[0] + 1:
-            t_cur, t_i = cached[1] + 1, cached[2]
+        program = self._lrfast_program()
+        if program is None:
+            rt.period = None
+            return self._lrfast_torch_write(False)
+        # (program, t, T_cur, T_i) of the last integer step, where the program's closed form
+        # puts them (its T_0 is the T_0 it was built from; step() itself never reads T_0)
+        cached = rt.period
+        if cached is not None and cached[0] is program and isinstance(t, int) and t == cached[1] + 1:
+            t_cur, t_i = cached[2] + 1, cached[3]
             if t_cur >= t_i:
                 t_cur, t_i = t_cur - t_i, t_i * self.T_mult
         else:
             t_cur, t_i = self._period_at(t)
-        rt.period = (t, t_cur, t_i) if isinstance(t, int) else None
-        if (self.T_cur, self.T_i) != (t_cur, t_i) or self._lrfast_program() is None:
+        rt.period = (program, t, t_cur, t_i) if isinstance(t, int) else None
+        if (self.T_cur, self.T_i) != (t_cur, t_i):
             rt.period = None
             return self._lrfast_torch_write(False)
         return self._lrfast_write(t - 1, t, True)
@@ -517,9 +523,10 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
     _lrfast_absolute = True
     total_size = Watched()
     step_ratio = Watched()
-    mode = Watched()
-    gamma = Watched()
     scale_mode = Watched()
+    # torch's _init_scale_fn binds mode and gamma into the scale function once (at
+    # construction and load_state_dict): editing them later changes nothing in torch
+    _lrfast_bound_scale = Watched()
     cycle_momentum = Watched()
     _lrfast_mutable = ("base_lrs", "max_lrs", "base_momentums", "max_momentums")
 
@@ -578,15 +585,22 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
             self.base_lrs = base_lrs
             self.refresh()
 
+    def _init_scale_fn(self) -> None:
+        torch.optim.lr_scheduler.CyclicLR._init_scale_fn(self)
+        self._lrfast_bound_scale = None if self._scale_fn_custom is not None else (self.mode, self.gamma)
+
     @property
     def _lrfast_host_recursive(self) -> bool:  # type: ignore[override]
-        # a custom scale_fn is called by torch's get_lr on the host, once per step (no table)
-        return self._scale_fn_custom is not None
+        # a custom scale_fn is called by torch's get_lr on the host, once per step (no table);
+        # so is a scale_mode edited away from the one the bound scale function goes with
+        bound = self._lrfast_bound_scale
+        return bound is None or self.scale_mode != ("iterations" if bound[0] == "exp_range" else "cycle")
 
     def _lrfast_cyclic(self, low: float, high: float) -> Schedule:
         up = self.total_size * self.step_ratio
         down = self.total_size - up
-        return S.cyclic(low, high, up, down, self.mode, self.gamma)
+        mode, gamma = self._lrfast_bound_scale
+        return S.cyclic(low, high, up, down, mode, gamma)
 
     def _lrfast_lr_schedules(self) -> list[Schedule]:
         return [self._lrfast_cyclic(host_float(b, sync=True), host_float(m, sync=True))
