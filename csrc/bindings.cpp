@@ -262,8 +262,10 @@ py::object step_groups(PyObject* const* args) {
   for (std::int64_t g = 0; g < n; ++g) {
     // a non-finite LR is never written (nothing is, then): the caller names the scheduler
     if (!std::isfinite(values[g])) {
+      const bool whole = step == std::floor(step) && std::fabs(step) < 1e15;
       throw py::value_error("the learning rate of param group " + std::to_string(g) + " at step " +
-                            py::str(py::float_(step)).cast<std::string>() + " would be " +
+                            (whole ? std::to_string(static_cast<long long>(step))
+                                   : py::str(py::float_(step)).cast<std::string>()) + " would be " +
                             py::str(py::float_(values[g])).cast<std::string>());
     }
   }

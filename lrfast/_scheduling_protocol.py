@@ -177,4 +177,6 @@ def host_float(value: float | torch.Tensor, *, sync: bool) -> float:
         if not sync and (value.device.type != "cpu" or device_api.is_device(value.device)):
             return float("nan")
         return float(value.item())
+    if isinstance(value, (str, bytes)):  # float("1") would take it; torch's arithmetic does not
+        raise TypeError(f"expected a number, got {value!r}")
     return float(value)

@@ -100,6 +100,12 @@ def _cyclic(d, p, table, u):
 
 
 @_jit
+def _anneal(start, end, w):
+    """``end + (start - end) * w``, exactly ``start`` where ``w == 1`` (anneal in schedule.h)."""
+    return start if w == 1.0 else end + (start - end) * w
+
+
+@_jit
 def _one_cycle(d, p, u):
     n_phases = int(d[p + layout.ONE_CYCLE_NUM_PHASES])
     linear = d[p + layout.ONE_CYCLE_ANNEAL_LINEAR] != 0.0
@@ -180,9 +186,8 @@ def _segment_value(d, s, table, u):
         init, end, steps = d[p + layout.COSINE_INIT], d[p + layout.COSINE_END], d[p + layout.COSINE_STEPS]
         exponent = d[p + layout.COSINE_EXPONENT]
         v = u if (d[p + layout.COSINE_PERIODIC] != 0.0 or u < steps) else steps
-        if exponent == 1.0:
-            return end + (init - end) * (1.0 + math.cos(_PI * v / steps)) / 2.0
-        return end + (init - end) * math.pow((1.0 + math.cos(_PI * v / steps)) / 2.0, exponent)
+        w = (1.0 + math.cos(_PI * v / steps)) / 2.0
+        return _anneal(init, end, w if exponent == 1.0 else math.pow(w, exponent))
     if kind == layout.Kind.WARM_RESTARTS:
         return _warm_restarts(d, p, u)
     if kind == layout.Kind.CYCLIC:

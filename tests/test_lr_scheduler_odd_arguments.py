@@ -123,16 +123,33 @@ def test_non_integer_periods(build, lr_kind):
 
 
 @LR_KINDS
-@pytest.mark.parametrize("build", [
-    pytest.param(lambda M, o: M.CosineAnnealingLR(o, 5, 1e30), id="CosineAnnealingLR eta_min=1e30"),
-    pytest.param(lambda M, o: M.SWALR(o, 1e30, 3), id="SWALR swa_lr=1e30"),
-    pytest.param(lambda M, o: M.SWALR(o, 1e30, 3, "linear"), id="SWALR swa_lr=1e30 linear"),
-    pytest.param(lambda M, o: M.CosineAnnealingWarmRestarts(o, 2, 10**30), id="WarmRestarts T_mult=10**30"),
-    pytest.param(lambda M, o: M.CosineAnnealingWarmRestarts(o, 2, 1, 1e30), id="WarmRestarts eta_min=1e30"),
+@pytest.mark.parametrize("build, first", [
+    pytest.param(lambda M, o: M.SWALR(o, 1e30, 3), 0.1, id="SWALR swa_lr=1e30"),
+    pytest.param(lambda M, o: M.SWALR(o, 1e30, 3, "linear"), 0.1, id="SWALR swa_lr=1e30 linear"),
+    pytest.param(lambda M, o: M.CosineAnnealingWarmRestarts(o, 2, 10**30), 0.1, id="WarmRestarts T_mult=10**30"),
+    # torch's formula at T_cur = 0 (eta_min + (lr - eta_min)) loses the LR: 0.0, and lrfast follows
+    pytest.param(lambda M, o: M.CosineAnnealingWarmRestarts(o, 2, 1, 1e30), 0.0, id="WarmRestarts eta_min=1e30"),
 ])
-def test_values_near_the_float_range(build, lr_kind):
+def test_values_near_the_float_range(build, first, lr_kind):
     want = _assert_as_torch(build, 10, lr_kind)
-    assert want["snapshots"][0][0][0][1] == pytest.approx(0.1)  # torch keeps the group's LR at construction
+    assert want["snapshots"][0][0][0][1] == pytest.approx(first, abs=0)  # torch's LR at construction
+
+
+@pytest.mark.parametrize("lr_kind", [None, torch.float64], ids=["float", "f64"])
+def test_cosine_eta_min_1e30_is_the_exact_closed_form(lr_kind):
+    """torch's recursion cancels catastrophically with eta_min=1e30 (at 2*T_max it reads
+    -2.8e14 where the exact LR is 0.1); lrfast's LRs are the exact closed form, and the
+    group's own LR at construction, as torch keeps it there."""
+    import mpmath
+
+    got = _play(FAST, lambda M, o: M.CosineAnnealingLR(o, 5, 1e30), 12, lr_kind)
+    assert got["error"] is None
+    with mpmath.workdps(60):
+        for t, (groups, _) in enumerate(got["snapshots"]):
+            for (_, lr), base in zip(groups, LRS):
+                w = (1 + mpmath.cos(mpmath.pi * t / 5)) / 2
+                exact = float(mpmath.mpf(1e30) + (mpmath.mpf(base) - mpmath.mpf(1e30)) * w)
+                assert lr == pytest.approx(exact, rel=1e-12, abs=0), (t, lr, exact)
 
 
 def test_cosine_eta_min_1e30_keeps_the_lr_at_construction():

@@ -100,6 +100,24 @@ _PRIVATE_PREFIX = "_lrfast_"
 _NO_RECURSION = object()  # _lrfast_coefficients: the class has no recursion of its own
 
 
+def holds_tensor(value: Any) -> bool:
+    """A tensor, or a list / tuple holding one: a hyperparameter torch computes with in the
+    tensor's dtype (float32 for ``torch.tensor(0.5)``), writing tensors even into float groups."""
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def use_torch_code(scheduler: Any) -> None:
+    """From now on this scheduler runs torch's own step (its values in the tensors' dtype,
+    its writes): a tensor hyperparameter. Its groups are off the program (NOTE [proof of the
+    program]); a bound optimizer applies what they hold."""
+    scheduler.__dict__["_lrfast_host_path"] = True
+    rt = getattr(scheduler, "_lrfast_rt", None)
+    if rt is not None:
+        rt.proof = rt.momentum_proof = rt.proof_on = rt.proof_program = None
+
+
 class Watched:
     """NOTE [watched attributes] torch's schedulers read their attributes (``gamma``,
     ``T_max``, ...) at every step, so a user may change them mid-run. lrfast builds its
@@ -123,6 +141,8 @@ class Watched:
 
     def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__[self.name] = value
+        if holds_tensor(value):
+            use_torch_code(instance)
         self._forget(instance)
 
     def __delete__(self, instance: Any) -> None:
@@ -652,7 +672,9 @@ class LRScheduler(_TorchLRScheduler):
         """torch's own ``step()``, whose warnings (the step order, the epoch deprecation) are
         re-issued at the line that called ``step()``, not inside lrfast or torch."""
         if epoch is not None:
-            epoch = self._lrfast_check_epoch(epoch)
+            checked = self._lrfast_check_epoch(epoch)
+            if not isinstance(epoch, torch.Tensor):  # a 0-d tensor goes on to torch (_update_lr)
+                epoch = checked
         step_count = self._step_count
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -691,6 +713,8 @@ class LRScheduler(_TorchLRScheduler):
         rule]). SequentialLR calls it as ``_update_lr(0)`` at a milestone."""
         if self._lrfast_host_path:
             return _TorchLRScheduler._update_lr(self, epoch)  # type: ignore[arg-type]  # as step(epoch)
+        if isinstance(epoch, torch.Tensor) or isinstance(self.last_epoch, torch.Tensor):
+            return self._lrfast_tensor_epoch_update(epoch)
         prev = self.last_epoch
         t = prev + 1 if epoch is None else epoch
         if self._lrfast_checks_step:
@@ -702,6 +726,28 @@ class LRScheduler(_TorchLRScheduler):
             self.last_epoch = prev
             raise
         return None
+
+    def _lrfast_tensor_epoch_update(self, epoch: torch.Tensor | None) -> None:
+        """``step(epoch)`` with a 0-d tensor: torch keeps it as ``last_epoch`` and computes
+        the LRs in its dtype (float32 for a float tensor), writing tensors even into float
+        groups, at this step and every later one. lrfast lets torch's own ``_update_lr`` do
+        exactly that; the groups are then off the program (NOTE [proof of the program])."""
+        prev = self.last_epoch
+        try:
+            _TorchLRScheduler._update_lr(self, epoch)  # type: ignore[arg-type]
+        except BaseException:
+            self.last_epoch = prev
+            raise
+        self._lrfast_torch_wrote()
+
+    def _lrfast_torch_wrote(self) -> None:
+        """torch's own code wrote the groups: they are off the program (NOTE [proof of the program])."""
+        rt = self._lrfast_runtime()
+        if rt.program is not None:
+            rt.program.lr_writer.bump_versions()
+        rt.off, rt.prev_t = True, None
+        rt.proof = rt.momentum_proof = rt.proof_on = None
+        self._lrfast_fill_out(self._last_lr)
 
     def _lrfast_closed_form_step(self, explicit: bool) -> bool:
         """Whether this step writes the closed form whatever the groups hold: torch's twin
@@ -725,7 +771,7 @@ class LRScheduler(_TorchLRScheduler):
             host = self._lrfast_host_values(t)
             if host is not None:
                 return self._lrfast_write_values(host, program, s)
-        if program is None:
+        if program is None or t < 0:  # t < 0: built with last_epoch < -1, where torch extrapolates its formulas
             return self._lrfast_torch_write(explicit)
         absolute = self._lrfast_absolute or self._lrfast_closed_form_step(explicit)
         # torch's initial step when resuming (last_epoch given) applies torch's get_lr to what the
@@ -756,7 +802,7 @@ class LRScheduler(_TorchLRScheduler):
                     values = _C.step_groups(program.lr_rows, program.lr.table, s, self.optimizer.param_groups,
                                             "lr", -1, program.cur, expected, coeffs, program.on, program.lr_row_of)
             except ValueError as exc:
-                raise ValueError(f"{type(self).__name__}: {exc}; lrfast never writes a non-finite LR") from None
+                raise ValueError(f"{self._lrfast_described()}: {exc}; lrfast never writes a non-finite LR") from None
             if type(values) is int:  # STEP_NOT_FLOAT: a group's lr became a tensor (or other): kinds read anew
                 self.refresh()
                 return self._lrfast_write(prev, t, explicit)
@@ -882,15 +928,23 @@ class LRScheduler(_TorchLRScheduler):
         plain = all(type(v) in (float, int) for v in values)
         for value in values:
             if (plain or not isinstance(value, torch.Tensor)) and not _finite(value):
-                raise ValueError(f"{type(self).__name__}: the next learning rate is {value!r}; lrfast never "
+                raise ValueError(f"{self._lrfast_described()}: the next learning rate is {value!r}; lrfast never "
                                  "writes a non-finite LR")
         return plain
 
     def _lrfast_check_finite(self, values: np.ndarray, s: float) -> None:
         if not np.isfinite(values).all():
             bad = [float(v) for v in values if not math.isfinite(v)]
-            raise ValueError(f"{type(self).__name__}: the learning rate at step {s} would be {bad[0]!r}; lrfast "
-                             "never writes a non-finite LR")
+            raise ValueError(f"{self._lrfast_described()}: the learning rate at step {s:g} would be {bad[0]!r}; "
+                             "lrfast never writes a non-finite LR")
+
+    def _lrfast_described(self) -> str:
+        """The class with the arguments its LRs follow (its watched attributes), for errors:
+        ``ExponentialLR(gamma=1e+200)``."""
+        names = [name for klass in reversed(type(self).__mro__) for name, value in vars(klass).items()
+                 if isinstance(value, Watched) and not name.startswith("_")]
+        shown = ", ".join(f"{name}={self.__dict__[name]!r}" for name in dict.fromkeys(names) if name in self.__dict__)
+        return f"{type(self).__name__}({shown})"
 
     def _lrfast_write_momentum(self, program: _Program, s: float) -> None:
         """Momentum / beta1 (CyclicLR, OneCycleLR: torch writes them from the closed form)."""
@@ -977,7 +1031,14 @@ class LRScheduler(_TorchLRScheduler):
             if program is None:
                 raise NotImplementedError(f"{type(self).__name__}.get_lr")
             return [*program.values_at(self.last_epoch)]
-        return super().get_lr()
+        if self._get_lr_called_within_step:
+            return super().get_lr()
+        with warnings.catch_warnings(record=True) as caught:  # torch's warning, at the caller's line
+            warnings.simplefilter("always")
+            values = super().get_lr()
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=2)
+        return values
 
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer" and not k.startswith(_PRIVATE_PREFIX)}

@@ -19,7 +19,7 @@ import torch
 from .. import schedules as S
 from .._scheduling_protocol import host_float
 from ..schedules import Schedule
-from ._base import LRScheduler, Watched, format_param, restore_groups_on_error
+from ._base import LRScheduler, Watched, format_param, holds_tensor, restore_groups_on_error, use_torch_code
 
 __all__ = [
     "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
@@ -28,6 +28,21 @@ __all__ = [
 
 _DEFAULT_HORIZON = 1024
 
+
+
+def _real_tensor(value: Any) -> bool:
+    """A 0-d real tensor, which torch takes for a number (and computes with in its dtype)."""
+    return isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex()
+
+
+def _whole_steps(period: Any) -> int:
+    """A period (``total_iters``, ``T_max``) as the whole number of steps the closed forms
+    count in. torch also accepts a fractional one (2.5), where its step-by-step formulas
+    give values no closed form in whole steps does: TypeError, so that the program is not
+    built and torch's recursion runs (NOTE [one step rule] in _base.py)."""
+    if isinstance(period, bool) or not isinstance(period, numbers.Real) or period != int(period):
+        raise TypeError(f"not a whole number of steps: {period!r}")
+    return int(period)
 
 class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
     r"""Decays each group's LR by ``gamma`` every ``step_size`` steps (torch's ``StepLR``):
@@ -51,7 +66,8 @@ class StepLR(LRScheduler, torch.optim.lr_scheduler.StepLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size <= 0:
+        if not _real_tensor(step_size) and (isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral)
+                                            or step_size <= 0):
             raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
         self.step_size = step_size
         self.gamma = gamma
@@ -126,7 +142,7 @@ class ConstantLR(LRScheduler, torch.optim.lr_scheduler.ConstantLR):
         low = S.constant(base * self.factor)
         if self.total_iters <= 0:
             return low
-        return S.join([low, S.constant(base)], [int(self.total_iters)])
+        return S.join([low, S.constant(base)], [_whole_steps(self.total_iters)])
 
 
 class LinearLR(LRScheduler, torch.optim.lr_scheduler.LinearLR):
@@ -162,7 +178,7 @@ class LinearLR(LRScheduler, torch.optim.lr_scheduler.LinearLR):
     def _lrfast_schedule(self, base: float, group: int) -> Schedule:
         if self.total_iters <= 0:  # torch's recursion never leaves the start factor
             return S.constant(base * self.start_factor)
-        return S.linear(base * self.start_factor, base * self.end_factor, int(self.total_iters))
+        return S.linear(base * self.start_factor, base * self.end_factor, _whole_steps(self.total_iters))
 
 
 class ExponentialLR(LRScheduler, torch.optim.lr_scheduler.ExponentialLR):
@@ -213,7 +229,7 @@ class PolynomialLR(LRScheduler, torch.optim.lr_scheduler.PolynomialLR):
     def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
         if self.total_iters <= 0:  # torch's recursion never changes the LR
             return S.constant(base_lr)
-        return S.polynomial(base_lr, 0.0, self.power, int(self.total_iters))
+        return S.polynomial(base_lr, 0.0, self.power, _whole_steps(self.total_iters))
 
 
 class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
@@ -239,7 +255,7 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
 
     def __init__(self, optimizer: torch.optim.Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        if isinstance(T_max, bool) or not isinstance(T_max, numbers.Real) or T_max <= 0:
+        if not _real_tensor(T_max) and (isinstance(T_max, bool) or not isinstance(T_max, numbers.Real) or T_max <= 0):
             raise ValueError(f"CosineAnnealingLR: T_max must be a positive number, got {T_max!r} (torch divides "
                              "by it at the first step)")
         self.T_max = T_max
@@ -247,7 +263,7 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _lrfast_schedule(self, base_lr: float, group: int) -> Schedule:
-        return S.cosine_annealing(base_lr, int(self.T_max), host_float(self.eta_min, sync=True))
+        return S.cosine_annealing(base_lr, _whole_steps(self.T_max), host_float(self.eta_min, sync=True))
 
 
 class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts):
@@ -286,6 +302,8 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
     def step(self, epoch: float | None = None) -> None:
         # torch's own step(): no order or deprecation warning, fractional epochs, and
         # _step_count left as the initial step set it.
+        if isinstance(epoch, torch.Tensor) or isinstance(self.T_cur, torch.Tensor):
+            return self._lrfast_tensor_epoch_step(epoch)
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         t: float
@@ -306,6 +324,19 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         except BaseException:
             self.T_cur, self.T_i, self.last_epoch = previous
             raise
+
+    def _lrfast_tensor_epoch_step(self, epoch: torch.Tensor | None) -> None:
+        """``step(epoch)`` with a 0-d tensor makes torch's ``T_cur`` a tensor, and its LRs
+        cosines of a float32 argument from then on: torch's own step does exactly that."""
+        if epoch is not None:
+            self._lrfast_check_epoch(epoch)
+        previous = (self.T_cur, self.T_i, self.last_epoch)
+        try:
+            torch.optim.lr_scheduler.CosineAnnealingWarmRestarts.step(self, epoch)  # type: ignore[arg-type]
+        except BaseException:
+            self.T_cur, self.T_i, self.last_epoch = previous
+            raise
+        self._lrfast_torch_wrote()
 
     def _lrfast_write_restart(self, t: float) -> list[Any]:
         """The closed form at ``t`` where T_cur / T_i are where the schedule puts them, else
@@ -542,6 +573,8 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         base_lrs = format_param("CyclicLR", "base_lr", optimizer, base_lr)
         max_lrs = format_param("CyclicLR", "max_lr", optimizer, max_lr)
+        if holds_tensor(base_lrs) or holds_tensor(max_lrs):
+            use_torch_code(self)
         if mode not in ["triangular", "triangular2", "exp_range"] and scale_fn is None:
             raise ValueError("mode is invalid and scale_fn is None")
         use_beta1 = "betas" in optimizer.defaults
@@ -580,9 +613,12 @@ class CyclicLR(LRScheduler, torch.optim.lr_scheduler.CyclicLR):
             if last_epoch == -1:
                 _start_momentum_cycle(optimizer, max_momentums, base_momentums, use_beta1)
         LRScheduler.__init__(self, optimizer, last_epoch)
-        if self.base_lrs != base_lrs:
-            # torch's initial step used the groups' initial_lr; every later step uses base_lr.
-            self.base_lrs = base_lrs
+        # torch's initial step used the groups' initial_lr (a tensor where the group's lr is);
+        # every later step uses base_lr as given
+        same = all(type(a) is type(b) and (a is b or not isinstance(a, torch.Tensor) and a == b)
+                   for a, b in zip(self.base_lrs, base_lrs))
+        self.base_lrs = base_lrs
+        if not same:
             self.refresh()
 
     def _init_scale_fn(self) -> None:
@@ -672,6 +708,8 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
         max_lrs = format_param("OneCycleLR", "max_lr", optimizer, max_lr)
+        if holds_tensor(max_lrs):
+            use_torch_code(self)
         use_beta1 = "betas" in optimizer.defaults
         if cycle_momentum:
             if "momentum" not in optimizer.defaults and not use_beta1:
@@ -753,6 +791,8 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
     def __init__(self, optimizer: torch.optim.Optimizer, swa_lr: float, anneal_epochs: int = 10,
                  anneal_strategy: Literal["cos", "linear"] = "cos", last_epoch: int = -1) -> None:
         swa_lrs = format_param("SWALR", "swa_lr", optimizer, swa_lr)
+        if holds_tensor(swa_lrs):
+            use_torch_code(self)
         if anneal_strategy not in ["cos", "linear"]:
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")

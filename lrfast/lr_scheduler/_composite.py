@@ -65,6 +65,18 @@ class _CompositeMixin(_MixinBase):
 
     _lrfast_host_recursive = True  # the children write (NOTE [composite program])
 
+    def get_lr(self) -> list[Any]:
+        """A composite has no LRs of its own to compute (torch's ``LRScheduler.get_lr``
+        raises NotImplementedError); its schedulers compute them."""
+        raise NotImplementedError(f"{type(self).__name__} has no get_lr() of its own: its schedulers compute the "
+                                  "learning rates (use get_last_lr())")
+
+    def _update_lr(self, epoch: float | None = None) -> None:
+        """torch's ``LRScheduler._update_lr`` on a composite ends in ``get_lr()``:
+        NotImplementedError (a ChainedScheduler or SequentialLR inside a SequentialLR, at its
+        milestone). Raised before any state changes."""
+        self.get_lr()
+
     def _lrfast_children(self) -> Sequence[torch.optim.lr_scheduler.LRScheduler]:
         # torch types SequentialLR's _schedulers as a list and ChainedScheduler's as a Sequence,
         # so the mixin cannot declare it for both
@@ -165,7 +177,18 @@ class SequentialLR(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Sequen
         torch.optim.lr_scheduler.SequentialLR.__init__(self, optimizer, schedulers, milestones, last_epoch)
         self._lrfast_bind()
 
-    step = _stepping(torch.optim.lr_scheduler.SequentialLR.step)
+    def _lrfast_sequential_step(self) -> None:
+        """torch's SequentialLR.step; a child that raises (a composite child at its
+        milestone: NotImplementedError, as in torch) leaves ``last_epoch`` as it was."""
+        prev = self.last_epoch
+        try:
+            torch.optim.lr_scheduler.SequentialLR.step(self)
+        except BaseException:
+            self.last_epoch = prev
+            raise
+
+    step = _stepping(_lrfast_sequential_step)
+    step.__doc__ = torch.optim.lr_scheduler.SequentialLR.step.__doc__
     recursive_undo = torch.optim.lr_scheduler.SequentialLR.recursive_undo
     state_dict = torch.optim.lr_scheduler.SequentialLR.state_dict
     _lrfast_torch_load_state_dict = torch.optim.lr_scheduler.SequentialLR.load_state_dict

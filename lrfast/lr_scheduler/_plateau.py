@@ -286,8 +286,15 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.last_epoch = epoch
             self._lrfast_step_inner()
             self._lrfast_host.step_composed(self, current)
+        elif epoch is None:
+            super().step(metrics)
+            self._lrfast_host.write_lr_tensor(self)
         else:
-            super().step(metrics, epoch)
+            with warnings.catch_warnings(record=True) as caught:  # torch's deprecation, at the caller's line
+                warnings.simplefilter("always")
+                super().step(metrics, epoch)
+            for w in caught:
+                warnings.warn(w.message, w.category, stacklevel=2)
             self._lrfast_host.write_lr_tensor(self)
 
     def _lrfast_step_device(self, metric: tuple[torch.Tensor, int] | None, epoch: int | None) -> None:

@@ -151,9 +151,15 @@ LRFAST_HD int64_t clamped_index(double x, int64_t count) {
   return static_cast<int64_t>(f);
 }
 
-LRFAST_HD double cosine_between(double from, double to, double fraction) {
-  return to + (from - to) * (1.0 + cos(kPi * fraction)) / 2.0;
+// to + (from - to) * w, torch's closed form of a cosine segment, but exactly `from` where
+// w == 1: there torch's recursion (CosineAnnealingLR, SWALR) keeps the LR it was given,
+// and to + (from - to) loses it when |to| >> |from| (eta_min=1e30 would give 0.0).
+// OneCycleLR and CosineAnnealingWarmRestarts evaluate torch's formula at every step, so
+// they keep it (and its rounding) there too.
+LRFAST_HD double anneal(double from, double to, double w) {
+  return w == 1.0 ? from : to + (from - to) * w;
 }
+
 
 // torch.optim.lr_scheduler.CyclicLR.get_lr, in closed form.
 LRFAST_HD double cyclic(const double* p, const double* table, double u) {
@@ -232,7 +238,7 @@ LRFAST_HD double warm_restarts(const double* p, double u) {
     t_cur = u - t0 * (pow(t_mult, n) - 1.0) / (t_mult - 1.0);
     t_i = t0 * pow(t_mult, n);
   }
-  return end + (init - end) * (1.0 + cos(kPi * t_cur / t_i)) / 2.0;
+  return end + (init - end) * (1.0 + cos(kPi * t_cur / t_i)) / 2.0;  // torch's, even at T_cur = 0
 }
 
 }  // namespace detail
@@ -271,8 +277,8 @@ LRFAST_HD double segment_value(const double* segment, const double* table, doubl
     case kCosine: {
       using namespace pm::cosine;
       const double v = (p[kPeriodic] != 0.0 || u < p[kSteps]) ? u : p[kSteps];
-      if (p[kExponent] == 1.0) return p[kEnd] + (p[kInit] - p[kEnd]) * (1.0 + cos(kPi * v / p[kSteps])) / 2.0;
-      return p[kEnd] + (p[kInit] - p[kEnd]) * pow((1.0 + cos(kPi * v / p[kSteps])) / 2.0, p[kExponent]);
+      const double w = (1.0 + cos(kPi * v / p[kSteps])) / 2.0;
+      return detail::anneal(p[kInit], p[kEnd], p[kExponent] == 1.0 ? w : pow(w, p[kExponent]));
     }
     case kWarmRestarts:
       return detail::warm_restarts(p, u);
