@@ -91,6 +91,8 @@ from .._compile import compile_aware_scheduler_step, compiled_scheduler_step, re
 from .._scheduling_protocol import bind_scheduler, host_float, take_found_inf
 from ..schedules import Packed, Schedule, pack_many
 
+_is_compiling = torch.compiler.is_compiling
+
 if TYPE_CHECKING:
     from .._backend.cuda import ScalarWriter
 
@@ -131,13 +133,10 @@ class Watched:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        try:
-            return instance.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(self.name) from None
+    # No __get__: a read finds the value in the instance __dict__ at C speed (a descriptor with
+    # __set__ and no __get__ gives way to the instance dict); only assignment runs Python.
+    if TYPE_CHECKING:  # what type checkers should make of a read
+        def __get__(self, instance: Any, owner: type | None = None) -> Any: ...
 
     def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__[self.name] = value
@@ -159,6 +158,19 @@ class Watched:
             rt.program = None
             rt.no_program = False
             rt.prev_t = None
+
+
+class DeletableWatched(Watched):
+    """A watched attribute that torch's own code may delete and then test with ``hasattr``
+    (OneCycleLR's ``_anneal_func_type``): reads raise AttributeError once it is gone."""
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
 
 
 class _Writer:
@@ -318,6 +330,8 @@ class _Program:
             key, slot = scheduler._lrfast_momentum_key()
             _unalias(groups, key, slot)
             self.momentum_writer = _Writer(groups, key, self.momentum, slot)
+        # no tensors to watch for replacement (_Writer.still_valid has nothing to compare)
+        self.plain = not self.lr_writer.tensors and self.momentum is None
 
     @staticmethod
     def _pack(schedules: Sequence[Schedule]) -> Packed:
@@ -330,11 +344,17 @@ class _Program:
     def still_valid(self, scheduler: LRScheduler, groups: list[dict]) -> bool:
         """Whether the program still describes the groups and what torch would read
         (NOTE [group kinds], NOTE [watched attributes])."""
-        if len(groups) != self.n_groups or not self.lr_writer.still_valid(groups) or (
-                self.momentum is not None and not self.momentum_writer.still_valid(groups)):
+        if len(groups) != self.n_groups or (not self.plain and (not self.lr_writer.still_valid(groups) or (
+                self.momentum is not None and not self.momentum_writer.still_valid(groups)))):
             return False
         for name, value in self.watched:
-            if getattr(scheduler, name, None) != value:
+            current = getattr(scheduler, name, None)
+            # a Counter's == runs in Python (MultiStepLR's milestones): dict's own, in C, when both are one type
+            if isinstance(value, dict) and isinstance(current, type(value)) and type(current) is type(value):
+                same = dict.__eq__(current, value)
+            else:
+                same = current == value
+            if not same:
                 return False
         return self.group_keys is None or list(map(self.group_keys, groups)) == self.group_items
 
@@ -648,21 +668,34 @@ class LRScheduler(_TorchLRScheduler):
         """torch's ``step()``: advance one step (or go to ``epoch``, deprecated) and write the LRs."""
         # NOTE [compiled steps]: under torch.compile, one custom op (the check is made here, not in
         # a wrapper, to keep a frame off the per-step path)
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             return compiled_scheduler_step(self, epoch)
         # torch's step(epoch) takes any real number (it stores it in last_epoch); its annotation says int
         if self._lrfast_host_path:
             return _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
-        if epoch is None and self._lrfast_skip_on_overflow and self._lrfast_overflow_skipped():
-            return None
-        if epoch is not None or self._step_count == 1:
+        if epoch is not None:
             return self._lrfast_step_warning(epoch)
-        # torch's step, less its first-step and step(epoch) warnings
-        self._step_count += 1
+        if self._lrfast_skip_on_overflow and self._lrfast_overflow_skipped():
+            return None
+        if self._step_count == 1:
+            return self._lrfast_step_warning(None)
+        # torch's step, less its first-step and step(epoch) warnings; _update_lr() inlined
+        prev = self.last_epoch
+        if type(prev) is not int or self._lrfast_checks_step:  # noqa: E721 - a tensor or fractional epoch
+            self._step_count += 1
+            try:
+                self._update_lr()
+            except BaseException:
+                self._step_count -= 1  # NOTE [errors before state changes]
+                raise
+            return None
+        self._step_count += 1  # before the write: SWALR counts its steps by it
+        self.last_epoch = prev + 1
         try:
-            self._update_lr()
+            self._last_lr = self._lrfast_write(prev, prev + 1, False)
         except BaseException:
-            self._step_count -= 1  # NOTE [errors before state changes]
+            self.last_epoch = prev  # NOTE [errors before state changes]
+            self._step_count -= 1
             raise
         return None
 
@@ -773,7 +806,7 @@ class LRScheduler(_TorchLRScheduler):
                 return self._lrfast_write_values(host, program, s)
         if program is None or t < 0:  # t < 0: built with last_epoch < -1, where torch extrapolates its formulas
             return self._lrfast_torch_write(explicit)
-        absolute = self._lrfast_absolute or self._lrfast_closed_form_step(explicit)
+        absolute = self._lrfast_absolute or (explicit and self._lrfast_closed_form_step(explicit))
         # torch's initial step when resuming (last_epoch given) applies torch's get_lr to what the
         # groups hold, whatever it is: every group takes the recursion then
         # -- and so does a first step that is not torch's initial one (a SequentialLR child that
@@ -795,7 +828,7 @@ class LRScheduler(_TorchLRScheduler):
             try:
                 values = _C.step_groups(program.lr_rows, program.lr.table, s, self.optimizer.param_groups,
                                         "lr", -1, program.cur, expected, coeffs, program.on, program.lr_row_of)
-                if values == _C.STEP_NEEDS_COEFFICIENTS and type(values) is int:
+                if type(values) is int and values == _C.STEP_NEEDS_COEFFICIENTS:
                     coeffs = _for_c(self._lrfast_coefficients(t))
                     if coeffs is _NO_RECURSION:
                         return self._lrfast_torch_write(explicit)

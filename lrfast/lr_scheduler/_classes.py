@@ -19,7 +19,15 @@ import torch
 from .. import schedules as S
 from .._scheduling_protocol import host_float
 from ..schedules import Schedule
-from ._base import LRScheduler, Watched, format_param, holds_tensor, restore_groups_on_error, use_torch_code
+from ._base import (
+    DeletableWatched,
+    LRScheduler,
+    Watched,
+    format_param,
+    holds_tensor,
+    restore_groups_on_error,
+    use_torch_code,
+)
 
 __all__ = [
     "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
@@ -40,7 +48,9 @@ def _whole_steps(period: Any) -> int:
     count in. torch also accepts a fractional one (2.5), where its step-by-step formulas
     give values no closed form in whole steps does: TypeError, so that the program is not
     built and torch's recursion runs (NOTE [one step rule] in _base.py)."""
-    if isinstance(period, bool) or not isinstance(period, numbers.Real) or period != int(period):
+    if isinstance(period, numbers.Integral) and not isinstance(period, bool):
+        return int(period)
+    if not isinstance(period, float) or not period.is_integer():  # a fraction, inf, nan, or not a number
         raise TypeError(f"not a whole number of steps: {period!r}")
     return int(period)
 
@@ -332,7 +342,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
             self._lrfast_check_epoch(epoch)
         previous = (self.T_cur, self.T_i, self.last_epoch)
         try:
-            torch.optim.lr_scheduler.CosineAnnealingWarmRestarts.step(self, epoch)  # type: ignore[arg-type]
+            torch.optim.lr_scheduler.CosineAnnealingWarmRestarts.step(self, epoch)
         except BaseException:
             self.T_cur, self.T_i, self.last_epoch = previous
             raise
@@ -672,7 +682,7 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
     _lrfast_checks_step = True  # past total_steps: torch's ValueError
     total_steps = Watched()
     cycle_momentum = Watched()
-    _anneal_func_type = Watched()
+    _anneal_func_type = DeletableWatched()
     _lrfast_mutable = ("base_lrs", "_schedule_phases")
 
     @property
