@@ -123,6 +123,7 @@ class FusedOptimizer:
     _lrfast_packed_schedules: tuple | None = None
     _lrfast_schedule_t: np.ndarray | None = None
     _lrfast_device_count: _DeviceCount | None = None  # NOTE [schedule count on the device]
+    _lrfast_on_device_cache: tuple | None = None
 
     # -- construction -------------------------------------------------------------------
     @staticmethod
@@ -477,7 +478,8 @@ class FusedOptimizer:
                 lr_flags, momentum_flags = scheduler.proven_groups()
             except ValueError:  # groups added after the scheduler: it no longer describes them
                 lr_packed = None
-            if lr_packed is not None and np.ndim(lr_packed.descriptors) == 2 and len(lr_packed.descriptors) == n:
+            descriptors = None if lr_packed is None else lr_packed.descriptors
+            if descriptors is not None and descriptors.ndim == 2 and descriptors.shape[0] == n:
                 if not capturing:  # eager: a tensor lr is read by the kernel (it shows its own dtype)
                     lr_flags = [f and not isinstance(g["lr"], torch.Tensor) for f, g in zip(lr_flags, groups)]
                 if momentum_packed is None or len(momentum_packed.descriptors) != n:
@@ -515,6 +517,15 @@ class FusedOptimizer:
         return cached[1], None, schedule_t, cached[2], ["lr_schedule" in g for g in groups], unscheduled
 
     def _lrfast_on_device(self) -> bool:
-        """Whether this optimizer's parameters live on a CUDA (or emulated) device."""
+        """Whether this optimizer's parameters live on a CUDA (or emulated) device; read again
+        when the parameters, their storage (the planner's version) or the device API change."""
         params = getattr(self, "_lrfast_all_params", ())
-        return bool(params) and device_api.is_device(params[0].device)
+        planner = self._lrfast_planner
+        version = -1 if planner is None else planner.version
+        api = device_api.active()
+        cached = self._lrfast_on_device_cache
+        if cached is not None and cached[0] is params and cached[1] == version and cached[2] is api:
+            return cached[3]
+        on = bool(params) and device_api.is_device(params[0].device)
+        self._lrfast_on_device_cache = (params, version, api, on)
+        return on
