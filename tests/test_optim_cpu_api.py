@@ -256,6 +256,24 @@ def test_non_contiguous_layouts():
     assert torch.equal(ours[1].grad, torch.ones(6, 7))  # unscaled in place, like torch's fused kernels
 
 
+def test_a_staged_gradient_written_in_place_is_staged_again():
+    """The same transposed gradient tensor every step (zero_grad(set_to_none=False), then
+    backward writing into it): the staged copy takes each step's values."""
+    ours, theirs = torch.nn.Parameter(torch.zeros(4, 3)), torch.nn.Parameter(torch.zeros(4, 3))
+    a = lrfast.optim.SGD([ours], lr=1.0, momentum=0.5)
+    b = torch.optim.SGD([theirs], lr=1.0, momentum=0.5, foreach=False)
+    grad = torch.empty(3, 4).t()
+    ours.grad, theirs.grad = grad, grad
+    for step in range(4):
+        grad.copy_(torch.arange(12.0).reshape(4, 3) * (step + 1))
+        a.step()
+        b.step()
+        assert_params_equal([ours], [theirs])
+    grad.fill_(8.0)
+    a.step(grad_scale=torch.tensor(4.0))
+    assert torch.equal(grad, torch.full((4, 3), 2.0))  # unscaled in place
+
+
 def test_non_dense_parameters_are_refused():
     p = torch.nn.Parameter(torch.randn(8)[::2])
     p.grad = torch.ones(4)

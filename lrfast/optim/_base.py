@@ -12,6 +12,18 @@ hooks and the state layout; this mixin replaces ``step`` with one backend call p
   ``schedule(lr_step)``. A step skipped by GradScaler (``found_inf``) does not count.
   ``state_dict()`` leaves the Schedule object out (checkpoints stay plain data, and
   torch optimizers can load them); ``load_state_dict`` keeps this optimizer's.
+- NOTE [schedule count on the device] On a device, with a ``found_inf`` on that device
+  (GradScaler), whether a step counts is known only on the device: reading it would be a
+  host sync per step. From the first such step the Schedule-lr groups' count lives there
+  (:class:`_DeviceCount`): ``group["lr_step"]`` is one int64 0-d device tensor shared by
+  those groups, advanced after each step by ``found_inf == 0``, and ``group["lr"]`` a
+  float64 0-d device tensor (a view of one buffer) that a scalar-writer launch sets to
+  ``schedule(lr_step)`` from that counter. The kernel reads the group's lr from that
+  tensor, so it applies exactly what the group shows; nothing is read on the host. A
+  float could not show the next LR without a sync, hence the tensors. Needs every such
+  group at the same count (else the host path: one sync per step); ``state_dict()``,
+  copies and a change of the groups read the count back (one sync each) and give plain
+  ints and floats again.
 - NOTE [scheduler binding] (``lrfast/_scheduling_protocol.py``): the mixin is a
   ``SchedulerHost`` and a ``SkippedStepSource``; an lrfast scheduler built on this
   optimizer binds itself, and the kernels then evaluate its packed schedules at
@@ -51,6 +63,45 @@ def _eager_step(optimizer, closure, **kwargs):
 _MISSING = object()
 
 
+class _DeviceCount:
+    """NOTE [schedule count on the device]: the count of the Schedule-lr groups, on the
+    device, and the buffer their ``lr`` tensors view."""
+
+    __slots__ = ("groups", "counter", "lrs", "writer")
+
+    def __init__(self, groups: list[dict], step: int, device: torch.device) -> None:
+        from .._backend.cuda import ScalarWriter, upload  # the CUDA path only
+
+        self.groups = groups
+        keep: list = []
+        self.counter = upload(np.array(step, dtype=np.int64), device, keep)
+        self.lrs = torch.zeros(len(groups), dtype=torch.float64, device=device)
+        self.writer = ScalarWriter([None] * len(groups), pack_many([g["lr_schedule"] for g in groups]), out=self.lrs)
+        self.writer.write(0.0, counter=self.counter)  # lrs = schedule(step)
+
+    def holds(self, groups: list[dict]) -> bool:
+        """Whether the Schedule-lr groups are still the ones counted here (none added, none loaded)."""
+        counter = self.counter
+        mine = self.groups
+        k = 0
+        for g in groups:
+            if "lr_schedule" in g:
+                if k == len(mine) or g is not mine[k] or g["lr_step"] is not counter:
+                    return False
+                k += 1
+        return k == len(mine)
+
+    def advance(self, found_inf: torch.Tensor | None) -> None:
+        """After a step: the count moves on where the step was taken, then lrs = schedule(count)."""
+        if found_inf is None:
+            self.counter.add_(1)
+        else:
+            if found_inf.device != self.counter.device:
+                found_inf = found_inf.to(self.counter.device, non_blocking=True)
+            self.counter.add_(found_inf.reshape(()) == 0)
+        self.writer.write(0.0, counter=self.counter)
+
+
 try:  # torch's hook registries, to skip its per-step record_function when nothing listens
     from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 except ImportError:  # pragma: no cover - a torch without them: always take torch's wrapper
@@ -68,9 +119,11 @@ class FusedOptimizer:
     _lrfast_scheduler_ref: weakref.ref[BoundScheduler] | None = None
     _lrfast_found_inf: torch.Tensor | None = None
     _lrfast_default_schedule: Schedule | None = None
-    _lrfast_lr_written: dict[int, float] | None = None
+    _lrfast_lr_written: dict[int, float | torch.Tensor] | None = None
     _lrfast_packed_schedules: tuple | None = None
     _lrfast_schedule_t: np.ndarray | None = None
+    _lrfast_device_count: _DeviceCount | None = None  # NOTE [schedule count on the device]
+    _lrfast_on_device_cache: tuple | None = None
 
     # -- construction -------------------------------------------------------------------
     @staticmethod
@@ -148,7 +201,7 @@ class FusedOptimizer:
             param_group["lr_step"] = 0
             self._lrfast_write_lr(param_group, schedule(0))
 
-    def _lrfast_write_lr(self, group: dict, value: float) -> None:
+    def _lrfast_write_lr(self, group: dict, value: float | torch.Tensor) -> None:
         if self._lrfast_lr_written is None:
             self._lrfast_lr_written = {}
         group["lr"] = value
@@ -181,6 +234,10 @@ class FusedOptimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        for group in self.param_groups:  # a copy of a device count (NOTE [schedule count on the device])
+            if "lr_schedule" in group and isinstance(group.get("lr_step"), torch.Tensor):
+                group["lr_step"] = int(host_float(group["lr_step"], sync=True))
+                group["lr"] = group["lr_schedule"](group["lr_step"])
         # a copy's groups are new dicts: what their Schedule lrs wrote is what they hold
         self._lrfast_lr_written = {id(g): g["lr"] for g in self.param_groups if "lr_schedule" in g}
         self.refresh()
@@ -189,17 +246,26 @@ class FusedOptimizer:
         state_dict = super().state_dict()
         # plain dicts, not the watched ones (NOTE [watched state]): torch.load(weights_only=True) reads them
         state_dict["state"] = {k: dict(v) for k, v in state_dict["state"].items()}
-        for group in state_dict["param_groups"]:
-            group.pop("lr_schedule", None)
+        count = self._lrfast_device_count
+        step = None
+        for group, ours in zip(state_dict["param_groups"], self.param_groups, strict=True):
+            schedule = group.pop("lr_schedule", None)
+            if count is not None and schedule is not None and ours["lr_step"] is count.counter:
+                # NOTE [schedule count on the device]: checkpoints hold plain numbers (one sync)
+                if step is None:
+                    step = int(host_float(count.counter, sync=True))
+                group["lr_step"] = step
+                group["lr"] = schedule(step)
         return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         schedules = [g.get("lr_schedule") for g in self.param_groups]
         super().load_state_dict(state_dict)
+        self._lrfast_device_count = None
         for group, schedule in zip(self.param_groups, schedules, strict=True):
             if schedule is not None:
                 group["lr_schedule"] = schedule
-                step = int(group.get("lr_step", 0))
+                step = int(host_float(group.get("lr_step", 0), sync=True))
                 group["lr_step"] = step
                 self._lrfast_write_lr(group, schedule(step))
             else:
@@ -246,6 +312,7 @@ class FusedOptimizer:
                 self, self._lrfast_kind, name=self._lrfast_name, needed_state=self._lrfast_needed_state,
                 sparse_message=self._lrfast_sparse_message())
         groups = self.param_groups
+        device_count = self._lrfast_count_on_device(groups, found_inf)
         lr_schedule, momentum_schedule, schedule_t, owned, lr_flags, momentum_flags = self._lrfast_schedules(groups)
         if device_api.is_capturing():
             self._lrfast_check_capturable(lr_schedule, lr_flags)
@@ -280,12 +347,18 @@ class FusedOptimizer:
             bucket.found_inf = found_inf
             bucket.hold_schedule_on_skip = owned is not None
             backend_for(bucket.device)(bucket)
-        stepped = True
-        if found_inf is not None and (owned is not None or planner.fresh_ids
-                                      or any(b.grad_copies for b in buckets)):
-            stepped = host_float(found_inf, sync=True) == 0  # NOTE [host reads]: a sync for a device tensor
-        planner.after_step(buckets, stepped)
-        if owned is not None and stepped:
+        stepped: bool | None = True
+        if found_inf is not None:
+            if owned is not None or planner.fresh_ids:
+                # NOTE [host reads]: a sync for a device tensor; with a device count (NOTE [schedule
+                # count on the device]) only an SGD momentum buffer's first step (fresh_ids) needs it
+                stepped = host_float(found_inf, sync=True) == 0
+            else:
+                stepped = None  # decided on the device where needed (the planner's grad copies)
+        planner.after_step(buckets, stepped, found_inf)
+        if device_count is not None:
+            device_count.advance(found_inf)
+        elif owned is not None and stepped:
             self._lrfast_advance_owned_schedules()
         self._lrfast_found_inf = found_inf  # NOTE [skipped steps]
         return loss
@@ -302,6 +375,11 @@ class FusedOptimizer:
           on the host at each step; with ``horizon=`` the user states that the baked table
           covers the replays.
         """
+        if self._lrfast_device_count is not None:
+            raise RuntimeError(
+                f"{self._lrfast_name}: cannot capture this step in a CUDA graph: its Schedule lr is counted on the "
+                "device under GradScaler (NOTE [schedule count on the device]); capture without GradScaler or with "
+                "a scheduler")
         scheduler = self._lrfast_bound_scheduler()
         if scheduler is None:
             return
@@ -323,6 +401,45 @@ class FusedOptimizer:
             if schedule is not None:
                 group["lr_step"] += 1
                 self._lrfast_write_lr(group, schedule(group["lr_step"]))
+
+    def _lrfast_count_on_device(self, groups: list[dict], found_inf: torch.Tensor | None) -> _DeviceCount | None:
+        """NOTE [schedule count on the device]: the device count in use for this step, made at
+        the first step with a device ``found_inf``, or None (the count is on the host)."""
+        count = self._lrfast_device_count
+        if count is not None:
+            if count.holds(groups):
+                return count
+            self._lrfast_count_to_host()
+        if found_inf is None or not device_api.is_device(found_inf.device) or device_api.is_capturing() \
+                or not self._lrfast_on_device():
+            return None
+        owned = [g for g in groups if "lr_schedule" in g]
+        if not owned:
+            return None
+        steps = {g["lr_step"] for g in owned}
+        written = self._lrfast_lr_written or {}
+        if len(steps) != 1 or any(g["lr"] is not written.get(id(g)) for g in owned):
+            return None  # counts differ, or an lr edited from outside (the step raises)
+        step = int(steps.pop())
+        count = self._lrfast_device_count = _DeviceCount(owned, step, self._lrfast_all_params[0].device)
+        for g, lr in zip(owned, count.lrs.unbind(), strict=True):
+            g["lr_step"] = count.counter
+            self._lrfast_write_lr(g, lr)
+        return count
+
+    def _lrfast_count_to_host(self) -> None:
+        """Back to host counts: the groups that still hold the device count get it as an int
+        (one sync) and their lr as a float."""
+        count = self._lrfast_device_count
+        self._lrfast_device_count = None
+        if count is None:
+            return
+        held = [g for g in count.groups if g.get("lr_step") is count.counter]
+        if held:
+            step = int(host_float(count.counter, sync=True))
+            for g in held:
+                g["lr_step"] = step
+                self._lrfast_write_lr(g, g["lr_schedule"](step))
 
     def _lrfast_compiled_step(self, closure, grad_scale, found_inf):
         """Under torch.compile: the whole step as one ``lrfast::optimizer_step`` op that
@@ -361,7 +478,8 @@ class FusedOptimizer:
                 lr_flags, momentum_flags = scheduler.proven_groups()
             except ValueError:  # groups added after the scheduler: it no longer describes them
                 lr_packed = None
-            if lr_packed is not None and np.ndim(lr_packed.descriptors) == 2 and len(lr_packed.descriptors) == n:
+            descriptors = None if lr_packed is None else lr_packed.descriptors
+            if descriptors is not None and descriptors.ndim == 2 and descriptors.shape[0] == n:
                 if not capturing:  # eager: a tensor lr is read by the kernel (it shows its own dtype)
                     lr_flags = [f and not isinstance(g["lr"], torch.Tensor) for f, g in zip(lr_flags, groups)]
                 if momentum_packed is None or len(momentum_packed.descriptors) != n:
@@ -383,6 +501,8 @@ class FusedOptimizer:
                     f"{self._lrfast_name}: param group {i}'s lr is an lrfast Schedule, but group['lr'] was "
                     "changed from outside (by a torch scheduler?); pass a float lr to drive it with a scheduler"
                 )
+        if self._lrfast_device_count is not None:  # their lr tensors hold the schedule's value
+            return None, None, np.zeros(n), None, unscheduled, unscheduled
         key = tuple(id(g.get("lr_schedule")) for g in groups)
         cached = self._lrfast_packed_schedules
         if cached is None or cached[0] != key:
@@ -397,6 +517,15 @@ class FusedOptimizer:
         return cached[1], None, schedule_t, cached[2], ["lr_schedule" in g for g in groups], unscheduled
 
     def _lrfast_on_device(self) -> bool:
-        """Whether this optimizer's parameters live on a CUDA (or emulated) device."""
+        """Whether this optimizer's parameters live on a CUDA (or emulated) device; read again
+        when the parameters, their storage (the planner's version) or the device API change."""
         params = getattr(self, "_lrfast_all_params", ())
-        return bool(params) and device_api.is_device(params[0].device)
+        planner = self._lrfast_planner
+        version = -1 if planner is None else planner.version
+        api = device_api.active()
+        cached = self._lrfast_on_device_cache
+        if cached is not None and cached[0] is params and cached[1] == version and cached[2] is api:
+            return cached[3]
+        on = bool(params) and device_api.is_device(params[0].device)
+        self._lrfast_on_device_cache = (params, version, api, on)
+        return on

@@ -183,6 +183,12 @@ class Planner:
             self.grads = grads
             for bucket in self.buckets:
                 self._set_grads(bucket, _pick(bucket, grads))
+            return self.buckets
+        for bucket in self.buckets:
+            if bucket.grad_copies:  # the same grads, written in place since: stage this step's values
+                with torch.no_grad():
+                    for t, user_grad in bucket.grad_copies:
+                        bucket.grads[t].copy_(user_grad)
         return self.buckets
 
     def lr_tensor_list(self, lr_tensors: list) -> list:
@@ -218,13 +224,19 @@ class Planner:
         bucket.pointers[bucket_layout.ROW_GRAD] = pointers
         bucket.grads_version += 1
 
-    def after_step(self, buckets: list[Bucket], stepped: bool) -> None:
-        """Write staged gradients back; forget SGD buffers the kernel has now written."""
+    def after_step(self, buckets: list[Bucket], stepped: bool | None, found_inf: torch.Tensor | None) -> None:
+        """Write staged gradients back; forget SGD buffers the kernel has now written.
+        ``stepped``: whether the step was taken, or None where only ``found_inf`` (on the
+        device) knows: the write-back then picks the values on the device, with no sync."""
         for bucket in buckets:
-            if bucket.grad_copies and bucket.grad_scale is not None and stepped:
+            if bucket.grad_copies and bucket.grad_scale is not None and stepped is not False:
                 with torch.no_grad():
                     for t, user_grad in bucket.grad_copies:
-                        user_grad.copy_(bucket.grads[t])
+                        unscaled = bucket.grads[t]
+                        if stepped is None and found_inf is not None:  # a skipped step leaves the grad as it was
+                            skipped = found_inf.to(user_grad.device, non_blocking=True).reshape(()) != 0
+                            unscaled = torch.where(skipped, user_grad, unscaled)
+                        user_grad.copy_(unscaled)
         if self.fresh_ids:
             for bucket in buckets:
                 if bucket.kind == "sgd":
