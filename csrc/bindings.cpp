@@ -186,7 +186,6 @@ const double* doubles(PyObject* object, std::int64_t rows, std::int64_t cols, co
 py::object step_groups(PyObject* const* args) {
   // (descriptors, table, step, groups, key, tuple_slot, cur, prev, coeffs, on_out, row_of)
   if (!PyList_Check(args[3])) throw py::type_error("step_groups: groups must be a list");
-  const auto groups = py::reinterpret_borrow<py::list>(args[3]);
   const auto n = static_cast<std::int64_t>(PyList_GET_SIZE(args[3]));
   // args[10]: None, or for each group the row of `descriptors` it shares with others (float64, one per
   // group): groups with equal descriptors are evaluated once (NOTE [one step rule])
@@ -221,7 +220,10 @@ py::object step_groups(PyObject* const* args) {
     for (std::int64_t g = 0; g < n; ++g) c[g] = lrfast::evaluate(d + g * lrfast::kDescriptorSize, table, step);
   }
   std::vector<double> values(c, c + n);
+  // what each group held (borrowed; the dicts are not changed before the write loop), when read
+  std::vector<PyObject*> held_objects;
   if (args[7] != Py_None) {
+    held_objects.resize(static_cast<std::size_t>(n));
     const double* p = doubles(args[7], n, -1, "prev");
     std::vector<StrictArray> keep;
     Coefficient a, shift, add;
@@ -236,6 +238,7 @@ py::object step_groups(PyObject* const* args) {
     }
     for (std::int64_t g = 0; g < n; ++g) {
       PyObject* value = held_value(PyList_GET_ITEM(args[3], g), key, static_cast<int>(tuple_slot));
+      held_objects[g] = value;
       double held;
       if (PyFloat_CheckExact(value)) {
         held = PyFloat_AS_DOUBLE(value);
@@ -270,20 +273,30 @@ py::object step_groups(PyObject* const* args) {
     }
   }
   py::list written(n);
+  PyObject* previous = nullptr;  // the float object written to the group before (borrowed from `written`)
   for (std::int64_t g = 0; g < n; ++g) {
     PyObject* group = PyList_GET_ITEM(args[3], g);
     if (tuple_slot < 0) {
       // a group that already holds this very value keeps its float object: no allocation, no store
       // (StepLR and the like change their LR on few steps)
-      PyObject* held = held_value(group, key, -1);
+      PyObject* held = held_objects.empty() ? held_value(group, key, -1) : held_objects[g];
       if (PyFloat_CheckExact(held) && PyFloat_AS_DOUBLE(held) == values[g] && !std::signbit(values[g])) {
         Py_INCREF(held);
         PyList_SET_ITEM(written.ptr(), g, held);
+        previous = held;
         continue;
       }
     }
-    PyObject* v = PyFloat_FromDouble(values[g]);
-    if (v == nullptr) throw py::error_already_set();
+    // groups of one schedule get one value: they share its float object (floats are immutable)
+    PyObject* v;
+    if (previous != nullptr && PyFloat_AS_DOUBLE(previous) == values[g] && !std::signbit(values[g])) {
+      v = previous;
+      Py_INCREF(v);
+    } else {
+      v = PyFloat_FromDouble(values[g]);
+      if (v == nullptr) throw py::error_already_set();
+    }
+    previous = v;
     PyList_SET_ITEM(written.ptr(), g, v);  // the list owns v
     if (tuple_slot >= 0) {
       PyObject* old = held_value(group, key, -1);
@@ -301,7 +314,6 @@ py::object step_groups(PyObject* const* args) {
       throw py::error_already_set();
     }
   }
-  (void)groups;
   return std::move(written);
 }
 
