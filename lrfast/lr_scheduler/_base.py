@@ -312,7 +312,8 @@ class _Program:
         # the per-step buffers of _C.step_groups: this step's closed form, the previous one's, on-program flags
         self.cur, self.spare, self.on = np.empty(self.n_groups), np.empty(self.n_groups), np.empty(self.n_groups)
         # NOTE [watched attributes]: copies of the containers torch re-reads, compared at each step
-        self.watched = [(name, copy.copy(getattr(scheduler, name, None))) for name in scheduler._lrfast_mutable]
+        self.watched = [(name, value, isinstance(value, dict)) for name in scheduler._lrfast_mutable
+                        for value in (copy.copy(scheduler.__dict__.get(name)),)]
         keys = scheduler._lrfast_group_keys
         self.group_keys = operator.itemgetter(*keys) if keys else None
         self.group_items = [self.group_keys(g) for g in groups] if self.group_keys is not None else None
@@ -347,14 +348,11 @@ class _Program:
         if len(groups) != self.n_groups or (not self.plain and (not self.lr_writer.still_valid(groups) or (
                 self.momentum is not None and not self.momentum_writer.still_valid(groups)))):
             return False
-        for name, value in self.watched:
-            current = getattr(scheduler, name, None)
+        attributes = scheduler.__dict__
+        for name, value, is_dict in self.watched:
+            current = attributes.get(name)
             # a Counter's == runs in Python (MultiStepLR's milestones): dict's own, in C, when both are one type
-            if isinstance(value, dict) and isinstance(current, type(value)) and type(current) is type(value):
-                same = dict.__eq__(current, value)
-            else:
-                same = current == value
-            if not same:
+            if not (dict.__eq__(current, value) if is_dict and type(current) is type(value) else current == value):
                 return False
         return self.group_keys is None or list(map(self.group_keys, groups)) == self.group_items
 
@@ -791,11 +789,15 @@ class LRScheduler(_TorchLRScheduler):
 
     def _lrfast_write(self, prev: float, t: float, explicit: bool) -> list[Any]:
         """NOTE [one step rule]: write every group's LR for the step from ``prev`` to ``t``."""
-        rt = self._lrfast_runtime()
+        try:
+            rt = self._lrfast_rt
+        except AttributeError:  # torch's initial step, inside __init__
+            rt = self._lrfast_runtime()
         counts_epochs = self._lrfast_counts_epochs
         s = rt.t = t if counts_epochs else self._lrfast_step_of(t)
         program = rt.program
-        if program is None or not program.still_valid(self, self.optimizer.param_groups):
+        groups = self.optimizer.param_groups
+        if program is None or not program.still_valid(self, groups):
             program = self._lrfast_program()
         if rt.owner is not None:  # a composing ReduceLROnPlateau writes the groups
             rt.proof = rt.momentum_proof = rt.proof_on = None
@@ -822,17 +824,22 @@ class LRScheduler(_TorchLRScheduler):
                 expected = program.spare  # the closed form the last step wrote
             else:
                 expected = self._lrfast_expected(program, prev)
-            coeffs = _for_c(self._lrfast_coefficients(t)) if (rt.off and expected is not None) else None
-            if coeffs is _NO_RECURSION:
-                return self._lrfast_torch_write(explicit)
+            coeffs = None
+            if rt.off and expected is not None:  # the last step had groups off the program: coefficients now
+                coeffs = self._lrfast_coefficients(t)
+                if coeffs is _NO_RECURSION:
+                    return self._lrfast_torch_write(explicit)
+                if not (type(coeffs) is tuple and type(coeffs[0]) is float  # noqa: E721 - the usual case
+                        and type(coeffs[1]) is float and type(coeffs[2]) is float):  # noqa: E721
+                    coeffs = _for_c(coeffs)
             try:
-                values = _C.step_groups(program.lr_rows, program.lr.table, s, self.optimizer.param_groups,
+                values = _C.step_groups(program.lr_rows, program.lr.table, s, groups,
                                         "lr", -1, program.cur, expected, coeffs, program.on, program.lr_row_of)
                 if type(values) is int and values == _C.STEP_NEEDS_COEFFICIENTS:
                     coeffs = _for_c(self._lrfast_coefficients(t))
                     if coeffs is _NO_RECURSION:
                         return self._lrfast_torch_write(explicit)
-                    values = _C.step_groups(program.lr_rows, program.lr.table, s, self.optimizer.param_groups,
+                    values = _C.step_groups(program.lr_rows, program.lr.table, s, groups,
                                             "lr", -1, program.cur, expected, coeffs, program.on, program.lr_row_of)
             except ValueError as exc:
                 raise ValueError(f"{self._lrfast_described()}: {exc}; lrfast never writes a non-finite LR") from None

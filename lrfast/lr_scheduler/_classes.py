@@ -37,6 +37,8 @@ __all__ = [
 _DEFAULT_HORIZON = 1024
 
 
+_cos, _PI = math.cos, math.pi  # the per-step recursion's terms, without two attribute lookups each
+
 
 def _real_tensor(value: Any) -> bool:
     """A 0-d real tensor, which torch takes for a number (and computes with in its dtype)."""
@@ -261,7 +263,7 @@ class CosineAnnealingLR(LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
             return (0.0, 0.0, [eta + (b - eta) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs])
         if (t - 1 - T) % (2 * T) == 0:
             return (1.0, 0.0, [(b - eta) * (1 - math.cos(math.pi / T)) / 2 for b in self.base_lrs])
-        return ((1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)), eta, eta)
+        return ((1 + _cos(_PI * t / T)) / (1 + _cos(_PI * (t - 1) / T)), eta, eta)  # torch's terms
 
     def __init__(self, optimizer: torch.optim.Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
