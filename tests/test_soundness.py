@@ -75,36 +75,41 @@ def test_issue_example_fill_of_a_tensor_lr_under_exponential_lr():
     _assert_pairs(out["lrfast"], out["torch"], rel=1e-6)  # float32 parameter and LR
 
 
-def test_issue_example_second_lambda_lr_stepped_after_the_bound_one():
+def _shown_and_applied(lr, build, steps: int) -> dict:
+    """(shown, applied) at each optimizer step on torch and on lrfast SGD (float64 parameter):
+    ``build(ns, opt)`` makes the schedulers and returns what the loop steps after each
+    optimizer step."""
     out = {}
     for ns, optim in ((TORCH, torch.optim.SGD), (FAST, lrfast.optim.SGD)):
         p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-        opt = optim([p], lr=torch.tensor(0.01, dtype=torch.float64))
+        opt = optim([p], lr=lr())
+        step = build(ns, opt)
+        pairs = []
+        for _ in range(steps):
+            pairs.append(_decrease(opt, p))
+            step()
+        out[ns.name] = pairs
+    return out
+
+
+def test_issue_example_second_lambda_lr_stepped_after_the_bound_one():
+    def build(ns, opt):
         a = ns.LambdaLR(opt, lambda t: 1 + t)
         b = ns.LambdaLR(opt, lambda t: 0.5)
-        pairs = []
-        for _ in range(4):
-            pairs.append(_decrease(opt, p))
-            b.step()
-            a.step()
-        out[ns.name] = pairs
+        return lambda: (b.step(), a.step())
+
+    out = _shown_and_applied(lambda: torch.tensor(0.01, dtype=torch.float64), build, 4)
     assert [s for s, _ in out["torch"]][1:] == pytest.approx([0.02, 0.03, 0.04], rel=1e-12)
     _assert_pairs(out["lrfast"], out["torch"], rel=1e-15)
 
 
 def test_issue_example_cyclic_lr_built_after_another_scheduler():
-    out = {}
-    for ns, optim in ((TORCH, torch.optim.SGD), (FAST, lrfast.optim.SGD)):
-        p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-        opt = optim([p], lr=0.1)
+    def build(ns, opt):
         first = ns.StepLR(opt, 3, 0.5)
         cyclic = ns.CyclicLR(opt, 0.01, 0.2, step_size_up=4, cycle_momentum=False)
-        pairs = []
-        for _ in range(6):
-            pairs.append(_decrease(opt, p))
-            first.step()
-            cyclic.step()
-        out[ns.name] = pairs
+        return lambda: (first.step(), cyclic.step())
+
+    out = _shown_and_applied(lambda: 0.1, build, 6)
     assert out["torch"][0] == (0.1, 0.1)
     _assert_pairs(out["lrfast"], out["torch"], rel=1e-15)
 

@@ -69,6 +69,17 @@ def _scaler():
         return torch.amp.GradScaler("cpu", init_scale=2.0**8, growth_interval=2)
 
 
+def _training_step(model, opt, sched=None, set_to_none=True):
+    """One step of a plain training loop: zero_grad, backward, optimizer step, scheduler step."""
+    def step(i):
+        opt.zero_grad(set_to_none=set_to_none)
+        _loss(model).backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return step
+
+
 # -- bound schedulers -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("opt_cls, kwargs", [
@@ -82,13 +93,7 @@ def test_bound_scheduler(emulated, opt_cls, kwargs, set_to_none):
     opt = opt_cls(model.parameters(), **kwargs)
     sched = lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=100)
 
-    def step(i):
-        opt.zero_grad(set_to_none=set_to_none)
-        _loss(model).backward()
-        opt.step()
-        sched.step()
-
-    assert _syncs_per_step(emulated, step) == [[]] * COUNTED
+    assert _syncs_per_step(emulated, _training_step(model, opt, sched, set_to_none=set_to_none)) == [[]] * COUNTED
 
 
 def test_bound_composite_scheduler_with_tensor_lr(emulated):
@@ -98,13 +103,7 @@ def test_bound_composite_scheduler_with_tensor_lr(emulated):
     cos = lr_scheduler.CosineAnnealingLR(opt, T_max=50)
     sched = lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[4])
 
-    def step(i):
-        opt.zero_grad()
-        _loss(model).backward()
-        opt.step()
-        sched.step()
-
-    assert _syncs_per_step(emulated, step) == [[]] * COUNTED
+    assert _syncs_per_step(emulated, _training_step(model, opt, sched)) == [[]] * COUNTED
 
 
 # -- a Schedule as the lr ---------------------------------------------------------------------
@@ -113,12 +112,7 @@ def test_schedule_as_lr(emulated):
     model = _model()
     opt = lrfast.optim.AdamW(model.parameters(), lr=schedules.warmup_cosine_decay(0.0, 1e-2, 3, 50))
 
-    def step(i):
-        opt.zero_grad()
-        _loss(model).backward()
-        opt.step()
-
-    assert _syncs_per_step(emulated, step) == [[]] * COUNTED
+    assert _syncs_per_step(emulated, _training_step(model, opt)) == [[]] * COUNTED
 
 
 @pytest.mark.parametrize("opt_cls", [lrfast.optim.AdamW, lrfast.optim.SGD])
@@ -202,19 +196,21 @@ def test_skip_schedule_on_overflow_reads_found_inf_once_per_step(emulated):
 
 # -- ReduceLROnPlateau on the device ----------------------------------------------------------
 
-def test_device_plateau_with_tensor_lrs(emulated):
-    model = _model()
-    opt = lrfast.optim.AdamW(model.parameters(), lr=torch.tensor(1e-2, dtype=torch.float64))
-    sched = lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
-
+def _plateau_step(model, opt, sched):
     def step(i):
         opt.zero_grad()
         loss = _loss(model)
         loss.backward()
         opt.step()
         sched.step(loss.detach() * 0 + 1.0)  # a device metric that never improves
+    return step
 
-    assert _syncs_per_step(emulated, step) == [[]] * COUNTED
+
+def test_device_plateau_with_tensor_lrs(emulated):
+    model = _model()
+    opt = lrfast.optim.AdamW(model.parameters(), lr=torch.tensor(1e-2, dtype=torch.float64))
+    sched = lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    assert _syncs_per_step(emulated, _plateau_step(model, opt, sched)) == [[]] * COUNTED
     assert float(opt.param_groups[0]["lr"]) < 1e-2  # it did reduce
 
 
@@ -224,15 +220,7 @@ def test_device_plateau_with_float_lrs_syncs_once_per_optimizer_step(emulated):
     model = _model()
     opt = lrfast.optim.AdamW(model.parameters(), lr=1e-2)
     sched = lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
-
-    def step(i):
-        opt.zero_grad()
-        loss = _loss(model)
-        loss.backward()
-        opt.step()
-        sched.step(loss.detach() * 0 + 1.0)
-
-    assert _syncs_per_step(emulated, step) == [["Event.synchronize"]] * COUNTED
+    assert _syncs_per_step(emulated, _plateau_step(model, opt, sched)) == [["Event.synchronize"]] * COUNTED
 
 
 # -- lr_tensor logging -------------------------------------------------------------------------
