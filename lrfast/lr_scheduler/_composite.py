@@ -32,14 +32,26 @@ if TYPE_CHECKING:
 else:
     _MixinBase = object
 
+_is_compiling = torch.compiler.is_compiling
 
-def _stepping(torch_step: Callable[[Any], None]) -> Callable[..., None]:
+
+def _stepping(torch_step: Callable[[Any], None], keeps_epoch: bool = False) -> Callable[..., None]:
     """torch's composite step, then what a bound lrfast optimizer needs (NOTE [composite
-    program]) and ``lr_tensor`` (NOTE [lr tensor]) from what the children wrote."""
+    program]) and ``lr_tensor`` (NOTE [lr tensor]) from what the children wrote. With
+    ``keeps_epoch``, a step that raises leaves ``last_epoch`` as it was (SequentialLR's own
+    attribute; ChainedScheduler's is its first child's)."""
     def step(self: Any) -> None:
-        if torch.compiler.is_compiling():  # NOTE [compiled steps]
+        if _is_compiling():  # NOTE [compiled steps]
             return compiled_scheduler_step(self)
-        torch_step(self)
+        if keeps_epoch:
+            prev = self.last_epoch
+            try:
+                torch_step(self)
+            except BaseException:  # a child raised (NotImplementedError for a composite child at a milestone)
+                self.last_epoch = prev
+                raise
+        else:
+            torch_step(self)
         rt = self._lrfast_rt
         rt.t = self.last_epoch
         if rt.lr_buffer is not None:
@@ -177,18 +189,7 @@ class SequentialLR(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Sequen
         torch.optim.lr_scheduler.SequentialLR.__init__(self, optimizer, schedulers, milestones, last_epoch)
         self._lrfast_bind()
 
-    def _lrfast_sequential_step(self) -> None:
-        """torch's SequentialLR.step; a child that raises (a composite child at its
-        milestone: NotImplementedError, as in torch) leaves ``last_epoch`` as it was."""
-        prev = self.last_epoch
-        try:
-            torch.optim.lr_scheduler.SequentialLR.step(self)
-        except BaseException:
-            self.last_epoch = prev
-            raise
-
-    step = _stepping(_lrfast_sequential_step)
-    step.__doc__ = torch.optim.lr_scheduler.SequentialLR.step.__doc__
+    step = _stepping(torch.optim.lr_scheduler.SequentialLR.step, keeps_epoch=True)
     recursive_undo = torch.optim.lr_scheduler.SequentialLR.recursive_undo
     state_dict = torch.optim.lr_scheduler.SequentialLR.state_dict
     _lrfast_torch_load_state_dict = torch.optim.lr_scheduler.SequentialLR.load_state_dict
