@@ -77,7 +77,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from operator import setitem
+from operator import countOf, setitem
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -858,14 +858,28 @@ class LRScheduler(_TorchLRScheduler):
         return None
 
     def _lrfast_write_values(self, values: list[Any], program: _Program | None, s: float) -> list[Any]:
-        """Write values computed on the host; a group counts as on the program only where a
-        program exists and gives the same value (NOTE [proof of the program])."""
-        rt = self._lrfast_runtime()
+        """Write values computed on the host (a list of the caller's making, kept as the
+        step's values); a group counts as on the program only where a program exists and
+        gives the same value (NOTE [proof of the program])."""
+        rt = self._lrfast_rt  # made by _lrfast_write, the one caller
         groups = self.optimizer.param_groups
-        self._lrfast_check_group_count(values, groups)
-        self._lrfast_check_torch_values(values)
-        plain = all(type(v) is float for v in values) and all(type(g["lr"]) is float for g in groups)  # noqa: E721
-        out, _ = _write_host_values(groups, list(values), plain)
+        n = len(groups)
+        if len(values) != n:
+            self._lrfast_check_group_count(values, groups)
+        # plain: every value and group a float (told apart without isinstance); a finite sum
+        # shows every float finite before anything is written
+        plain = countOf(map(type, values), float) == n and math.isfinite(sum(values))
+        if plain:
+            for group, value in zip(groups, values):
+                if type(group["lr"]) is not float:  # noqa: E721 - a tensor lr: the general write below
+                    plain = False  # the floats written so far are written again, the same objects
+                    break
+                group["lr"] = value
+        else:
+            self._lrfast_check_torch_values(values)
+        out = values  # a new list from _lrfast_host_values: _last_lr keeps it
+        if not plain:
+            out, _ = _write_host_values(groups, values, False)
         rt.prev_t = None
         rt.proof = rt.proof_on = None
         if program is not None:
@@ -874,7 +888,8 @@ class LRScheduler(_TorchLRScheduler):
                         for v, c in zip(out, closed)] if plain else None
             self._lrfast_write_momentum(program, s)
             rt.proof_program = program
-        self._lrfast_fill_out(out)
+        if rt.lr_buffer is not None:
+            self._lrfast_fill_out(out)
         return out
 
     def _lrfast_coefficients(self, t: float) -> Any:
@@ -1196,7 +1211,8 @@ def _write_host_values(groups: list[dict[str, Any]], values: list[Any],
     keeps, what a bound optimizer compares: None for tensor groups). ``all_float``: every
     group and value is a plain number, written without per-group type checks."""
     if all_float:
-        deque(map(setitem, groups, repeat("lr"), values), maxlen=0)
+        for group, value in zip(groups, values):  # a plain loop: cheaper than deque(map(setitem, ...)) at any size
+            group["lr"] = value
         return values, list(values)
     out = []
     for group, value in zip(groups, values):

@@ -406,7 +406,11 @@ class _BakedLambdas(LRScheduler):
         self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=self._lrfast_check_callable)
         self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
         self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (LambdaLR.graph_capture_blocker)
+        self._lrfast_baked(self._lrfast_horizon_given)
         LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_baked(self, baked: bool) -> None:
+        """Hook: the instance's stepping flags, once ``horizon=`` is known."""
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         lambdas = state_dict.pop("lr_lambdas")
@@ -436,12 +440,13 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
     _lrfast_absolute = True
     _lrfast_check_callable = False
     _lrfast_calls_host = True
-    _lrfast_checks_step = True  # a baked window (horizon=) moves on
 
-    @property
-    def _lrfast_host_recursive(self) -> bool:  # type: ignore[override]
-        # no program without horizon=: the lambdas are called at each step, never ahead
-        return not self._lrfast_horizon_given
+    def _lrfast_baked(self, baked: bool) -> None:
+        # instance flags, set once (a property would cost a call at every step): with horizon=,
+        # the baked window moves on (_lrfast_check_step); without, no program: the lambdas are
+        # called at each step, never ahead
+        self._lrfast_checks_step = baked
+        self._lrfast_host_recursive = not baked
 
     def _lrfast_host_values(self, t: float) -> list[Any] | None:
         if self._lrfast_horizon_given:
