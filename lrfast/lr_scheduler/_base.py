@@ -330,8 +330,8 @@ class _Program:
             key, slot = scheduler._lrfast_momentum_key()
             _unalias(groups, key, slot)
             self.momentum_writer = _Writer(groups, key, self.momentum, slot)
-        # no tensors to watch for replacement (_Writer.still_valid has nothing to compare)
-        self.plain = not self.lr_writer.tensors and self.momentum is None
+        # no tensors to watch for replacement (neither writer's still_valid has anything to compare)
+        self.plain = not self.lr_writer.tensors and (self.momentum is None or not self.momentum_writer.tensors)
 
     @staticmethod
     def _pack(schedules: Sequence[Schedule]) -> Packed:
@@ -746,9 +746,11 @@ class LRScheduler(_TorchLRScheduler):
         rule]). SequentialLR calls it as ``_update_lr(0)`` at a milestone."""
         if self._lrfast_host_path:
             return _TorchLRScheduler._update_lr(self, epoch)  # type: ignore[arg-type]  # as step(epoch)
-        if isinstance(epoch, torch.Tensor) or isinstance(self.last_epoch, torch.Tensor):
-            return self._lrfast_tensor_epoch_update(epoch)
         prev = self.last_epoch
+        # None and ints told apart before isinstance (a metaclass call with torch.Tensor)
+        if (epoch is not None and isinstance(epoch, torch.Tensor)) or (
+                type(prev) is not int and isinstance(prev, torch.Tensor)):  # noqa: E721
+            return self._lrfast_tensor_epoch_update(epoch)
         t = prev + 1 if epoch is None else epoch
         if self._lrfast_checks_step:
             self._lrfast_check_step(t)  # errors before any state changes
@@ -996,7 +998,7 @@ class LRScheduler(_TorchLRScheduler):
 
     def _lrfast_write_momentum(self, program: _Program, s: float) -> None:
         """Momentum / beta1 (CyclicLR, OneCycleLR: torch writes them from the closed form)."""
-        rt = self._lrfast_runtime()
+        rt = self._lrfast_rt  # made by the callers (_lrfast_write and _lrfast_write_values, with the program)
         if program.momentum is None:
             rt.momentum_proof = None
             return
