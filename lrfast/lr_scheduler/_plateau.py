@@ -3,7 +3,9 @@
 Three ways in, one rule (csrc/include/lrfast/plateau.h, NOTE [plateau state]):
 
 - a float or CPU metric, no ``schedule``: torch's own Python code (this is torch's class,
-  subclassed), with a tensor ``lr`` updated in place, never replaced by a float;
+  subclassed), with a tensor ``lr`` updated in place, never replaced by a float; a Python
+  float takes torch's step restated on the host copies (NOTE [plateau host step] in
+  ``step``), the same statements without a property call per attribute;
 - a CUDA metric on the optimizer's device: one kernel launch (csrc/cuda/plateau.cu) reads
   the metric, decides and writes the LRs; the state lives in device memory, the host
   never waits (NOTE [plateau mirror]);
