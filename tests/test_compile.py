@@ -68,6 +68,10 @@ CASES = {
     "sgd-onecycle": (lambda p: lrfast.optim.SGD(p, lr=1e-2, momentum=0.9),
                      lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9),
                      lambda m, o: m.OneCycleLR(o, max_lr=0.05, total_steps=STEPS)),
+    # a class with its own step() (checks for compilation itself, NOTE [compiled steps])
+    "sgd-warm-restarts": (lambda p: lrfast.optim.SGD(p, lr=1e-2, momentum=0.9),
+                          lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9),
+                          lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=7, T_mult=2, eta_min=1e-4)),
     "adam-warmup-cosine": (lambda p: lrfast.optim.Adam(p, lr=1e-2),
                            lambda p: torch.optim.Adam(p, lr=1e-2),
                            lambda m, o: m.SequentialLR(o, [m.LinearLR(o, 0.1, total_iters=50),

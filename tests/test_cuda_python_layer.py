@@ -399,6 +399,27 @@ def test_device_plateau_decides_as_torch(dev3, mode, threshold_mode, cooldown, l
         (ref.num_bad_epochs, ref.cooldown_counter, ref.last_epoch)
 
 
+@pytest.mark.parametrize("lr_dtype", [None, torch.float32])
+def test_device_plateau_and_float_metrics_alternate_like_torch(dev3, lr_dtype):
+    """Seven CUDA metrics, then seven floats (the host step of NOTE [plateau host step], from
+    the state the device hands back), and so on: torch's decisions throughout."""
+    metrics = [float(np.float32(m)) for m in _plateau_metrics(56)]
+    ours_opt, ref_opt = _torch_sgd(dev3.device, lr_dtype), _torch_sgd(dev3.device, lr_dtype)
+    ours = FL.ReduceLROnPlateau(ours_opt, patience=2, factor=0.5, cooldown=1)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(ref_opt, patience=2, factor=0.5, cooldown=1)
+    with dev3.count_launches("plateau_step") as launches:
+        for k, m in enumerate(metrics):
+            ours.step(torch.tensor(m, device=dev3.device) if (k // 7) % 2 else m)
+            ref.step(m)
+            ours_opt.step()  # float LRs the device decided reach the groups here
+            ref_opt.step()
+            assert [float(g["lr"]) for g in ours_opt.param_groups] == [float(g["lr"]) for g in ref_opt.param_groups]
+            assert (ours.num_bad_epochs, ours.cooldown_counter) == (ref.num_bad_epochs, ref.cooldown_counter)
+            assert ours.best == ref.best or (math.isnan(ours.best) and math.isnan(ref.best)), f"step {k}"
+    assert len(launches) == len(metrics) // 2
+    assert float(ours_opt.param_groups[0]["lr"]) < 0.1  # reductions happened along the way
+
+
 def test_device_plateau_float_lrs_reach_the_optimizer(dev):
     metrics = [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.2]
     ours_opt, ref_opt = _torch_sgd(dev.device, None), _torch_sgd(dev.device, None)

@@ -144,3 +144,53 @@ def test_added_param_group_with_default_min_lr():
         else:
             with pytest.raises(error, match="param groups"):
                 sched.step(1.0)
+
+
+@pytest.mark.parametrize("lr_kind", ["float", "tensor"])
+def test_float_metric_host_step_matches_torch(lr_kind):
+    """A float metric takes the host step of NOTE [plateau host step]: torch's decisions,
+    torch's get_last_lr() (tensor LRs cloned, written in place) and lr_tensor kept current."""
+    tensor_lr = torch.float64 if lr_kind == "tensor" else None
+    opt_t, opt_f = make_optimizer(tensor_lr=tensor_lr), make_optimizer(tensor_lr=tensor_lr)
+    s_t = TORCH.ReduceLROnPlateau(opt_t, patience=2, factor=0.5, cooldown=1, min_lr=MIN_LRS)
+    s_f = FAST.ReduceLROnPlateau(opt_f, patience=2, factor=0.5, cooldown=1, min_lr=MIN_LRS)
+    buffer = s_f.lr_tensor
+    for k, m in enumerate(SEQUENCES["plateaus"][:80]):
+        s_t.step(m)
+        s_f.step(m)
+        assert [as_float(g["lr"]) for g in opt_f.param_groups] == [as_float(g["lr"]) for g in opt_t.param_groups]
+        assert _state(s_f) == _state(s_t), f"step {k}"
+        last_f, last_t = s_f.get_last_lr(), s_t.get_last_lr()
+        assert [type(v) for v in last_f] == [type(v) for v in last_t]
+        assert [as_float(v) for v in last_f] == [as_float(v) for v in last_t]
+        assert all(v is not g["lr"] for v, g in zip(last_f, opt_f.param_groups, strict=True)) or lr_kind == "float"
+        assert buffer.tolist() == [as_float(g["lr"]) for g in opt_f.param_groups]
+    assert s_f.get_last_lr() != [0.1, 0.05, 0.3]  # it reduced
+
+
+def test_overridden_rule_is_called_as_torch_calls_it():
+    """A subclass's in_cooldown and best, and an _is_better patched on the instance, are
+    used as torch's step() uses them."""
+    calls = []
+
+    def make(base):
+        class Sub(base):
+            @property
+            def in_cooldown(self):
+                calls.append(base)
+                return False  # cooldown never counts
+
+        return Sub
+
+    opt_t, opt_f = make_optimizer(), make_optimizer()
+    s_t = make(TORCH.ReduceLROnPlateau)(opt_t, patience=1, cooldown=5)
+    s_f = make(FAST.ReduceLROnPlateau)(opt_f, patience=1, cooldown=5)
+    for s in (s_t, s_f):
+        s._is_better = lambda a, best: a < best - 0.5  # noqa: B023 - the instance's own rule
+    for m in [1.0, 0.9, 0.8, 0.0, 0.1, 0.1, 0.1, 0.1]:
+        s_t.step(m)
+        s_f.step(m)
+        assert [g["lr"] for g in opt_f.param_groups] == [g["lr"] for g in opt_t.param_groups]
+        assert _state(s_f) == _state(s_t)
+    assert calls.count(TORCH.ReduceLROnPlateau) == calls.count(FAST.ReduceLROnPlateau) == 8
+    assert opt_f.param_groups[0]["lr"] < 0.1 * 0.1  # reduced twice and more, with no cooldown in between

@@ -77,7 +77,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from operator import setitem
+from operator import countOf, setitem
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -331,8 +331,8 @@ class _Program:
             key, slot = scheduler._lrfast_momentum_key()
             _unalias(groups, key, slot)
             self.momentum_writer = _Writer(groups, key, self.momentum, slot)
-        # no tensors to watch for replacement (_Writer.still_valid has nothing to compare)
-        self.plain = not self.lr_writer.tensors and self.momentum is None
+        # no tensors to watch for replacement (neither writer's still_valid has anything to compare)
+        self.plain = not self.lr_writer.tensors and (self.momentum is None or not self.momentum_writer.tensors)
 
     @staticmethod
     def _pack(schedules: Sequence[Schedule]) -> Packed:
@@ -744,9 +744,11 @@ class LRScheduler(_TorchLRScheduler):
         rule]). SequentialLR calls it as ``_update_lr(0)`` at a milestone."""
         if self._lrfast_host_path:
             return _TorchLRScheduler._update_lr(self, epoch)  # type: ignore[arg-type]  # as step(epoch)
-        if isinstance(epoch, torch.Tensor) or isinstance(self.last_epoch, torch.Tensor):
-            return self._lrfast_tensor_epoch_update(epoch)
         prev = self.last_epoch
+        # None and ints told apart before isinstance (a metaclass call with torch.Tensor)
+        if (epoch is not None and isinstance(epoch, torch.Tensor)) or (
+                type(prev) is not int and isinstance(prev, torch.Tensor)):  # noqa: E721
+            return self._lrfast_tensor_epoch_update(epoch)
         t = prev + 1 if epoch is None else epoch
         if self._lrfast_checks_step:
             self._lrfast_check_step(t)  # errors before any state changes
@@ -865,14 +867,28 @@ class LRScheduler(_TorchLRScheduler):
         return None
 
     def _lrfast_write_values(self, values: list[Any], program: _Program | None, s: float) -> list[Any]:
-        """Write values computed on the host; a group counts as on the program only where a
-        program exists and gives the same value (NOTE [proof of the program])."""
-        rt = self._lrfast_runtime()
+        """Write values computed on the host (a list of the caller's making, kept as the
+        step's values); a group counts as on the program only where a program exists and
+        gives the same value (NOTE [proof of the program])."""
+        rt = self._lrfast_rt  # made by _lrfast_write, the one caller
         groups = self.optimizer.param_groups
-        self._lrfast_check_group_count(values, groups)
-        self._lrfast_check_torch_values(values)
-        plain = all(type(v) is float for v in values) and all(type(g["lr"]) is float for g in groups)  # noqa: E721
-        out, _ = _write_host_values(groups, list(values), plain)
+        n = len(groups)
+        if len(values) != n:
+            self._lrfast_check_group_count(values, groups)
+        # plain: every value and group a float (told apart without isinstance); a finite sum
+        # shows every float finite before anything is written
+        plain = countOf(map(type, values), float) == n and math.isfinite(sum(values))
+        if plain:
+            for group, value in zip(groups, values):
+                if type(group["lr"]) is not float:  # noqa: E721 - a tensor lr: the general write below
+                    plain = False  # the floats written so far are written again, the same objects
+                    break
+                group["lr"] = value
+        else:
+            self._lrfast_check_torch_values(values)
+        out = values  # a new list from _lrfast_host_values: _last_lr keeps it
+        if not plain:
+            out, _ = _write_host_values(groups, values, False)
         rt.prev_t = None
         rt.proof = rt.proof_on = None
         if program is not None:
@@ -881,7 +897,8 @@ class LRScheduler(_TorchLRScheduler):
                         for v, c in zip(out, closed)] if plain else None
             self._lrfast_write_momentum(program, s)
             rt.proof_program = program
-        self._lrfast_fill_out(out)
+        if rt.lr_buffer is not None:
+            self._lrfast_fill_out(out)
         return out
 
     def _lrfast_coefficients(self, t: float) -> Any:
@@ -988,7 +1005,7 @@ class LRScheduler(_TorchLRScheduler):
 
     def _lrfast_write_momentum(self, program: _Program, s: float) -> None:
         """Momentum / beta1 (CyclicLR, OneCycleLR: torch writes them from the closed form)."""
-        rt = self._lrfast_runtime()
+        rt = self._lrfast_rt  # made by the callers (_lrfast_write and _lrfast_write_values, with the program)
         if program.momentum is None:
             rt.momentum_proof = None
             return
@@ -1203,7 +1220,8 @@ def _write_host_values(groups: list[dict[str, Any]], values: list[Any],
     keeps, what a bound optimizer compares: None for tensor groups). ``all_float``: every
     group and value is a plain number, written without per-group type checks."""
     if all_float:
-        deque(map(setitem, groups, repeat("lr"), values), maxlen=0)
+        for group, value in zip(groups, values):  # a plain loop: cheaper than deque(map(setitem, ...)) at any size
+            group["lr"] = value
         return values, list(values)
     out = []
     for group, value in zip(groups, values):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import schedules as S
+from .._compile import compiled_scheduler_step
 from .._scheduling_protocol import host_float
 from ..schedules import Schedule
 from ._base import (
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 _DEFAULT_HORIZON = 1024
+_is_compiling = torch.compiler.is_compiling
+_Tensor = torch.Tensor
 
 
 _cos, _PI = math.cos, math.pi  # the per-step recursion's terms, without two attribute lookups each
@@ -314,28 +317,37 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
     def step(self, epoch: float | None = None) -> None:
         # torch's own step(): no order or deprecation warning, fractional epochs, and
         # _step_count left as the initial step set it.
-        if isinstance(epoch, torch.Tensor) or isinstance(self.T_cur, torch.Tensor):
+        # NOTE [compiled steps]: checked here, as LRScheduler.step does, to keep the wrapper's
+        # frame off the per-step path
+        if _is_compiling():
+            return compiled_scheduler_step(self, epoch)
+        # an int or None told apart before isinstance (a metaclass call with torch.Tensor)
+        t_cur_held = self.T_cur
+        if (epoch is not None and isinstance(epoch, _Tensor)) or (
+                type(t_cur_held) is not int and isinstance(t_cur_held, _Tensor)):  # noqa: E721
             return self._lrfast_tensor_epoch_step(epoch)
-        if epoch is None and self.last_epoch < 0:
+        prev, t_i_held = self.last_epoch, self.T_i
+        if epoch is None and prev < 0:
             epoch = 0
         t: float
         t_cur: float
         if epoch is None:
-            t = self.last_epoch + 1
-            t_cur, t_i = self.T_cur + 1, self.T_i
+            t = prev + 1
+            t_cur, t_i = t_cur_held + 1, t_i_held
             if t_cur >= t_i:
                 t_cur, t_i = t_cur % t_i, t_i * self.T_mult
         else:
             t = self._lrfast_check_epoch(epoch)
             t_cur, t_i = self._period_at(t)
-        previous = (self.T_cur, self.T_i, self.last_epoch)
         # a fractional epoch makes T_cur a float in torch's step too; torch infers int from __init__
-        self.T_cur, self.T_i, self.last_epoch = t_cur, t_i, math.floor(t)  # type: ignore[assignment]
+        self.T_cur, self.T_i, self.last_epoch = t_cur, t_i, t if type(t) is int else math.floor(t)  # type: ignore[assignment]  # noqa: E501,E721
         try:
-            self._last_lr = self._lrfast_write_restart(t)
+            self._last_lr = self._lrfast_write_restart(t, t_cur, t_i)
         except BaseException:
-            self.T_cur, self.T_i, self.last_epoch = previous
+            self.T_cur, self.T_i, self.last_epoch = t_cur_held, t_i_held, prev
             raise
+
+    step._lrfast_compile_aware = True  # type: ignore[attr-defined]
 
     def _lrfast_tensor_epoch_step(self, epoch: torch.Tensor | None) -> None:
         """``step(epoch)`` with a 0-d tensor makes torch's ``T_cur`` a tensor, and its LRs
@@ -350,25 +362,32 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
             raise
         self._lrfast_torch_wrote()
 
-    def _lrfast_write_restart(self, t: float) -> list[Any]:
-        """The closed form at ``t`` where T_cur / T_i are where the schedule puts them, else
-        torch's formula in the T_cur / T_i it holds (a hand-set T_cur)."""
+    def _lrfast_write_restart(self, t: float, held_t_cur: float, held_t_i: int) -> list[Any]:
+        """The closed form at ``t`` where T_cur / T_i (``held_*``, as step() has just set
+        them) are where the schedule puts them, else torch's formula in the T_cur / T_i it
+        holds (a hand-set T_cur)."""
         rt = self._lrfast_runtime()
-        program = self._lrfast_program()
+        # the program built last: _lrfast_write checks that it still describes the groups (and
+        # rebuilds it) before it writes; a T_0 or T_mult assignment drops it (Watched), so the
+        # period cached with it is the one the schedule puts at t either way
+        program = rt.program
         if program is None:
-            rt.period = None
-            return self._lrfast_torch_write(False)
+            program = self._lrfast_program()
+            if program is None:
+                rt.period = None
+                return self._lrfast_torch_write(False)
         # (program, t, T_cur, T_i) of the last integer step, where the program's closed form
         # puts them (its T_0 is the T_0 it was built from; step() itself never reads T_0)
         cached = rt.period
-        if cached is not None and cached[0] is program and isinstance(t, int) and t == cached[1] + 1:
+        integer = type(t) is int  # noqa: E721 - last_epoch + 1, or an epoch _lrfast_check_epoch made an int
+        if integer and cached is not None and cached[0] is program and t == cached[1] + 1:
             t_cur, t_i = cached[2] + 1, cached[3]
             if t_cur >= t_i:
                 t_cur, t_i = t_cur - t_i, t_i * self.T_mult
         else:
             t_cur, t_i = self._period_at(t)
-        rt.period = (program, t, t_cur, t_i) if isinstance(t, int) else None
-        if (self.T_cur, self.T_i) != (t_cur, t_i):
+        rt.period = (program, t, t_cur, t_i) if integer else None
+        if held_t_cur != t_cur or held_t_i != t_i:
             rt.period = None
             return self._lrfast_torch_write(False)
         return self._lrfast_write(t - 1, t, True)
@@ -408,7 +427,11 @@ class _BakedLambdas(LRScheduler):
         self.lr_lambdas = _lambdas(optimizer, lr_lambda, check_callable=self._lrfast_check_callable)
         self._lrfast_horizon = _check_horizon(type(self).__name__, horizon)
         self._lrfast_horizon_given = horizon is not None  # CUDA graphs need one (LambdaLR.graph_capture_blocker)
+        self._lrfast_baked(self._lrfast_horizon_given)
         LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _lrfast_baked(self, baked: bool) -> None:
+        """Hook: the instance's stepping flags, once ``horizon=`` is known."""
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         lambdas = state_dict.pop("lr_lambdas")
@@ -438,12 +461,13 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
     _lrfast_absolute = True
     _lrfast_check_callable = False
     _lrfast_calls_host = True
-    _lrfast_checks_step = True  # a baked window (horizon=) moves on
 
-    @property
-    def _lrfast_host_recursive(self) -> bool:  # type: ignore[override]
-        # no program without horizon=: the lambdas are called at each step, never ahead
-        return not self._lrfast_horizon_given
+    def _lrfast_baked(self, baked: bool) -> None:
+        # instance flags, set once (a property would cost a call at every step): with horizon=,
+        # the baked window moves on (_lrfast_check_step); without, no program: the lambdas are
+        # called at each step, never ahead
+        self._lrfast_checks_step = baked
+        self._lrfast_host_recursive = not baked
 
     def _lrfast_host_values(self, t: float) -> list[Any] | None:
         if self._lrfast_horizon_given:

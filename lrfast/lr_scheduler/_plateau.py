@@ -3,7 +3,9 @@
 Three ways in, one rule (csrc/include/lrfast/plateau.h, NOTE [plateau state]):
 
 - a float or CPU metric, no ``schedule``: torch's own Python code (this is torch's class,
-  subclassed), with a tensor ``lr`` updated in place, never replaced by a float;
+  subclassed), with a tensor ``lr`` updated in place, never replaced by a float; a Python
+  float takes torch's step restated on the host copies (NOTE [plateau host step] in
+  ``step``), the same statements without a property call per attribute;
 - a CUDA metric on the optimizer's device: one kernel launch (csrc/cuda/plateau.cu) reads
   the metric, decides and writes the LRs; the state lives in device memory, the host
   never waits (NOTE [plateau mirror]);
@@ -32,6 +34,7 @@ back to the host (one sync) and continues there; the next CUDA metric uploads it
 
 from __future__ import annotations
 
+import operator
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -52,6 +55,11 @@ from ._plateau_host import PLATEAU, STATE_SIZE, HostEngine, last_lrs
 __all__ = ["ReduceLROnPlateau"]
 
 _MIRRORED = ("best", "num_bad_epochs", "cooldown_counter", "_last_lr")
+# what step()'s host path reads directly (NOTE [plateau host step]): a subclass redefining one
+# of them runs torch's own step()
+_HOST_STEP_READS = (*_MIRRORED, "in_cooldown", "_lrfast_take_host")
+_lr_of = operator.itemgetter("lr")
+_Tensor = torch.Tensor
 _EPOCH_WARNING = torch.optim.lr_scheduler.EPOCH_DEPRECATION_WARNING
 _MISSING = object()
 
@@ -112,6 +120,12 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     _lrfast_num_bad_epochs: int
     _lrfast_cooldown_counter: int | float
     _lrfast_last_lr: list[Any]
+    _lrfast_torch_names: bool = True  # NOTE [plateau host step]: no subclass redefines _HOST_STEP_READS
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._lrfast_torch_names = all(getattr(cls, name) is getattr(ReduceLROnPlateau, name)
+                                      for name in _HOST_STEP_READS)
 
     def __init__(self, optimizer: torch.optim.Optimizer, mode: Literal["min", "max"] = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",
@@ -268,6 +282,33 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     # -- stepping -------------------------------------------------------------------------
     def step(self, metrics: Any = _MISSING, epoch: int | None = None) -> None:  # type: ignore[override]
         """One step: a decision on ``metrics``. Composed, ``step()`` alone advances the schedule."""
+        if type(metrics) is float and epoch is None and self._lrfast_device is None and not self._lrfast_factors \
+                and self._lrfast_torch_names:
+            # NOTE [plateau host step] torch's step(), statement for statement, on the host
+            # copies of the mirrored attributes: while the host decides, the properties
+            # (_mirrored) would read and write exactly these, one Python call each, which cost
+            # more than torch's whole step. The user's overridable methods (_is_better,
+            # _reduce_lr) are called as torch calls them; a float metric never reaches the device.
+            self.last_epoch = epoch = self.last_epoch + 1
+            if self._is_better(metrics, self._lrfast_best):
+                self._lrfast_best = metrics
+                self._lrfast_num_bad_epochs = 0
+            else:
+                self._lrfast_num_bad_epochs += 1
+            if self._lrfast_cooldown_counter > 0:  # torch's in_cooldown
+                self._lrfast_cooldown_counter -= 1
+                self._lrfast_num_bad_epochs = 0
+            if self._lrfast_num_bad_epochs > self.patience:
+                self._reduce_lr(epoch)
+                self._lrfast_cooldown_counter = self.cooldown
+                self._lrfast_num_bad_epochs = 0
+            # torch's _param_groups_val_list: tensors cloned (a float told apart without
+            # isinstance, which costs a metaclass call per group with torch.Tensor)
+            self._lrfast_last_lr = [v if type(v) is float else v.clone() if isinstance(v, _Tensor) else v  # noqa: E721
+                                    for v in map(_lr_of, self.optimizer.param_groups)]
+            if self._lrfast_lr_buffer is not None:
+                self._lrfast_host.write_lr_tensor(self)
+            return
         if metrics is _MISSING and not self.composed:
             raise TypeError("ReduceLROnPlateau.step() missing 1 required positional argument: 'metrics'")
         if epoch is not None and self._lrfast_inner is not None:
