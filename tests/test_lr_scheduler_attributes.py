@@ -349,3 +349,21 @@ def test_mutable_state_changed_at_step_50(name, optimizer):
         _close(g, w, f"step {t + 1}")
     if name.startswith("LambdaLR"):
         assert out["torch"][50][0] == pytest.approx(0.01)  # 0.1 -> 0.01 after the change, in torch
+
+
+def test_one_cycle_phase_edited_in_place_as_torch():
+    """OneCycleLR reads its phase dicts at each step: one edited in place is read too."""
+    lrs = {}
+    for ns in (TORCH, FAST):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+        sched = ns.OneCycleLR(opt, 1.0, total_steps=20)
+        for _ in range(3):
+            opt.step()
+            sched.step()
+        sched._schedule_phases[0]["end_step"] = 10.0
+        lrs[ns.name] = []
+        for _ in range(8):
+            opt.step()
+            sched.step()
+            lrs[ns.name].append(opt.param_groups[0]["lr"])
+    assert lrs["lrfast"] == pytest.approx(lrs["torch"], rel=1e-12)

@@ -313,7 +313,7 @@ class _Program:
         self.cur, self.spare, self.on = np.empty(self.n_groups), np.empty(self.n_groups), np.empty(self.n_groups)
         # NOTE [watched attributes]: copies of the containers torch re-reads, compared at each step
         self.watched = [(name, value, isinstance(value, dict)) for name in scheduler._lrfast_mutable
-                        for value in (copy.copy(scheduler.__dict__.get(name)),)]
+                        for value in (_watched_copy(scheduler.__dict__.get(name)),)]
         keys = scheduler._lrfast_group_keys
         self.group_keys = operator.itemgetter(*keys) if keys else None
         self.group_items = [self.group_keys(g) for g in groups] if self.group_keys is not None else None
@@ -365,6 +365,14 @@ class _Program:
         assert momentum is not None, "momentum_at: this program has no momentum schedules"
         _C.evaluate_at_trusted(momentum.descriptors, momentum.table, t, self.momentum_out)
         return self.momentum_out.tolist()
+
+
+def _watched_copy(value: Any) -> Any:
+    """The copy a program compares a container with at each step: one level deep, and a
+    level more for a list of dicts (OneCycleLR's ``_schedule_phases``, edited in place)."""
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return [copy.copy(v) if isinstance(v, dict) else v for v in value]
+    return copy.copy(value)
 
 
 def _shared_rows(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
