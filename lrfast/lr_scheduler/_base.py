@@ -350,7 +350,7 @@ class _Program:
             return False
         attributes = scheduler.__dict__
         for name, value, is_dict in self.watched:
-            current = attributes.get(name)
+            current: Any = attributes.get(name)
             # a Counter's == runs in Python (MultiStepLR's milestones): dict's own, in C, when both are one type
             if not (dict.__eq__(current, value) if is_dict and type(current) is type(value) else current == value):
                 return False
