@@ -120,6 +120,18 @@ def use_torch_code(scheduler: Any) -> None:
         rt.proof = rt.momentum_proof = rt.proof_on = rt.proof_program = None
 
 
+def call_warning_at_caller(depth: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, its warnings re-issued at the line of the code that called lrfast:
+    ``depth`` frames above the function calling this one (1: that function's caller).
+    torch's warnings point into torch or lrfast otherwise."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args)
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=depth + 2)  # 1: here, 2: the function calling this
+    return result
+
+
 class Watched:
     """NOTE [watched attributes] torch's schedulers read their attributes (``gamma``,
     ``T_max``, ...) at every step, so a user may change them mid-run. lrfast builds its
@@ -235,7 +247,6 @@ class _Writer:
         exactly, CPU tensors after rounding ``expected`` to their dtype, CUDA tensors taken to
         hold it (reading them would sync; docs/schedulers.md, "Stacking")."""
         off = []
-        key = self.key
         for i in self.float_groups:
             if self._value(groups[i]) != expected[i]:
                 off.append(i)
@@ -245,7 +256,6 @@ class _Writer:
             for (i, view), h, w in zip(self.cpu_tensors, held, want.tolist()):
                 if h != view.dtype.type(w):
                     off.append(i)
-        del key
         return sorted(off)
 
     def held(self, groups: list[dict[str, Any]], i: int) -> float:
@@ -715,15 +725,11 @@ class LRScheduler(_TorchLRScheduler):
             if not isinstance(epoch, torch.Tensor):  # a 0-d tensor goes on to torch (_update_lr)
                 epoch = checked
         step_count = self._step_count
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
-            except BaseException:
-                self._step_count = step_count  # NOTE [errors before state changes]
-                raise
-        for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=3)  # 1: here, 2: step(), 3: its caller
+        try:
+            call_warning_at_caller(2, _TorchLRScheduler.step, self, epoch)  # 1: here, 2: step(), then its caller
+        except BaseException:
+            self._step_count = step_count  # NOTE [errors before state changes]
+            raise
         return None
 
     def _lrfast_check_epoch(self, epoch: object) -> float:
@@ -779,16 +785,17 @@ class LRScheduler(_TorchLRScheduler):
         except BaseException:
             self.last_epoch = prev
             raise
-        self._lrfast_torch_wrote()
+        self._lrfast_torch_wrote(self._last_lr)
 
-    def _lrfast_torch_wrote(self) -> None:
-        """torch's own code wrote the groups: they are off the program (NOTE [proof of the program])."""
+    def _lrfast_torch_wrote(self, values: list[Any]) -> None:
+        """torch's recursion or torch's own code wrote ``values`` into the groups: they are off
+        the program (NOTE [proof of the program]); ``lr_tensor`` follows them."""
         rt = self._lrfast_runtime()
         if rt.program is not None:
             rt.program.lr_writer.bump_versions()
         rt.off, rt.prev_t = True, None
         rt.proof = rt.momentum_proof = rt.proof_on = None
-        self._lrfast_fill_out(self._last_lr)
+        self._lrfast_fill_out(values)
 
     def _lrfast_closed_form_step(self, explicit: bool) -> bool:
         """Whether this step writes the closed form whatever the groups hold: torch's twin
@@ -1049,7 +1056,6 @@ class LRScheduler(_TorchLRScheduler):
     def _lrfast_torch_write(self, explicit: bool) -> list[Any]:
         """torch's _update_lr body, once last_epoch is set: torch's values, torch's writes
         (no closed form for these arguments, or a recursion lrfast does not restate)."""
-        rt = self._lrfast_runtime()
         twin = _torch_twin(type(self))
         if explicit and twin is not None and hasattr(twin, "_get_closed_form_lr"):
             values = twin._get_closed_form_lr(self)
@@ -1060,13 +1066,7 @@ class LRScheduler(_TorchLRScheduler):
         plain = self._lrfast_check_torch_values(values)
         out, _ = _write_host_values(
             groups, list(values), plain and all(type(g["lr"]) in (float, int) for g in groups))
-        program = rt.program
-        if program is not None:
-            program.lr_writer.bump_versions()
-        rt.off = True
-        rt.prev_t = None
-        rt.proof = rt.momentum_proof = rt.proof_on = None
-        self._lrfast_fill_out(out)
+        self._lrfast_torch_wrote(out)
         return out
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
@@ -1098,12 +1098,7 @@ class LRScheduler(_TorchLRScheduler):
             return [*program.values_at(self.last_epoch)]
         if self._get_lr_called_within_step:
             return super().get_lr()
-        with warnings.catch_warnings(record=True) as caught:  # torch's warning, at the caller's line
-            warnings.simplefilter("always")
-            values = super().get_lr()
-        for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=2)
-        return values
+        return call_warning_at_caller(1, super().get_lr)  # torch's warning, at the caller's line
 
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer" and not k.startswith(_PRIVATE_PREFIX)}

@@ -360,7 +360,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         except BaseException:
             self.T_cur, self.T_i, self.last_epoch = previous
             raise
-        self._lrfast_torch_wrote()
+        self._lrfast_torch_wrote(self._last_lr)
 
     def _lrfast_write_restart(self, t: float, held_t_cur: float, held_t_i: int) -> list[Any]:
         """The closed form at ``t`` where T_cur / T_i (``held_*``, as step() has just set

@@ -48,7 +48,7 @@ from .._backend import device_api
 from .._compile import attach
 from .._scheduling_protocol import bind_scheduler, host_float
 from ..schedules import Schedule
-from ._base import LRScheduler, optimizer_device
+from ._base import LRScheduler, call_warning_at_caller, optimizer_device
 from ._plateau_device import DeviceEngine, device_metric
 from ._plateau_host import PLATEAU, STATE_SIZE, HostEngine, last_lrs
 
@@ -331,11 +331,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
             super().step(metrics)
             self._lrfast_host.write_lr_tensor(self)
         else:
-            with warnings.catch_warnings(record=True) as caught:  # torch's deprecation, at the caller's line
-                warnings.simplefilter("always")
-                super().step(metrics, epoch)
-            for w in caught:
-                warnings.warn(w.message, w.category, stacklevel=2)
+            call_warning_at_caller(1, super().step, metrics, epoch)  # torch's deprecation, at the caller's line
             self._lrfast_host.write_lr_tensor(self)
 
     def _lrfast_step_device(self, metric: tuple[torch.Tensor, int] | None, epoch: int | None) -> None:
