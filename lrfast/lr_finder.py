@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from .schedules import Schedule, constant, exponential_decay, join, linear
+from .schedules._core import _real  # the factories' check: a finite real number, else TypeError/ValueError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -204,15 +205,6 @@ def range_test_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str 
         second = a + 2 / n * (b - a)
         rest = constant(b) if n == 2 else linear(second, b, n - 2)
     return join([constant(a), rest], [1])
-
-
-def _real(fn: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{fn}: {name} must be finite, got {value!r}")
-    return out
 
 
 def _check_range(fn: str, min_lr: Any, max_lr: Any, num_steps: Any, mode: Any) -> tuple[float, float, int]:
