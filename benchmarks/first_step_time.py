@@ -34,9 +34,29 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
-CHILD = r"""
+# Numba's floor, what any program using Numba pays at its first call: import it and call a
+# one-line cached @njit (written to a file: Numba caches only file code). Both child programs
+# run it where they say FLOOR_PROBE (one indent level in).
+FLOOR_PROBE = r"""
+import os, sys, numpy, numba
+probe = os.path.join(os.environ["NUMBA_CACHE_DIR"], "floor_probe.py")
+if not os.path.exists(probe):
+    with open(probe, "w") as f:
+        f.write("import numba\n\n@numba.njit(cache=True)\ndef first(x):\n    return x[0] + 1.0\n")
+sys.path.insert(0, os.path.dirname(probe))
+import floor_probe
+floor_probe.first(numpy.zeros(1))
+""".strip("\n")
+
+
+def _with_floor_probe(program: str) -> str:
+    return program.replace("    FLOOR_PROBE\n", textwrap.indent(FLOOR_PROBE, "    ") + "\n")
+
+
+CHILD = _with_floor_probe(r"""
 import json, sys, time
 t0 = time.perf_counter()
 import torch
@@ -51,13 +71,7 @@ if sys.argv[1] == "floor":
     # Numba's own first call: import it, then call a one-line cached function
     import os, numba, numpy
     t3 = time.perf_counter()
-    probe = os.path.join(os.environ["NUMBA_CACHE_DIR"], "floor_probe.py")  # Numba caches only file code
-    if not os.path.exists(probe):
-        with open(probe, "w") as f:
-            f.write("import numba\n\n@numba.njit(cache=True)\ndef first(x):\n    return x[0] + 1.0\n")
-    sys.path.insert(0, os.path.dirname(probe))
-    import floor_probe
-    floor_probe.first(numpy.zeros(1))
+    FLOOR_PROBE
     out["import numba"] = t3 - t2
     out["first step"] = time.perf_counter() - t2
 elif sys.argv[1] == "warmup":
@@ -83,10 +97,10 @@ else:
     out["first step kernel"] = t4 - t3b
     out["second step"] = t5 - t4
 print(json.dumps(out))
-"""
+""")
 
 
-VERSUS = r"""
+VERSUS = _with_floor_probe(r"""
 import os, sys, time
 t0 = time.perf_counter()
 import torch
@@ -105,16 +119,9 @@ model(torch.randn(32, 64)).pow(2).mean().backward()
 opt.step()
 sched.step()
 if which == "floor":  # torch's program, then what any Numba program pays at its first call
-    import numpy, numba
-    probe = os.path.join(os.environ["NUMBA_CACHE_DIR"], "floor_probe.py")  # Numba caches only file code
-    if not os.path.exists(probe):
-        with open(probe, "w") as f:
-            f.write("import numba\n\n@numba.njit(cache=True)\ndef first(x):\n    return x[0] + 1.0\n")
-    sys.path.insert(0, os.path.dirname(probe))
-    import floor_probe
-    floor_probe.first(numpy.zeros(1))
+    FLOOR_PROBE
 print(time.perf_counter() - t0)
-"""
+""")
 
 
 def versus_torch(repeats: int) -> None:
