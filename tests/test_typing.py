@@ -135,10 +135,22 @@ def _stub_functions() -> dict[str, list[str]]:
     return {node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
+def _stub_methods(cls: str, method: str) -> list[ast.arg]:
+    tree = ast.parse((ROOT / "lrfast" / "_C.pyi").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    return next(f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == method).args.args
+
+
+def _stub_classes() -> set[str]:
+    tree = ast.parse((ROOT / "lrfast" / "_C.pyi").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.ClassDef) and not node.name.startswith("_")}
+
+
 def test_compiled_core_stub_matches_the_module():
     from lrfast import _C
 
     stub = _stub_functions()
+    classes = _stub_classes()
     modules = [_C]
     try:  # the emulator build has the CUDA launchers a host-only _C lacks (both have the rest)
         from lrfast import _C_emu
@@ -150,7 +162,10 @@ def test_compiled_core_stub_matches_the_module():
              if callable(getattr(m, name)) and not name.startswith(("_", "emu_"))}
     launchers = {name for name in stub if name.startswith("cuda_") and name != "cuda_device_count"}
     assert len(stub) >= 15 and len(launchers) == 4
-    assert built - launchers == set(stub) - launchers
+    assert built - launchers == (set(stub) - launchers) | classes
+    assert classes == {"FastStep"}
+    assert [m.arg for m in _stub_methods("FastStep", "step")] == ["self", "scheduler", "runtime"]
+    assert _top_level_names(_C.FastStep.step.__doc__.strip().splitlines()[0]) == ["scheduler", "runtime"]
     for name in sorted(set(stub) & built):
         module = next(m for m in modules if hasattr(m, name))
         first_line = getattr(module, name).__doc__.strip().splitlines()[0]

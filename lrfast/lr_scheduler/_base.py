@@ -38,6 +38,18 @@ autograd's back, as torch's in-place ops do, so another scheduler's write or a u
 ``fill_`` is seen). ``proven_groups()`` gives the proof per group; the proof belongs to
 the program it was taken for, so a rebuilt program (an attribute changed) proves nothing.
 
+NOTE [fast step] The common ``step()`` -- no epoch, an int ``last_epoch``, every group's
+LR a float, the program still valid -- is one call into the compiled core
+(``_C.FastStep``, csrc/scheduler_step.cpp, made with the program): the same checks as the
+Python step (the watched containers and group keys, torch's first-step warning, a composing
+ReduceLROnPlateau, ``skip_schedule_on_overflow``, a step limit), the one step rule over the
+groups, the writes, and the bookkeeping this module keeps (``last_epoch``, ``_step_count``,
+``_last_lr``, the proof). Where any of it is not the common case it returns False having
+changed nothing, and the Python step below runs: the two are one rule, one in C. The
+coefficients of torch's recursion are asked for before the groups are read, when the last
+step had groups off the program; a first step off it is the Python step's, so no Python
+runs while the compiled step holds the groups' values.
+
 NOTE [watched attributes] is at :class:`Watched`.
 
 NOTE [trusted descriptors] The program's descriptors are validated by ``_C.validate``
@@ -325,6 +337,7 @@ class _Program:
         self.watched = [(name, value, isinstance(value, dict)) for name in scheduler._lrfast_mutable
                         for value in (_watched_copy(scheduler.__dict__.get(name)),)]
         keys = scheduler._lrfast_group_keys
+        self.group_key_names = tuple(keys)
         self.group_keys = operator.itemgetter(*keys) if keys else None
         self.group_items = [self.group_keys(g) for g in groups] if self.group_keys is not None else None
         rt = scheduler._lrfast_runtime()
@@ -392,7 +405,9 @@ def _shared_rows(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None
     rows, row_of = np.unique(descriptors, axis=0, return_inverse=True)
     if rows.shape[0] == descriptors.shape[0]:
         return descriptors, None
-    return np.ascontiguousarray(rows), row_of.reshape(-1).astype(np.float64)
+    rows = np.ascontiguousarray(rows)
+    rows.setflags(write=False)  # NOTE [trusted descriptors]: rows of validated descriptors
+    return rows, row_of.reshape(-1).astype(np.float64)
 
 
 def _unalias(groups: list[dict], key: str, slot: int | None) -> None:
@@ -411,7 +426,7 @@ class _Runtime:
 
     __slots__ = ("program", "no_program", "lr_buffer", "handle", "count", "owner", "t", "prev_t", "prev_values",
                  "proof", "proof_on", "momentum_proof", "proof_program", "off", "period", "window",
-                 "child_windows", "packed", "__weakref__")
+                 "child_windows", "packed", "fast", "__weakref__")
 
     def __init__(self) -> None:
         self.program: _Program | None = None
@@ -433,6 +448,10 @@ class _Runtime:
         self.window: tuple[int, int] | None = None  # LambdaLR with horizon=: the baked steps [start, stop)
         self.child_windows: tuple[tuple[int, int] | None, ...] | None = None  # a composite's children's windows
         self.packed: Any = None  # SequentialLR / ChainedScheduler: NOTE [composite program]
+        self.fast: Any = None  # NOTE [fast step]: the program's _C.FastStep, or None where its step is Python's
+
+
+_C.bind_runtime(_Runtime)  # NOTE [fast step]: where the compiled step finds the slots above
 
 
 def restore_groups_on_error(init: Callable) -> Callable:
@@ -492,6 +511,10 @@ class LRScheduler(_TorchLRScheduler):
     _lrfast_calls_host = False
     # _lrfast_check_step may refuse a step (OneCycleLR past total_steps) or move a baked window
     _lrfast_checks_step = False
+    # NOTE [fast step]: the attribute a step may not pass, where that is all _lrfast_check_step checks
+    _lrfast_step_limit: str | None = None
+    # the program's step is _step_count - 1 (SWALR's _lrfast_step_of), for the compiled step
+    _lrfast_counts_own_steps = False
     # No closed form: torch's recursion on the host every step, no program for the kernels.
     _lrfast_host_recursive = False
     # NOTE [watched attributes]: containers torch re-reads each step, compared with the
@@ -610,7 +633,31 @@ class LRScheduler(_TorchLRScheduler):
             rt.no_program = True
             return None
         rt.program = program
+        rt.fast = self._lrfast_fast_step(program)
         return program
+
+    def _lrfast_fast_step(self, program: _Program) -> Any:
+        """NOTE [fast step]: the compiled whole step of ``program``, or None where this
+        scheduler's step is not the common one (its own step count aside from SWALR's, host
+        callables, a checked step other than a limit, tensors, ``lr_tensor``, attributes a
+        class turns into properties)."""
+        if (self._lrfast_host_path or self._lrfast_calls_host or self._lrfast_host_recursive
+                or (self._lrfast_checks_step and self._lrfast_step_limit is None)
+                or not (self._lrfast_counts_epochs or self._lrfast_counts_own_steps)
+                or not program.plain or not program.lr_writer.all_float or program.lr_writer.out is not None
+                or (program.momentum is not None and not program.momentum_writer.all_float)
+                or not _plain_attributes(type(self))):
+            return None
+        momentum = None
+        if program.momentum is not None:
+            writer = program.momentum_writer
+            momentum = (program.momentum_rows, program.momentum.table, program.momentum_row_of, writer.key,
+                        -1 if writer.tuple_slot is None else writer.tuple_slot)
+        return _C.make_fast_step(
+            program, program.n_groups, (program.lr_rows, program.lr.table, program.lr_row_of, "lr", -1), momentum,
+            program.on, tuple((name, value, is_dict) for name, value, is_dict in program.watched),
+            program.group_key_names, program.group_items, self._lrfast_step_limit, self._lrfast_absolute,
+            not self._lrfast_counts_epochs)
 
     def refresh(self) -> None:
         """Rebuild the packed schedules and writers (NOTE [group kinds] in this module)."""
@@ -686,6 +733,15 @@ class LRScheduler(_TorchLRScheduler):
         # a wrapper, to keep a frame off the per-step path)
         if _is_compiling():
             return compiled_scheduler_step(self, epoch)
+        if epoch is None:
+            try:
+                rt = self._lrfast_rt
+            except AttributeError:  # torch's initial step, inside __init__
+                pass
+            else:
+                fast = rt.fast  # NOTE [fast step]
+                if fast is not None and fast.step(self, rt):
+                    return None
         # torch's step(epoch) takes any real number (it stores it in last_epoch); its annotation says int
         if self._lrfast_host_path:
             return _TorchLRScheduler.step(self, epoch)  # type: ignore[arg-type]
@@ -1173,6 +1229,17 @@ class LRScheduler(_TorchLRScheduler):
         """Why graph replays of a bound optimizer's step would not follow this scheduler, or
         None (a LambdaLR without ``horizon=`` overrides this)."""
         return None
+
+
+def _plain_attributes(cls: type) -> bool:
+    """NOTE [fast step]: the attributes the compiled step reads and sets in the instance
+    ``__dict__`` are plain ones there (no class turns them into properties or descriptors)."""
+    for name in ("_step_count", "last_epoch", "_last_lr", "_is_initial", "optimizer", "_lrfast_host_path",
+                 "_lrfast_skip_on_overflow"):
+        kind = type(getattr(cls, name, None))
+        if hasattr(kind, "__get__") or hasattr(kind, "__set__"):
+            return False
+    return True
 
 
 def _for_c(coeffs: Any) -> Any:

@@ -706,6 +706,7 @@ class OneCycleLR(LRScheduler, torch.optim.lr_scheduler.OneCycleLR):
 
     _lrfast_absolute = True
     _lrfast_checks_step = True  # past total_steps: torch's ValueError
+    _lrfast_step_limit = "total_steps"  # all _lrfast_check_step checks (NOTE [fast step] in _base.py)
     total_steps = Watched()
     cycle_momentum = Watched()
     _anneal_func_type = DeletableWatched()
@@ -818,6 +819,7 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
     """
 
     _lrfast_counts_epochs = False  # its own count: _lrfast_step_of
+    _lrfast_counts_own_steps = True  # _step_count - 1 (NOTE [fast step] in _base.py)
     anneal_epochs = Watched()
     _anneal_strategy = Watched()
     _lrfast_mutable = ("base_lrs", "_anneal_start_lrs")

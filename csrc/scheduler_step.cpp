@@ -1,0 +1,843 @@
+// The schedulers' per-step entry points on the host: see scheduler_step.h.
+#include "scheduler_step.h"
+
+#include <pybind11/numpy.h>
+#include <structmember.h>  // PyMemberDef, T_OBJECT_EX, READONLY: the runtime's slots
+
+#include <lrfast/schedule.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace lrfast::host {
+namespace {
+
+constexpr int kNeedsCoefficients = 1;
+constexpr int kNotFloat = 2;
+
+// The rows of one packed program a step evaluates: group g takes row row_of[g] (row g when
+// row_of is null). Groups with equal descriptors share a row, evaluated once per step.
+struct Rows {
+  const double* descriptors = nullptr;
+  std::int64_t count = 0;
+  const double* row_of = nullptr;  // float64 row numbers, checked in range by whoever set them
+  const double* table = nullptr;
+
+  std::int64_t row(std::int64_t g) const { return row_of != nullptr ? static_cast<std::int64_t>(row_of[g]) : g; }
+
+  // cur[g] = group g's schedule at step; distinct: scratch of `count` values
+  void evaluate(double step, std::int64_t n, double* cur, std::vector<double>& distinct) const {
+    if (row_of == nullptr) {
+      for (std::int64_t g = 0; g < n; ++g) cur[g] = lrfast::evaluate(descriptors + g * kDescriptorSize, table, step);
+      return;
+    }
+    distinct.resize(static_cast<std::size_t>(count));
+    for (std::int64_t r = 0; r < count; ++r) distinct[r] = lrfast::evaluate(descriptors + r * kDescriptorSize, table, step);
+    for (std::int64_t g = 0; g < n; ++g) cur[g] = distinct[row(g)];
+  }
+};
+
+// groups[g][key], element tuple_slot of it when tuple_slot >= 0 (borrowed), or null with no
+// error set where the group is not a dict holding the key (a tuple long enough).
+PyObject* lookup_held(PyObject* group, PyObject* key, int tuple_slot) {
+  if (!PyDict_Check(group)) return nullptr;
+  PyObject* value = PyDict_GetItemWithError(group, key);
+  if (value == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  if (tuple_slot >= 0) {
+    if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) <= tuple_slot) return nullptr;
+    value = PyTuple_GET_ITEM(value, tuple_slot);
+  }
+  return value;
+}
+
+// step_groups' reading of a held value: the same lookup, raising where lookup_held gives null.
+PyObject* held_value(PyObject* group, PyObject* key, int tuple_slot) {
+  if (!PyDict_Check(group)) throw py::type_error("step_groups: param groups must be dicts");
+  PyObject* value = PyDict_GetItemWithError(group, key);
+  if (value == nullptr) {
+    if (PyErr_Occurred()) throw py::error_already_set();
+    throw py::key_error(py::str(key));
+  }
+  if (tuple_slot >= 0) {
+    if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) <= tuple_slot) {
+      throw py::type_error("step_groups: groups[g][key] must be a tuple long enough for tuple_slot");
+    }
+    value = PyTuple_GET_ITEM(value, tuple_slot);
+  }
+  return value;
+}
+
+// A plain number as a double (an exact float or int): false for anything else.
+bool plain_number(PyObject* value, double* out) {
+  if (PyFloat_CheckExact(value)) {
+    *out = PyFloat_AS_DOUBLE(value);
+    return true;
+  }
+  if (PyLong_CheckExact(value)) {
+    *out = PyLong_AsDouble(value);
+    if (*out == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+// Writes values[g] into groups[g][key] (element tuple_slot of the tuple there when >= 0) and
+// returns the list of the float objects written (the scheduler's _last_lr). held[g] (borrowed;
+// null: read here) is what group g holds: a float equal to its value stays, no store (StepLR and
+// the like change their LR on few steps). Groups of one row written with equal values share one
+// float object (floats are immutable), as do neighbours of equal value.
+py::list write_floats(PyObject* groups, PyObject* key, int tuple_slot, const double* values, std::int64_t n,
+                      PyObject* const* held, const Rows& rows) {
+  py::list written(n);
+  std::vector<PyObject*> row_float;  // borrowed from `written`
+  if (rows.row_of != nullptr) row_float.assign(static_cast<std::size_t>(rows.count), nullptr);
+  PyObject* previous = nullptr;  // the float object written to the group before (borrowed from `written`)
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* group = PyList_GET_ITEM(groups, g);
+    const double value = values[g];
+    const bool shareable = !std::signbit(value);  // -0.0 is written as its own object
+    if (tuple_slot < 0) {
+      PyObject* now = held != nullptr ? held[g] : held_value(group, key, -1);
+      if (PyFloat_CheckExact(now) && PyFloat_AS_DOUBLE(now) == value && shareable) {
+        Py_INCREF(now);
+        PyList_SET_ITEM(written.ptr(), g, now);
+        previous = now;
+        continue;
+      }
+    }
+    PyObject** same_row = !row_float.empty() ? &row_float[rows.row(g)] : nullptr;
+    PyObject* v = nullptr;
+    if (same_row != nullptr && *same_row != nullptr && PyFloat_AS_DOUBLE(*same_row) == value && shareable) {
+      v = *same_row;
+    } else if (previous != nullptr && PyFloat_AS_DOUBLE(previous) == value && shareable) {
+      v = previous;
+    }
+    if (v != nullptr) {
+      Py_INCREF(v);
+    } else {
+      v = PyFloat_FromDouble(value);
+      if (v == nullptr) throw py::error_already_set();
+    }
+    PyList_SET_ITEM(written.ptr(), g, v);  // the list owns v
+    previous = v;
+    if (same_row != nullptr) *same_row = v;
+    if (tuple_slot >= 0) {
+      PyObject* old = held_value(group, key, -1);
+      if (!PyTuple_Check(old) || PyTuple_GET_SIZE(old) <= tuple_slot) {
+        throw py::type_error("step_groups: groups[g][key] must be a tuple long enough for tuple_slot");
+      }
+      py::tuple replaced(PyTuple_GET_SIZE(old));
+      for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(old); ++i) {
+        PyObject* item = i == tuple_slot ? v : PyTuple_GET_ITEM(old, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(replaced.ptr(), i, item);
+      }
+      if (PyDict_SetItem(group, key, replaced.ptr()) != 0) throw py::error_already_set();
+    } else if (PyDict_SetItem(group, key, v) != 0) {
+      throw py::error_already_set();
+    }
+  }
+  return written;
+}
+
+// ---------------------------------------------------------------------------------------
+// _C.step_groups: NOTE [one step rule] in lrfast/lr_scheduler/_base.py. cur[g] = descriptor g
+// at `step` (the closed form); a group that holds prev[g] (the closed form at the previous
+// step, compared by value) gets cur[g]; any other group gets torch's recursion from what it
+// holds, a * (held - shift) + add, each coefficient a float or one per group. prev = None:
+// every group gets cur (torch's twin ignores the held value). on_out[g] = 1 where cur[g] was
+// written, else 0. Returns the list of the float objects written (the scheduler's _last_lr),
+// kNeedsCoefficients when a group is off program and coeffs is None, or kNotFloat when a
+// group's value is not a plain number; nothing is written in either case, nor when a value
+// would be non-finite (ValueError). With tuple_slot >= 0, groups[g][key] is a tuple (Adam's
+// betas) whose element tuple_slot is replaced.
+
+struct Coefficient {
+  double scalar = 0.0;
+  const double* per_group = nullptr;
+  double at(std::int64_t g) const { return per_group != nullptr ? per_group[g] : scalar; }
+};
+
+using StrictArray = py::array_t<double, py::array::c_style>;
+
+Coefficient coefficient(const py::handle& value, std::int64_t n, std::vector<StrictArray>& keep) {
+  Coefficient c;
+  if (PyFloat_Check(value.ptr()) || PyLong_Check(value.ptr())) {
+    c.scalar = PyFloat_AsDouble(value.ptr());
+    if (c.scalar == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    return c;
+  }
+  keep.push_back(py::cast<StrictArray>(value));
+  const StrictArray& array = keep.back();
+  if (array.ndim() != 1 || array.shape(0) != n) throw py::value_error("step_groups: a coefficient array needs one value per group");
+  c.per_group = array.data();
+  return c;
+}
+
+// A float64, C-contiguous array argument of the raw entry point below, checked; no copy.
+const double* doubles(PyObject* object, std::int64_t rows, std::int64_t cols, const char* name) {
+  const auto handle = py::handle(object);
+  if (!py::array_t<double, py::array::c_style>::check_(handle)) {
+    throw py::type_error(std::string("step_groups: ") + name + " must be a C-contiguous float64 array");
+  }
+  const auto array = py::reinterpret_borrow<py::array>(handle);
+  const bool shape_ok = cols < 0 ? (array.ndim() == 1 && (rows < 0 || array.shape(0) == rows))
+                                 : (array.ndim() == 2 && array.shape(0) == rows && array.shape(1) == cols);
+  if (!shape_ok) throw py::value_error(std::string("step_groups: ") + name + " has the wrong shape");
+  return static_cast<const double*>(array.data());
+}
+
+void check_finite(const double* values, std::int64_t n, double step) {
+  for (std::int64_t g = 0; g < n; ++g) {
+    // a non-finite LR is never written (nothing is, then): the caller names the scheduler
+    if (!std::isfinite(values[g])) {
+      const bool whole = step == std::floor(step) && std::fabs(step) < 1e15;
+      throw py::value_error("the learning rate of param group " + std::to_string(g) + " at step " +
+                            (whole ? std::to_string(static_cast<long long>(step))
+                                   : py::str(py::float_(step)).cast<std::string>()) + " would be " +
+                            py::str(py::float_(values[g])).cast<std::string>());
+    }
+  }
+}
+
+py::object step_groups(PyObject* const* args) {
+  // (descriptors, table, step, groups, key, tuple_slot, cur, prev, coeffs, on_out, row_of)
+  if (!PyList_Check(args[3])) throw py::type_error("step_groups: groups must be a list");
+  const auto n = static_cast<std::int64_t>(PyList_GET_SIZE(args[3]));
+  Rows rows;
+  rows.count = n;
+  if (args[10] != Py_None) {  // row_of: for each group, the row of `descriptors` it shares with others
+    if (!py::array_t<double, py::array::c_style>::check_(args[0])) {
+      throw py::type_error("step_groups: descriptors must be a C-contiguous float64 array");
+    }
+    rows.count = py::reinterpret_borrow<py::array>(args[0]).shape(0);
+    rows.row_of = doubles(args[10], n, -1, "row_of");
+    for (std::int64_t g = 0; g < n; ++g) {
+      if (rows.row(g) < 0 || rows.row(g) >= rows.count) throw py::value_error("step_groups: row_of names a row out of range");
+    }
+  }
+  rows.descriptors = doubles(args[0], rows.count, kDescriptorSize, "descriptors");
+  rows.table = doubles(args[1], -1, -1, "table");
+  const double step = PyFloat_AsDouble(args[2]);
+  if (step == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  if (!PyUnicode_Check(args[4])) throw py::type_error("step_groups: key must be a str");
+  PyObject* key = args[4];
+  const long tuple_slot = PyLong_AsLong(args[5]);
+  if (tuple_slot == -1 && PyErr_Occurred()) throw py::error_already_set();
+  auto* c = const_cast<double*>(doubles(args[6], n, -1, "cur"));
+  auto* on = const_cast<double*>(doubles(args[9], n, -1, "on_out"));
+  std::vector<double> distinct;
+  rows.evaluate(step, n, c, distinct);
+  std::vector<double> values(c, c + n);
+  // what each group held (borrowed; the dicts are not changed before the write loop), when read
+  std::vector<PyObject*> held_objects;
+  if (args[7] != Py_None) {
+    held_objects.resize(static_cast<std::size_t>(n));
+    const double* p = doubles(args[7], n, -1, "prev");
+    std::vector<StrictArray> keep;
+    Coefficient a, shift, add;
+    const bool have_coeffs = args[8] != Py_None;
+    if (have_coeffs) {
+      if (!PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != 3) {
+        throw py::value_error("step_groups: coeffs must be (a, shift, add)");
+      }
+      a = coefficient(PyTuple_GET_ITEM(args[8], 0), n, keep);
+      shift = coefficient(PyTuple_GET_ITEM(args[8], 1), n, keep);
+      add = coefficient(PyTuple_GET_ITEM(args[8], 2), n, keep);
+    }
+    for (std::int64_t g = 0; g < n; ++g) {
+      PyObject* value = held_value(PyList_GET_ITEM(args[3], g), key, static_cast<int>(tuple_slot));
+      held_objects[g] = value;
+      double held;
+      if (!plain_number(value, &held)) return py::int_(kNotFloat);
+      if (held == p[g]) {
+        on[g] = 1.0;
+        continue;
+      }
+      if (!have_coeffs) return py::int_(kNeedsCoefficients);
+      on[g] = 0.0;
+      values[g] = a.at(g) * (held - shift.at(g)) + add.at(g);
+    }
+  } else {
+    for (std::int64_t g = 0; g < n; ++g) on[g] = 1.0;
+  }
+  check_finite(values.data(), n, step);
+  return write_floats(args[3], key, static_cast<int>(tuple_slot), values.data(), n,
+                      held_objects.empty() || tuple_slot >= 0 ? nullptr : held_objects.data(), rows);
+}
+
+// Called with Python's vectorcall convention: the pybind11 argument conversions of a def'd
+// function cost more than a one-group step.
+PyObject* step_groups_raw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 11) {
+    PyErr_SetString(PyExc_TypeError, "step_groups takes 11 arguments");
+    return nullptr;
+  }
+  try {
+    return step_groups(args).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef step_groups_def = {
+    "step_groups", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(step_groups_raw)), METH_FASTCALL,
+    "step_groups(descriptors, table, step, groups, key, tuple_slot, cur, prev, coeffs, on_out, row_of) -> object\n"
+    "One scheduler step of float groups (NOTE [one step rule] in lrfast/lr_scheduler/_base.py): the closed form "
+    "where a group holds prev, a * (held - shift) + add elsewhere; returns the floats written, or "
+    "STEP_NEEDS_COEFFICIENTS / STEP_NOT_FLOAT (nothing written)."};
+
+// ---------------------------------------------------------------------------------------
+// _C.FastStep: NOTE [fast step] in lrfast/lr_scheduler/_base.py. One object per scheduler
+// program; fast.step(scheduler, runtime) takes the whole common step -- the checks of
+// LRScheduler.step and _lrfast_write, the groups' values by the one step rule, the writes and
+// the bookkeeping -- and returns True, or returns False having changed nothing where anything
+// is not the common case (the Python step then runs).
+
+// Offsets of the runtime's slots (lrfast.lr_scheduler._base._Runtime.__slots__), read once by
+// bind_runtime: the fast step reads and sets them as the slots' own descriptors do.
+struct RuntimeSlots {
+  PyTypeObject* type = nullptr;  // _Runtime (a strong reference, kept for the life of the process)
+  Py_ssize_t program = 0, owner = 0, off = 0, t = 0, prev_t = 0, proof = 0, proof_on = 0, proof_program = 0,
+             momentum_proof = 0;
+} g_slots;
+
+PyObject*& slot(PyObject* object, Py_ssize_t offset) {
+  return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(object) + offset);
+}
+
+void set_slot(PyObject* object, Py_ssize_t offset, PyObject* value) {
+  Py_INCREF(value);
+  Py_XSETREF(slot(object, offset), value);
+}
+
+void bind_runtime(const py::type& runtime) {
+  auto offset = [&](const char* name) {
+    const py::object descriptor = runtime.attr("__dict__")[name];
+    if (!Py_IS_TYPE(descriptor.ptr(), &PyMemberDescr_Type)) {
+      throw py::type_error(std::string("bind_runtime: ") + name + " is not a slot");
+    }
+    const PyMemberDef* member = reinterpret_cast<PyMemberDescrObject*>(descriptor.ptr())->d_member;
+    if (member->type != T_OBJECT_EX || (member->flags & READONLY) != 0) {
+      throw py::type_error(std::string("bind_runtime: ") + name + " is not a writable object slot");
+    }
+    return member->offset;
+  };
+  g_slots.program = offset("program");
+  g_slots.owner = offset("owner");
+  g_slots.off = offset("off");
+  g_slots.t = offset("t");
+  g_slots.prev_t = offset("prev_t");
+  g_slots.proof = offset("proof");
+  g_slots.proof_on = offset("proof_on");
+  g_slots.proof_program = offset("proof_program");
+  g_slots.momentum_proof = offset("momentum_proof");
+  Py_INCREF(runtime.ptr());
+  g_slots.type = reinterpret_cast<PyTypeObject*>(runtime.ptr());
+}
+
+// Interned attribute names, made once.
+struct Names {
+  PyObject *step_count, *last_epoch, *last_lr, *host_path, *skip_on_overflow, *is_initial, *optimizer,
+      *param_groups, *coefficients;
+} g_names;
+
+void intern_names() {
+  auto intern = [](const char* s) {
+    PyObject* name = PyUnicode_InternFromString(s);
+    if (name == nullptr) throw py::error_already_set();
+    return name;  // kept for the life of the process
+  };
+  g_names = {intern("_step_count"), intern("last_epoch"), intern("_last_lr"), intern("_lrfast_host_path"),
+             intern("_lrfast_skip_on_overflow"), intern("_is_initial"), intern("optimizer"),
+             intern("param_groups"), intern("_lrfast_coefficients")};
+}
+
+// One packed program (LR or momentum) as the fast step evaluates and writes it.
+struct Program {
+  py::object descriptors, table;  // kept alive: rows points into them (read-only, validated when packed)
+  std::vector<double> row_of;
+  Rows rows;
+  py::object key;
+  int tuple_slot = -1;
+  std::vector<double> distinct;
+
+  Program(const Program&) = delete;
+  Program(Program&&) = default;  // rows.row_of points into row_of's buffer, which a move keeps
+  Program(const py::tuple& spec, std::int64_t n) {
+    // (descriptors (R, kDescriptorSize) float64, table float64, row_of float64 (n,) or None, key, tuple_slot)
+    if (spec.size() != 5) throw py::value_error("make_fast_step: a program is (descriptors, table, row_of, key, slot)");
+    descriptors = spec[0];
+    table = spec[1];
+    const auto d = py::cast<StrictArray>(descriptors);
+    const auto t = py::cast<StrictArray>(table);
+    if (d.ndim() != 2 || d.shape(1) != kDescriptorSize || t.ndim() != 1 || d.writeable() || t.writeable()) {
+      throw py::value_error("make_fast_step: descriptors must be (R, descriptor size) and both arrays read-only");
+    }
+    rows.count = d.shape(0);
+    rows.descriptors = d.data();
+    rows.table = t.data();
+    if (!spec[2].is_none()) {
+      const auto r = py::cast<StrictArray>(spec[2]);
+      if (r.ndim() != 1 || r.shape(0) != n) throw py::value_error("make_fast_step: row_of needs one row per group");
+      row_of.assign(r.data(), r.data() + n);  // a copy: nothing can change it later
+      for (double row : row_of) {
+        if (!(row >= 0 && row < static_cast<double>(rows.count)) || row != std::floor(row)) {
+          throw py::value_error("make_fast_step: row_of names a row out of range");
+        }
+      }
+      rows.row_of = row_of.data();
+    } else if (rows.count != n) {
+      throw py::value_error("make_fast_step: one descriptor per group expected");
+    }
+    key = spec[3];
+    if (!PyUnicode_Check(key.ptr())) throw py::type_error("make_fast_step: key must be a str");
+    tuple_slot = py::cast<int>(spec[4]);
+  }
+};
+
+struct FastImpl {
+  py::object program;  // the scheduler's _Program this was made for: runtime.program must be it
+  std::int64_t n = 0;
+  std::vector<Program> programs;  // [0]: the LR; [1], when present: momentum / beta1, written absolutely
+  py::object on_array;  // program.on: 1.0 where the closed form was written (runtime.proof_on)
+  double* on = nullptr;
+  py::object watched;  // tuple of (attribute name, the copy the program was built from, is a dict)
+  py::object group_keys;  // tuple of the group keys the closed form reads
+  py::object group_items;  // list: per group, the value of the one key, or the tuple of several
+  py::object limit_name;  // None, or the attribute the step may not pass (OneCycleLR's total_steps)
+  bool absolute = false;  // torch's twin ignores the held LR
+  bool own_count = false;  // the program's step is _step_count - 1 (SWALR), not last_epoch
+  // the closed form at prev_step (valid with have_prev), this step's, the values written, scratch
+  std::vector<double> prev, cur, values, on_now, momentum;
+  std::vector<PyObject*> held_objects, held_momentum;  // borrowed, during a step: what the groups hold
+  double prev_step = 0.0;
+  bool have_prev = false;
+};
+
+struct FastStep {
+  PyObject_HEAD
+  FastImpl* impl;
+};
+
+// The instance dict's entries the step sets before it may call Python (the coefficients read
+// _step_count and last_epoch, as torch's get_lr does), put back if it then declines.
+struct Rollback {
+  PyObject* dict;
+  PyObject* step_count;  // strong references to the old values
+  PyObject* last_epoch;
+  bool active = true;
+  Rollback(PyObject* d, PyObject* count, PyObject* epoch) : dict(d), step_count(count), last_epoch(epoch) {
+    Py_INCREF(step_count);
+    Py_INCREF(last_epoch);
+  }
+  ~Rollback() {
+    if (active) {
+      PyObject *type, *value, *traceback;
+      PyErr_Fetch(&type, &value, &traceback);
+      if (PyDict_SetItem(dict, g_names.step_count, step_count) != 0 ||
+          PyDict_SetItem(dict, g_names.last_epoch, last_epoch) != 0) {
+        PyErr_Clear();  // out of memory putting back an existing key: nothing better to do here
+      }
+      PyErr_Restore(type, value, traceback);
+    }
+    Py_DECREF(step_count);
+    Py_DECREF(last_epoch);
+  }
+};
+
+bool exact_long(PyObject* value, std::int64_t* out) {
+  if (value == nullptr || !PyLong_CheckExact(value)) return false;
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+  if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return false;
+  }
+  *out = static_cast<std::int64_t>(v);
+  constexpr std::int64_t kExact = std::int64_t{1} << 52;  // exact as a double, with room for +1
+  return v < kExact && v > -kExact;
+}
+
+// The entry is absent or False (an attribute the class sets False; the instance may set True).
+bool false_or_absent(PyObject* dict, PyObject* name) {
+  PyObject* value = PyDict_GetItemWithError(dict, name);
+  if (value == nullptr && PyErr_Occurred()) PyErr_Clear();
+  return value == nullptr || value == Py_False;
+}
+
+// NOTE [watched attributes]: the containers torch re-reads each step equal the program's copies.
+bool watched_unchanged(const FastImpl& f, PyObject* dict) {
+  for (const auto& item : f.watched) {
+    PyObject* name = PyTuple_GET_ITEM(item.ptr(), 0);
+    PyObject* copy = PyTuple_GET_ITEM(item.ptr(), 1);
+    const bool is_dict = PyTuple_GET_ITEM(item.ptr(), 2) == Py_True;
+    PyObject* current = PyDict_GetItemWithError(dict, name);
+    if (current == nullptr) {
+      if (PyErr_Occurred()) PyErr_Clear();
+      current = Py_None;  // as attributes.get(name)
+    }
+    if (current == copy) continue;
+    int equal;
+    if (is_dict && Py_TYPE(current) == Py_TYPE(copy) && PyDict_Check(current)) {
+      // a Counter's == runs in Python (MultiStepLR's milestones): dict's own, in C
+      PyObject* result = PyDict_Type.tp_richcompare(current, copy, Py_EQ);
+      if (result == nullptr) {
+        PyErr_Clear();
+        return false;
+      }
+      equal = result == Py_True;
+      Py_DECREF(result);
+    } else {
+      equal = PyObject_RichCompareBool(current, copy, Py_EQ);
+      if (equal < 0) {
+        PyErr_Clear();
+        return false;
+      }
+    }
+    if (equal == 0) return false;
+  }
+  return true;
+}
+
+// The group keys the closed form reads (OneCycleLR's max_lr, SWALR's swa_lr) hold what the program was built from.
+bool group_items_unchanged(const FastImpl& f, PyObject* groups) {
+  const Py_ssize_t keys = PyTuple_GET_SIZE(f.group_keys.ptr());
+  if (keys == 0) return true;
+  for (std::int64_t g = 0; g < f.n; ++g) {
+    PyObject* group = PyList_GET_ITEM(groups, g);
+    PyObject* expected = PyList_GET_ITEM(f.group_items.ptr(), g);
+    for (Py_ssize_t k = 0; k < keys; ++k) {
+      PyObject* value = lookup_held(group, PyTuple_GET_ITEM(f.group_keys.ptr(), k), -1);
+      if (value == nullptr) return false;
+      PyObject* want = keys == 1 ? expected : PyTuple_GET_ITEM(expected, k);
+      const int equal = PyObject_RichCompareBool(value, want, Py_EQ);
+      if (equal < 0) PyErr_Clear();
+      if (equal != 1) return false;
+    }
+  }
+  return true;
+}
+
+bool all_finite(const std::vector<double>& values) {
+  for (double v : values) {
+    if (!std::isfinite(v)) return false;
+  }
+  return true;
+}
+
+// The step; false (nothing changed) where it is not the common case.
+bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
+  if (g_slots.type == nullptr || Py_TYPE(runtime) != g_slots.type ||
+      slot(runtime, g_slots.program) != f.program.ptr() || slot(runtime, g_slots.owner) != Py_None) {
+    return false;
+  }
+  const auto dict_object = py::reinterpret_steal<py::object>(PyObject_GenericGetDict(scheduler, nullptr));
+  if (!dict_object || !PyDict_Check(dict_object.ptr())) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* dict = dict_object.ptr();
+  if (!false_or_absent(dict, g_names.host_path) || !false_or_absent(dict, g_names.skip_on_overflow) ||
+      !false_or_absent(dict, g_names.is_initial)) {
+    return false;
+  }
+  PyObject* optimizer = PyDict_GetItemWithError(dict, g_names.optimizer);
+  if (optimizer == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const auto groups_object = py::reinterpret_steal<py::object>(PyObject_GetAttr(optimizer, g_names.param_groups));
+  if (!groups_object) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* groups = groups_object.ptr();
+  if (!PyList_CheckExact(groups) || PyList_GET_SIZE(groups) != f.n || !watched_unchanged(f, dict) ||
+      !group_items_unchanged(f, groups)) {
+    return false;  // (the comparisons above may run Python: the counts are read after them)
+  }
+  const auto count_held = py::reinterpret_borrow<py::object>(PyDict_GetItemWithError(dict, g_names.step_count));
+  const auto epoch_held = py::reinterpret_borrow<py::object>(PyDict_GetItemWithError(dict, g_names.last_epoch));
+  std::int64_t step_count = 0, prev = 0;
+  // the first step after the initial one warns (torch's order check); last_epoch < 0: torch's initial step
+  if (!exact_long(count_held.ptr(), &step_count) || step_count == 1 || !exact_long(epoch_held.ptr(), &prev) ||
+      prev < 0) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    return false;
+  }
+  const std::int64_t t = prev + 1;
+  if (!f.limit_name.is_none()) {
+    std::int64_t limit = 0;
+    PyObject* held = PyDict_GetItemWithError(dict, f.limit_name.ptr());
+    if (!exact_long(held, &limit) || t > limit) {
+      if (PyErr_Occurred()) PyErr_Clear();
+      return false;  // past it: the Python step raises torch's error
+    }
+  }
+  const std::int64_t new_count = step_count + 1;
+  const double s = f.own_count ? static_cast<double>(new_count - 1) : static_cast<double>(t);
+  const double prev_s = f.own_count ? static_cast<double>(new_count - 2) : static_cast<double>(prev);
+  const std::int64_t n = f.n;
+  Program& lr = f.programs[0];
+  lr.rows.evaluate(s, n, f.cur.data(), lr.distinct);
+  if (!f.absolute && !(f.have_prev && f.prev_step == prev_s)) {
+    lr.rows.evaluate(prev_s, n, f.prev.data(), lr.distinct);
+    f.prev_step = prev_s;
+    f.have_prev = true;
+  }
+  // the Python step sets these before its write, and the coefficients read them as torch's get_lr does
+  const auto t_object = py::int_(t);
+  const auto count_object = py::int_(new_count);
+  Rollback rollback(dict, count_held.ptr(), epoch_held.ptr());
+  if (PyDict_SetItem(dict, g_names.step_count, count_object.ptr()) != 0 ||
+      PyDict_SetItem(dict, g_names.last_epoch, t_object.ptr()) != 0) {
+    throw py::error_already_set();
+  }
+  // torch's recursion from what an off group holds: its coefficients, asked for up front when the
+  // last step had groups off the program (no Python runs while the groups are read below); floats
+  // only, else the Python step
+  const bool recursion = !f.absolute && slot(runtime, g_slots.off) == Py_True;
+  double a = 0.0, shift = 0.0, add = 0.0;
+  if (recursion) {
+    const auto coefficients = py::reinterpret_steal<py::object>(
+        PyObject_CallMethodOneArg(scheduler, g_names.coefficients, t_object.ptr()));
+    if (!coefficients) {
+      PyErr_Clear();  // the Python step calls it again and raises
+      return false;
+    }
+    PyObject* c = coefficients.ptr();
+    if (!PyTuple_CheckExact(c) || PyTuple_GET_SIZE(c) != 3 || !plain_number(PyTuple_GET_ITEM(c, 0), &a) ||
+        !plain_number(PyTuple_GET_ITEM(c, 1), &shift) || !plain_number(PyTuple_GET_ITEM(c, 2), &add)) {
+      return false;
+    }
+  }
+  // NOTE [one step rule]: a group holding the closed form at the previous step gets this step's,
+  // any other torch's recursion from what it holds (borrowed: nothing runs Python until the writes)
+  std::vector<PyObject*>& held = f.held_objects;
+  bool off = false;
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* value = lookup_held(PyList_GET_ITEM(groups, g), lr.key.ptr(), -1);
+    double h = 0.0;
+    if (value == nullptr || !plain_number(value, &h)) return false;
+    held[g] = value;
+    if (f.absolute || h == f.prev[g]) {
+      f.on_now[g] = 1.0;
+      f.values[g] = f.cur[g];
+    } else if (recursion) {
+      f.on_now[g] = 0.0;
+      f.values[g] = a * (h - shift) + add;
+      off = true;
+    } else {
+      return false;  // the first step off the program: the Python step takes it (and asks for coefficients)
+    }
+  }
+  if (!all_finite(f.values)) return false;  // the Python step names the scheduler in its error
+  const bool has_momentum = f.programs.size() > 1;
+  if (has_momentum) {
+    Program& m = f.programs[1];
+    m.rows.evaluate(s, n, f.momentum.data(), m.distinct);
+    if (!all_finite(f.momentum)) return false;
+    for (std::int64_t g = 0; g < n; ++g) {
+      double h = 0.0;
+      PyObject* value = lookup_held(PyList_GET_ITEM(groups, g), m.key.ptr(), m.tuple_slot);
+      if (value == nullptr || !plain_number(value, &h)) return false;
+      f.held_momentum[g] = value;
+    }
+  }
+  // -- every check passed: write (only running out of memory can fail from here) --
+  const py::list written = write_floats(groups, lr.key.ptr(), -1, f.values.data(), n, held.data(), lr.rows);
+  py::object written_momentum = py::none();
+  if (has_momentum) {
+    const Program& m = f.programs[1];
+    written_momentum = write_floats(groups, m.key.ptr(), m.tuple_slot, f.momentum.data(), n,
+                                    m.tuple_slot < 0 ? f.held_momentum.data() : nullptr, m.rows);
+  }
+  rollback.active = false;
+  if (PyDict_SetItem(dict, g_names.last_lr, written.ptr()) != 0) throw py::error_already_set();
+  std::memcpy(f.on, f.on_now.data(), static_cast<std::size_t>(n) * sizeof(double));
+  f.prev.swap(f.cur);  // this step's closed form is the next step's expected value
+  f.prev_step = s;
+  f.have_prev = true;
+  // the runtime as _lrfast_write leaves it (NOTE [proof of the program])
+  if (f.own_count) {
+    set_slot(runtime, g_slots.t, py::int_(new_count - 1).ptr());
+  } else {
+    set_slot(runtime, g_slots.t, t_object.ptr());
+  }
+  set_slot(runtime, g_slots.prev_t, Py_None);  // the Python step's own cache of the closed form
+  set_slot(runtime, g_slots.off, off ? Py_True : Py_False);
+  set_slot(runtime, g_slots.proof, written.ptr());
+  set_slot(runtime, g_slots.proof_on, off ? f.on_array.ptr() : Py_None);
+  set_slot(runtime, g_slots.proof_program, f.program.ptr());
+  set_slot(runtime, g_slots.momentum_proof, written_momentum.ptr());
+  return true;
+}
+
+PyObject* fast_step_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "FastStep.step takes (scheduler, runtime)");
+    return nullptr;
+  }
+  FastImpl* impl = reinterpret_cast<FastStep*>(self)->impl;
+  if (impl == nullptr) Py_RETURN_FALSE;  // cleared by the cycle collector
+  try {
+    return py::bool_(fast_step(*impl, args[0], args[1])).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+int fast_step_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  const FastImpl* f = reinterpret_cast<FastStep*>(self)->impl;
+  if (f != nullptr) {
+    for (const py::object* o : {&f->program, &f->on_array, &f->watched, &f->group_keys, &f->group_items,
+                                &f->limit_name}) {
+      Py_VISIT(o->ptr());
+    }
+    for (const Program& p : f->programs) {
+      Py_VISIT(p.descriptors.ptr());
+      Py_VISIT(p.table.ptr());
+      Py_VISIT(p.key.ptr());
+    }
+  }
+  return 0;
+}
+
+int fast_step_clear(PyObject* self) {
+  auto* object = reinterpret_cast<FastStep*>(self);
+  delete object->impl;  // its py::objects release their references
+  object->impl = nullptr;
+  return 0;
+}
+
+void fast_step_dealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  fast_step_clear(self);
+  type->tp_free(self);
+  Py_DECREF(type);  // a heap type: each instance holds a reference to it
+}
+
+PyMethodDef fast_step_methods[] = {
+    {"step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_step_method)), METH_FASTCALL,
+     "step(scheduler, runtime) -> bool\nThe whole common scheduler step (NOTE [fast step] in "
+     "lrfast/lr_scheduler/_base.py): True when taken, False (nothing changed) where the Python step must run."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot fast_step_slots[] = {
+    {Py_tp_doc, const_cast<char*>("One scheduler program's whole step in one call; made by make_fast_step.")},
+    {Py_tp_dealloc, reinterpret_cast<void*>(fast_step_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(fast_step_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(fast_step_clear)},
+    {Py_tp_methods, fast_step_methods},
+    {0, nullptr}};
+
+PyType_Spec fast_step_spec = {"lrfast._C.FastStep", sizeof(FastStep), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                              fast_step_slots};
+
+PyTypeObject* g_fast_step_type = nullptr;
+
+py::object make_fast_step(py::object program, std::int64_t n, const py::tuple& lr, const py::object& momentum,
+                          const py::object& on, const py::tuple& watched, const py::tuple& group_keys,
+                          const py::object& group_items, const py::object& limit_name, bool absolute,
+                          bool own_count) {
+  auto impl = std::make_unique<FastImpl>();
+  impl->program = std::move(program);
+  impl->n = n;
+  impl->programs.reserve(2);
+  impl->programs.emplace_back(lr, n);
+  if (!momentum.is_none()) impl->programs.emplace_back(py::cast<py::tuple>(momentum), n);
+  if (impl->programs[0].tuple_slot != -1) throw py::value_error("make_fast_step: the LR is not a tuple element");
+  auto on_checked = py::cast<StrictArray>(on);
+  if (on_checked.ndim() != 1 || on_checked.shape(0) != n || !on_checked.writeable() || !on_checked.is(on)) {
+    throw py::value_error("make_fast_step: on must be a writable float64 array of one value per group");
+  }
+  impl->on_array = on;
+  impl->on = on_checked.mutable_data();
+  for (const auto& item : watched) {
+    if (!PyTuple_CheckExact(item.ptr()) || PyTuple_GET_SIZE(item.ptr()) != 3 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(item.ptr(), 0))) {
+      throw py::value_error("make_fast_step: watched holds (name, copy, is_dict) tuples");
+    }
+  }
+  impl->watched = watched;
+  for (const auto& key : group_keys) {
+    if (!PyUnicode_Check(key.ptr())) throw py::type_error("make_fast_step: group keys must be str");
+  }
+  impl->group_keys = group_keys;
+  if (group_keys.size() > 0) {
+    if (!PyList_CheckExact(group_items.ptr()) || PyList_GET_SIZE(group_items.ptr()) != n) {
+      throw py::value_error("make_fast_step: group_items needs one entry per group");
+    }
+    for (const auto& item : group_items) {
+      if (group_keys.size() > 1 && (!PyTuple_Check(item.ptr()) || PyTuple_GET_SIZE(item.ptr()) !=
+                                                                       static_cast<Py_ssize_t>(group_keys.size()))) {
+        throw py::value_error("make_fast_step: group_items holds one tuple of the keys' values per group");
+      }
+    }
+  }
+  impl->group_items = group_items;
+  if (!limit_name.is_none() && !PyUnicode_Check(limit_name.ptr())) {
+    throw py::type_error("make_fast_step: limit_name must be a str or None");
+  }
+  impl->limit_name = limit_name;
+  impl->absolute = absolute;
+  impl->own_count = own_count;
+  for (auto* v : {&impl->prev, &impl->cur, &impl->values, &impl->on_now, &impl->momentum}) {
+    v->assign(static_cast<std::size_t>(n), 0.0);
+  }
+  impl->held_objects.assign(static_cast<std::size_t>(n), nullptr);
+  impl->held_momentum.assign(static_cast<std::size_t>(n), nullptr);
+  auto* object = PyObject_GC_New(FastStep, g_fast_step_type);
+  if (object == nullptr) throw py::error_already_set();
+  object->impl = impl.release();
+  PyObject_GC_Track(object);
+  return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(object));
+}
+
+}  // namespace
+
+void add_scheduler_step(py::module_& m) {
+  intern_names();
+  m.add_object("step_groups",
+               py::reinterpret_steal<py::object>(PyCFunction_NewEx(&step_groups_def, nullptr, m.attr("__name__").ptr())));
+  m.attr("STEP_NEEDS_COEFFICIENTS") = kNeedsCoefficients;
+  m.attr("STEP_NOT_FLOAT") = kNotFloat;
+  auto* type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&fast_step_spec));
+  if (type == nullptr) throw py::error_already_set();
+  g_fast_step_type = type;  // the module keeps it alive
+  m.add_object("FastStep", py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(type)));
+  m.def("bind_runtime", &bind_runtime, py::arg("runtime"),
+        "Where FastStep finds the scheduler runtime's slots (lrfast.lr_scheduler._base._Runtime).");
+  m.def("make_fast_step", &make_fast_step, py::arg("program"), py::arg("n"), py::arg("lr"), py::arg("momentum"),
+        py::arg("on"), py::arg("watched"), py::arg("group_keys"), py::arg("group_items"), py::arg("limit_name"),
+        py::arg("absolute"), py::arg("own_count"),
+        "A FastStep for one scheduler program (NOTE [fast step] in lrfast/lr_scheduler/_base.py). lr and momentum: "
+        "(descriptors, table, row_of or None, key, tuple_slot); on: the program's on-program flags.");
+}
+
+}  // namespace lrfast::host
