@@ -316,7 +316,7 @@ PyMethodDef step_groups_def = {
 struct RuntimeSlots {
   PyTypeObject* type = nullptr;  // _Runtime (a strong reference, kept for the life of the process)
   Py_ssize_t program = 0, owner = 0, off = 0, t = 0, prev_t = 0, proof = 0, proof_on = 0, proof_program = 0,
-             momentum_proof = 0;
+             momentum_proof = 0, lr_buffer = 0;
 } g_slots;
 
 PyObject*& slot(PyObject* object, Py_ssize_t offset) {
@@ -349,6 +349,7 @@ void bind_runtime(const py::type& runtime) {
   g_slots.proof_on = offset("proof_on");
   g_slots.proof_program = offset("proof_program");
   g_slots.momentum_proof = offset("momentum_proof");
+  g_slots.lr_buffer = offset("lr_buffer");
   Py_INCREF(runtime.ptr());
   g_slots.type = reinterpret_cast<PyTypeObject*>(runtime.ptr());
 }
@@ -356,7 +357,7 @@ void bind_runtime(const py::type& runtime) {
 // Interned attribute names, made once.
 struct Names {
   PyObject *step_count, *last_epoch, *last_lr, *host_path, *skip_on_overflow, *is_initial, *optimizer,
-      *param_groups, *coefficients;
+      *param_groups, *coefficients, *t_cur, *t_i, *t_mult, *t_0, *lr, *lr_lambdas, *base_lrs, *write_values;
 } g_names;
 
 void intern_names() {
@@ -367,7 +368,9 @@ void intern_names() {
   };
   g_names = {intern("_step_count"), intern("last_epoch"), intern("_last_lr"), intern("_lrfast_host_path"),
              intern("_lrfast_skip_on_overflow"), intern("_is_initial"), intern("optimizer"),
-             intern("param_groups"), intern("_lrfast_coefficients")};
+             intern("param_groups"), intern("_lrfast_coefficients"), intern("T_cur"), intern("T_i"),
+             intern("T_mult"), intern("T_0"), intern("lr"), intern("lr_lambdas"), intern("base_lrs"),
+             intern("_lrfast_write_values")};
 }
 
 // One packed program (LR or momentum) as the fast step evaluates and writes it.
@@ -413,6 +416,19 @@ struct Program {
   }
 };
 
+// What a scheduler's step() moves, and the program's step: last_epoch + 1 (_step_count moved
+// too), _step_count - 1 (SWALR's own count), or CosineAnnealingWarmRestarts' last_epoch + 1
+// with its T_cur / T_i (torch's step leaves _step_count alone there).
+constexpr int kLastEpoch = 0;
+constexpr int kOwnSteps = 1;
+constexpr int kRestarts = 2;
+
+// The user's callables, called once per group at each step as torch calls them (no program):
+// LambdaLR's base_lr * lr_lambda(t), MultiplicativeLR's group["lr"] * lr_lambda(t).
+constexpr int kNoCallables = 0;
+constexpr int kLambda = 1;
+constexpr int kMultiplicative = 2;
+
 struct FastImpl {
   py::object program;  // the scheduler's _Program this was made for: runtime.program must be it
   std::int64_t n = 0;
@@ -424,7 +440,8 @@ struct FastImpl {
   py::object group_items;  // list: per group, the value of the one key, or the tuple of several
   py::object limit_name;  // None, or the attribute the step may not pass (OneCycleLR's total_steps)
   bool absolute = false;  // torch's twin ignores the held LR
-  bool own_count = false;  // the program's step is _step_count - 1 (SWALR), not last_epoch
+  int counting = kLastEpoch;  // what the program's step is, and what step() moves
+  int callables = kNoCallables;  // a LambdaLR / MultiplicativeLR step: no program, the lambdas' values
   // the closed form at prev_step (valid with have_prev), this step's, the values written, scratch
   std::vector<double> prev, cur, values, on_now, momentum;
   std::vector<PyObject*> held_objects, held_momentum;  // borrowed, during a step: what the groups hold
@@ -543,6 +560,119 @@ bool all_finite(const std::vector<double>& values) {
   return true;
 }
 
+// CosineAnnealingWarmRestarts' step from t - 1 to t: torch's T_cur + 1, a restart where it
+// reaches T_i (T_i times T_mult then). True where that is where the closed form puts step t
+// (T_0, T_mult: what the program was built from -- assigning them drops it), with the new
+// T_cur and T_i; false otherwise (a hand-set T_cur: the Python step writes torch's formula).
+bool restart_period(PyObject* dict, std::int64_t t, py::object* t_cur_out, py::object* t_i_out) {
+  std::int64_t t_cur = 0, t_i = 0, mult = 0, t_0 = 0;
+  if (!exact_long(PyDict_GetItemWithError(dict, g_names.t_cur), &t_cur) ||
+      !exact_long(PyDict_GetItemWithError(dict, g_names.t_i), &t_i) ||
+      !exact_long(PyDict_GetItemWithError(dict, g_names.t_mult), &mult) ||
+      !exact_long(PyDict_GetItemWithError(dict, g_names.t_0), &t_0) || t_i < 1 || mult < 1 || t_0 < 1) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    return false;
+  }
+  constexpr std::int64_t kExact = std::int64_t{1} << 52;
+  t_cur += 1;
+  if (t_cur >= t_i) {
+    t_cur -= t_i;
+    if (t_i > kExact / mult) return false;
+    t_i *= mult;
+  }
+  // the period the closed form puts t in: [start, start + length)
+  std::int64_t start = 0, length = t_0;
+  if (mult == 1) {
+    start = t - t % t_0;
+  } else {
+    while (t >= start + length) {
+      start += length;
+      if (length > kExact / mult) return false;
+      length *= mult;
+    }
+  }
+  if (t - start != t_cur || length != t_i) return false;
+  *t_cur_out = py::int_(t_cur);
+  *t_i_out = py::int_(t_i);
+  return true;
+}
+
+// LambdaLR's or MultiplicativeLR's step (f.callables): each group's lambda called once, at t,
+// as torch's get_lr calls it (products with Python's own *); float products are written here,
+// anything else by the Python write (_lrfast_write_values). Once a lambda has been called the
+// step cannot be declined: an exception from a lambda puts the counts back and propagates,
+// as the Python step does.
+bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObject* dict, PyObject* groups,
+                    PyObject* count_held, PyObject* epoch_held, std::int64_t new_count, std::int64_t t) {
+  PyObject* lambdas = PyDict_GetItemWithError(dict, g_names.lr_lambdas);
+  PyObject* bases = f.callables == kLambda ? PyDict_GetItemWithError(dict, g_names.base_lrs) : nullptr;
+  if (PyErr_Occurred()) PyErr_Clear();
+  const std::int64_t n = f.n;
+  if (slot(runtime, g_slots.lr_buffer) != Py_None || lambdas == nullptr || !PyList_CheckExact(lambdas) ||
+      PyList_GET_SIZE(lambdas) != n || (f.callables == kLambda && (bases == nullptr || !PyList_CheckExact(bases) ||
+                                                                   PyList_GET_SIZE(bases) != n))) {
+    return false;
+  }
+  for (std::int64_t g = 0; g < n; ++g) {  // every group a dict holding an lr, before any lambda runs
+    if (lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1) == nullptr) return false;
+  }
+  const auto t_object = py::int_(t);
+  const auto count_object = py::int_(new_count);
+  Rollback rollback(dict, count_held, epoch_held);
+  if (PyDict_SetItem(dict, g_names.step_count, count_object.ptr()) != 0 ||
+      PyDict_SetItem(dict, g_names.last_epoch, t_object.ptr()) != 0) {
+    throw py::error_already_set();
+  }
+  // the lambdas and products keep references to what they use: a lambda may change anything
+  const auto lambdas_held = py::reinterpret_borrow<py::list>(lambdas);
+  const auto bases_held = py::reinterpret_borrow<py::object>(bases != nullptr ? bases : Py_None);
+  const auto groups_held = py::reinterpret_borrow<py::list>(groups);
+  py::list products(n);
+  bool plain = PyList_GET_SIZE(groups) == n;
+  for (std::int64_t g = 0; g < n && g < PyList_GET_SIZE(groups); ++g) {
+    py::object left;
+    if (f.callables == kLambda) {
+      left = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(bases, g));
+    } else {  // torch's group["lr"] * lmbda(t): the LR read, then the lambda called
+      PyObject* held = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+      if (held == nullptr) throw py::key_error("lr");
+      left = py::reinterpret_borrow<py::object>(held);
+    }
+    const auto fn = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(lambdas, g));
+    const auto factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(fn.ptr(), t_object.ptr()));
+    if (!factor) throw py::error_already_set();
+    PyObject* product = PyNumber_Multiply(left.ptr(), factor.ptr());
+    if (product == nullptr) throw py::error_already_set();
+    PyList_SET_ITEM(products.ptr(), g, product);  // the list owns it
+    plain = plain && PyFloat_CheckExact(product) && std::isfinite(PyFloat_AS_DOUBLE(product));
+  }
+  if (PyList_GET_SIZE(groups) != n) plain = false;
+  for (std::int64_t g = 0; plain && g < n; ++g) {  // a lambda may have changed the groups: read again
+    PyObject* held = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+    plain = held != nullptr && PyFloat_CheckExact(held);
+  }
+  py::object last_lr = products;
+  if (plain) {
+    for (std::int64_t g = 0; g < n; ++g) {
+      if (PyDict_SetItem(PyList_GET_ITEM(groups, g), g_names.lr, PyList_GET_ITEM(products.ptr(), g)) != 0) {
+        throw py::error_already_set();
+      }
+    }
+  } else {  // tensors, NumPy numbers, a non-finite value: the Python write (it raises for the last)
+    last_lr = py::reinterpret_steal<py::object>(
+        PyObject_CallMethodObjArgs(scheduler, g_names.write_values, products.ptr(), Py_None, t_object.ptr(), nullptr));
+    if (!last_lr) throw py::error_already_set();
+  }
+  rollback.active = false;
+  if (PyDict_SetItem(dict, g_names.last_lr, last_lr.ptr()) != 0) throw py::error_already_set();
+  // the runtime as _lrfast_write leaves it after _lrfast_write_values
+  set_slot(runtime, g_slots.t, t_object.ptr());
+  set_slot(runtime, g_slots.prev_t, Py_None);
+  set_slot(runtime, g_slots.proof, Py_None);
+  set_slot(runtime, g_slots.proof_on, Py_None);
+  return true;
+}
+
 // The step; false (nothing changed) where it is not the common case.
 bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   if (g_slots.type == nullptr || Py_TYPE(runtime) != g_slots.type ||
@@ -578,12 +708,18 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   const auto epoch_held = py::reinterpret_borrow<py::object>(PyDict_GetItemWithError(dict, g_names.last_epoch));
   std::int64_t step_count = 0, prev = 0;
   // the first step after the initial one warns (torch's order check); last_epoch < 0: torch's initial step
-  if (!exact_long(count_held.ptr(), &step_count) || step_count == 1 || !exact_long(epoch_held.ptr(), &prev) ||
-      prev < 0) {
+  const bool moves_count = f.counting != kRestarts;
+  if ((moves_count && (!exact_long(count_held.ptr(), &step_count) || step_count == 1)) ||
+      !exact_long(epoch_held.ptr(), &prev) || prev < 0) {
     if (PyErr_Occurred()) PyErr_Clear();
     return false;
   }
   const std::int64_t t = prev + 1;
+  if (f.callables != kNoCallables) {
+    return callables_step(f, scheduler, runtime, dict, groups, count_held.ptr(), epoch_held.ptr(), step_count + 1, t);
+  }
+  py::object t_cur_object, t_i_object;
+  if (f.counting == kRestarts && !restart_period(dict, t, &t_cur_object, &t_i_object)) return false;
   if (!f.limit_name.is_none()) {
     std::int64_t limit = 0;
     PyObject* held = PyDict_GetItemWithError(dict, f.limit_name.ptr());
@@ -593,8 +729,9 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
     }
   }
   const std::int64_t new_count = step_count + 1;
-  const double s = f.own_count ? static_cast<double>(new_count - 1) : static_cast<double>(t);
-  const double prev_s = f.own_count ? static_cast<double>(new_count - 2) : static_cast<double>(prev);
+  const bool own_count = f.counting == kOwnSteps;
+  const double s = own_count ? static_cast<double>(new_count - 1) : static_cast<double>(t);
+  const double prev_s = own_count ? static_cast<double>(new_count - 2) : static_cast<double>(prev);
   const std::int64_t n = f.n;
   Program& lr = f.programs[0];
   lr.rows.evaluate(s, n, f.cur.data(), lr.distinct);
@@ -607,7 +744,7 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   const auto t_object = py::int_(t);
   const auto count_object = py::int_(new_count);
   Rollback rollback(dict, count_held.ptr(), epoch_held.ptr());
-  if (PyDict_SetItem(dict, g_names.step_count, count_object.ptr()) != 0 ||
+  if ((moves_count && PyDict_SetItem(dict, g_names.step_count, count_object.ptr()) != 0) ||
       PyDict_SetItem(dict, g_names.last_epoch, t_object.ptr()) != 0) {
     throw py::error_already_set();
   }
@@ -671,13 +808,17 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
                                     m.tuple_slot < 0 ? f.held_momentum.data() : nullptr, m.rows);
   }
   rollback.active = false;
-  if (PyDict_SetItem(dict, g_names.last_lr, written.ptr()) != 0) throw py::error_already_set();
+  if (PyDict_SetItem(dict, g_names.last_lr, written.ptr()) != 0 ||
+      (f.counting == kRestarts && (PyDict_SetItem(dict, g_names.t_cur, t_cur_object.ptr()) != 0 ||
+                                   PyDict_SetItem(dict, g_names.t_i, t_i_object.ptr()) != 0))) {
+    throw py::error_already_set();
+  }
   std::memcpy(f.on, f.on_now.data(), static_cast<std::size_t>(n) * sizeof(double));
   f.prev.swap(f.cur);  // this step's closed form is the next step's expected value
   f.prev_step = s;
   f.have_prev = true;
   // the runtime as _lrfast_write leaves it (NOTE [proof of the program])
-  if (f.own_count) {
+  if (own_count) {
     set_slot(runtime, g_slots.t, py::int_(new_count - 1).ptr());
   } else {
     set_slot(runtime, g_slots.t, t_object.ptr());
@@ -761,23 +902,30 @@ PyType_Spec fast_step_spec = {"lrfast._C.FastStep", sizeof(FastStep), 0, Py_TPFL
 
 PyTypeObject* g_fast_step_type = nullptr;
 
-py::object make_fast_step(py::object program, std::int64_t n, const py::tuple& lr, const py::object& momentum,
+py::object make_fast_step(py::object program, std::int64_t n, const py::object& lr, const py::object& momentum,
                           const py::object& on, const py::tuple& watched, const py::tuple& group_keys,
                           const py::object& group_items, const py::object& limit_name, bool absolute,
-                          bool own_count) {
+                          int counting, int callables) {
   auto impl = std::make_unique<FastImpl>();
   impl->program = std::move(program);
   impl->n = n;
-  impl->programs.reserve(2);
-  impl->programs.emplace_back(lr, n);
-  if (!momentum.is_none()) impl->programs.emplace_back(py::cast<py::tuple>(momentum), n);
-  if (impl->programs[0].tuple_slot != -1) throw py::value_error("make_fast_step: the LR is not a tuple element");
-  auto on_checked = py::cast<StrictArray>(on);
-  if (on_checked.ndim() != 1 || on_checked.shape(0) != n || !on_checked.writeable() || !on_checked.is(on)) {
-    throw py::value_error("make_fast_step: on must be a writable float64 array of one value per group");
+  if (callables != kNoCallables) {  // the lambdas give the values: no program
+    if (!impl->program.is_none() || !lr.is_none() || !momentum.is_none() || !on.is_none() || absolute ||
+        counting != kLastEpoch) {
+      throw py::value_error("make_fast_step: a step of callables has no program, momentum or on flags");
+    }
+  } else {
+    impl->programs.reserve(2);
+    impl->programs.emplace_back(py::cast<py::tuple>(lr), n);
+    if (!momentum.is_none()) impl->programs.emplace_back(py::cast<py::tuple>(momentum), n);
+    if (impl->programs[0].tuple_slot != -1) throw py::value_error("make_fast_step: the LR is not a tuple element");
+    auto on_checked = py::cast<StrictArray>(on);
+    if (on_checked.ndim() != 1 || on_checked.shape(0) != n || !on_checked.writeable() || !on_checked.is(on)) {
+      throw py::value_error("make_fast_step: on must be a writable float64 array of one value per group");
+    }
+    impl->on_array = on;
+    impl->on = on_checked.mutable_data();
   }
-  impl->on_array = on;
-  impl->on = on_checked.mutable_data();
   for (const auto& item : watched) {
     if (!PyTuple_CheckExact(item.ptr()) || PyTuple_GET_SIZE(item.ptr()) != 3 ||
         !PyUnicode_Check(PyTuple_GET_ITEM(item.ptr(), 0))) {
@@ -806,7 +954,14 @@ py::object make_fast_step(py::object program, std::int64_t n, const py::tuple& l
   }
   impl->limit_name = limit_name;
   impl->absolute = absolute;
-  impl->own_count = own_count;
+  if (counting != kLastEpoch && counting != kOwnSteps && counting != kRestarts) {
+    throw py::value_error("make_fast_step: counting must be 0 (last_epoch), 1 (_step_count) or 2 (warm restarts)");
+  }
+  impl->counting = counting;
+  if (callables != kNoCallables && callables != kLambda && callables != kMultiplicative) {
+    throw py::value_error("make_fast_step: callables must be 0 (a program), 1 (LambdaLR) or 2 (MultiplicativeLR)");
+  }
+  impl->callables = callables;
   for (auto* v : {&impl->prev, &impl->cur, &impl->values, &impl->on_now, &impl->momentum}) {
     v->assign(static_cast<std::size_t>(n), 0.0);
   }
@@ -835,7 +990,7 @@ void add_scheduler_step(py::module_& m) {
         "Where FastStep finds the scheduler runtime's slots (lrfast.lr_scheduler._base._Runtime).");
   m.def("make_fast_step", &make_fast_step, py::arg("program"), py::arg("n"), py::arg("lr"), py::arg("momentum"),
         py::arg("on"), py::arg("watched"), py::arg("group_keys"), py::arg("group_items"), py::arg("limit_name"),
-        py::arg("absolute"), py::arg("own_count"),
+        py::arg("absolute"), py::arg("counting"), py::arg("callables"),
         "A FastStep for one scheduler program (NOTE [fast step] in lrfast/lr_scheduler/_base.py). lr and momentum: "
         "(descriptors, table, row_of or None, key, tuple_slot); on: the program's on-program flags.");
 }

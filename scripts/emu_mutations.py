@@ -1,4 +1,5 @@
-"""The mutation check of the emulated kernel tests (docs/emulator.md, "Mutations").
+"""The mutation check of the emulated kernel tests (docs/emulator.md, "Mutations"), and of
+the schedulers' compiled step (csrc/scheduler_step.cpp, built into lrfast._C).
 
 Each mutation is one realistic edit of a kernel source or shared header (a wrong index, a
 boundary off by one, a dtype read as another, a dropped barrier, a counter never reset).
@@ -8,7 +9,8 @@ recompiled), and runs the CPU tests against that module (LRFAST_TEST_EMU_MODULE)
 first failure: first the tests named with the mutation (a pytest -k expression), then, only
 if those pass, the whole file. A mutation *survives* when every test passes with it
 compiled in; the script exits 1 if any survives, 2 if an edit no longer applies or a build
-fails.
+fails. A mutation of a host source (HOST_SOURCES) rebuilds lrfast._C instead and runs the
+scheduler tests (SCHEDULER_TESTS) on a copy of the lrfast package holding that module.
 
     bash scripts/emu_mutations.sh                 # every mutation
     bash scripts/emu_mutations.sh NAME [NAME...]  # some of them
@@ -28,6 +30,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL_TESTS = ["tests/test_emu_kernels.py"]
+# built into lrfast._C (the host module), tested through the schedulers
+HOST_SOURCES = ("csrc/scheduler_step.cpp",)
+SCHEDULER_TESTS = ["tests/test_fast_step.py", "tests/test_soundness.py", "tests/test_lr_scheduler_attributes.py",
+                   "tests/test_lr_scheduler_parity.py", "tests/test_lr_scheduler_dropin.py",
+                   "tests/test_lr_scheduler_errors.py", "tests/test_lr_scheduler_state.py",
+                   "tests/test_lr_scheduler_odd_arguments.py", "tests/test_composition.py",
+                   "tests/test_plateau_composed.py", "tests/test_skip_on_overflow.py"]
 
 # (name, the tests that should catch it -- a pytest -k expression, run first --, file, the text
 # replaced -- it must occur exactly once --, its replacement)
@@ -119,6 +128,46 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "__VA_ARGS__, (grid), (block))", "__VA_ARGS__, (block), (grid))"),
     ("checker-pack-one-element", "elements_than", "csrc/cuda/memory.cuh",
      "a.at(i, static_cast<std::int64_t>(sizeof(P) / sizeof(T)))", "a.at(i, 1)"),
+    # scheduler_step.cpp: the compiled scheduler step (NOTE [fast step] in lrfast/lr_scheduler/_base.py)
+    ("step-watched-edit-ignored", "attribute or base_lrs", "csrc/scheduler_step.cpp",
+     "    if (equal == 0) return false;\n  }\n  return true;", "  }\n  return true;"),
+    ("step-group-keys-ignored", "OneCycle or SWALR or max_lr or swa_lr", "csrc/scheduler_step.cpp",
+     "  if (keys == 0) return true;", "  if (keys >= 0) return true;"),
+    ("step-first-off-step-as-closed-form", "edit or stack", "csrc/scheduler_step.cpp",
+     "      return false;  // the first step off the program", "      f.values[g] = f.cur[g];  // the first step off"),
+    ("step-recursion-shift-dropped", "edit or stack or resum", "csrc/scheduler_step.cpp",
+     "f.values[g] = a * (h - shift) + add;", "f.values[g] = a * h + add;"),
+    ("step-limit-off-by-one", "OneCycle", "csrc/scheduler_step.cpp",
+     "!exact_long(held, &limit) || t > limit)", "!exact_long(held, &limit) || t > limit + 1)"),
+    ("step-skip-on-overflow-ignored", "skip or overflow", "csrc/scheduler_step.cpp",
+     " || !false_or_absent(dict, g_names.skip_on_overflow) ||", " ||"),
+    ("step-first-step-warning-skipped", "warn", "csrc/scheduler_step.cpp",
+     "step_count == 1)) ||", "step_count == 0)) ||"),
+    ("step-off-groups-proven", "proven", "csrc/scheduler_step.cpp",
+     "off ? f.on_array.ptr() : Py_None);", "Py_None);"),
+    ("step-momentum-not-written", "Cyclic or OneCycle or momentum", "csrc/scheduler_step.cpp",
+     "  py::object written_momentum = py::none();\n  if (has_momentum) {",
+     "  py::object written_momentum = py::none();\n  if (false) {"),
+    ("step-own-count-off-by-one", "SWALR", "csrc/scheduler_step.cpp",
+     "const double s = own_count ? static_cast<double>(new_count - 1)",
+     "const double s = own_count ? static_cast<double>(new_count)"),
+    ("step-restart-period-unchecked", "WarmRestarts or T_cur", "csrc/scheduler_step.cpp",
+     "  if (t - start != t_cur || length != t_i) return false;\n", ""),
+    ("step-restart-t-i-not-stored", "WarmRestarts or T_i", "csrc/scheduler_step.cpp",
+     " ||\n                                   PyDict_SetItem(dict, g_names.t_i, t_i_object.ptr()) != 0))) {",
+     "))) {"),
+    ("step-count-not-moved", "state or step_count", "csrc/scheduler_step.cpp",
+     "if ((moves_count && PyDict_SetItem(dict, g_names.step_count",
+     "if ((false && PyDict_SetItem(dict, g_names.step_count"),
+    ("step-non-finite-written", "finite or overflow", "csrc/scheduler_step.cpp",
+     "  if (!all_finite(f.values)) return false;", ""),
+    ("step-lambda-counts-kept-on-error", "raises", "csrc/scheduler_step.cpp",
+     "  Rollback rollback(dict, count_held, epoch_held);\n",
+     "  Rollback rollback(dict, count_held, epoch_held);\n  rollback.active = false;\n"),
+    ("step-lambda-at-the-previous-step", "Lambda or Multiplicative", "csrc/scheduler_step.cpp",
+     "PyObject_CallOneArg(fn.ptr(), t_object.ptr())", "PyObject_CallOneArg(fn.ptr(), epoch_held)"),
+    ("step-row-float-shared-blindly", "edit or stack or resum", "csrc/scheduler_step.cpp",
+     "*same_row != nullptr && PyFloat_AS_DOUBLE(*same_row) == value && shareable", "*same_row != nullptr"),
 ]
 
 
@@ -163,32 +212,54 @@ def main(argv: list[str]) -> int:
             print(log.read_text())
             return 2
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2")
-        build_cmd = ["cmake", "--build", str(build), "--target", "_C_emu", "--parallel", jobs]
-        print(f"== building lrfast._C_emu unmutated in {build}")
-        if not run(build_cmd, log):
+
+        def build_cmd(target: str) -> list[str]:
+            return ["cmake", "--build", str(build), "--target", target, "--parallel", jobs]
+
+        targets = sorted({"_C" if path in HOST_SOURCES else "_C_emu" for _, _, path, _, _ in chosen})
+        print(f"== building lrfast.{' and lrfast.'.join(targets)} unmutated in {build}")
+        if not all(run(build_cmd(target), log) for target in targets):
             print(log.read_text())
             return 2
+        package = work / "package"  # a copy of lrfast where a host mutation's _C replaces the built one
+        if "_C" in targets:
+            shutil.copytree(ROOT / "lrfast", package / "lrfast", ignore=shutil.ignore_patterns("__pycache__"))
         survivors = []
         for k, (name, focus, path, old, new) in enumerate(chosen, start=1):
             started = time.monotonic()
+            host = path in HOST_SOURCES
             target = src / path
             original = target.read_text()
             target.write_text(original.replace(old, new))
             try:
-                built = run(build_cmd, log)
+                built = run(build_cmd("_C" if host else "_C_emu"), log)
             finally:
                 target.write_text(original)
             if not built:
                 print(log.read_text()[-4000:])
                 print(f"emu_mutations: {name}: the mutated sources did not build")
                 return 2
-            module = next((build / "out").glob("_C_emu*.so"))
             test_log = work / f"{name}.log"
-            env = dict(os.environ, LRFAST_TEST_EMU_MODULE=str(module))
-            pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", *KERNEL_TESTS]
+            if host:
+                module = next((build / "out").glob("_C.*.so"))
+                for old_module in (package / "lrfast").glob("_C.*.so"):
+                    old_module.unlink()
+                shutil.copy2(module, package / "lrfast" / module.name)
+                # PYTHONSAFEPATH: the checkout (the working directory) stays off sys.path, so the copy is imported
+                env = dict(os.environ, PYTHONPATH=str(package), PYTHONSAFEPATH="1")
+                tests = SCHEDULER_TESTS
+            else:
+                module = next((build / "out").glob("_C_emu*.so"))
+                env = dict(os.environ, LRFAST_TEST_EMU_MODULE=str(module))
+                tests = KERNEL_TESTS
+            pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", *tests]
+            imported = f"import lrfast; assert lrfast.__file__.startswith({str(package)!r})"
+            if host and not run([sys.executable, "-c", imported], test_log, cwd=ROOT, env=env):
+                print(f"emu_mutations: {name}: the copy of lrfast is not the one imported (see {test_log})")
+                return 2
             focused = status([*pytest, "-k", focus], test_log, cwd=ROOT, env=env, timeout=1800)
             if focused == 5:  # pytest: no test collected
-                print(f"emu_mutations: {name}: -k {focus!r} selects no test of {' '.join(KERNEL_TESTS)}")
+                print(f"emu_mutations: {name}: -k {focus!r} selects no test of {' '.join(tests)}")
                 return 2
             passed = focused == 0 and run(pytest, test_log, cwd=ROOT, env=env, timeout=1800)
             seconds = time.monotonic() - started
@@ -202,7 +273,7 @@ def main(argv: list[str]) -> int:
                 print(f"[{k}/{len(chosen)}] {name} ({path}): caught ({seconds:.0f} s): {first[:160]}")
             sys.stdout.flush()
         caught = len(chosen) - len(survivors)
-        print(f"emu_mutations: {caught} of {len(chosen)} mutations caught by {' '.join(KERNEL_TESTS)}")
+        print(f"emu_mutations: {caught} of {len(chosen)} mutations caught")
         if survivors:
             print(f"emu_mutations: survived: {' '.join(survivors)}")
             return 1

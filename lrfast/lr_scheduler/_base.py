@@ -111,6 +111,7 @@ if TYPE_CHECKING:
 __all__ = ["LRScheduler", "format_param", "optimizer_device", "restore_groups_on_error"]
 
 _PRIVATE_PREFIX = "_lrfast_"
+_COUNTING = {"last_epoch": 0, "steps": 1, "restarts": 2}  # NOTE [fast step]: csrc/scheduler_step.cpp's codes
 _NO_RECURSION = object()  # _lrfast_coefficients: the class has no recursion of its own
 
 
@@ -505,16 +506,19 @@ class LRScheduler(_TorchLRScheduler):
     # The torch twin's get_lr ignores the current LR (it sets it from the base): always the
     # closed form (NOTE [one step rule]).
     _lrfast_absolute = False
-    # last_epoch is the program's step (SWALR counts its own: _lrfast_step_of)
-    _lrfast_counts_epochs = True
     # _lrfast_host_values gives this step's LRs from the user's callables (LambdaLR, MultiplicativeLR)
     _lrfast_calls_host = False
+    # NOTE [fast step]: those callables' rule, for the compiled step: 1 base_lr * f(t) (LambdaLR),
+    # 2 group["lr"] * f(t) (MultiplicativeLR), 0 none
+    _lrfast_callables = 0
     # _lrfast_check_step may refuse a step (OneCycleLR past total_steps) or move a baked window
     _lrfast_checks_step = False
     # NOTE [fast step]: the attribute a step may not pass, where that is all _lrfast_check_step checks
     _lrfast_step_limit: str | None = None
-    # the program's step is _step_count - 1 (SWALR's _lrfast_step_of), for the compiled step
-    _lrfast_counts_own_steps = False
+    # NOTE [fast step]: what step() moves, and the program's step, as the compiled step knows them:
+    # "last_epoch" (last_epoch + 1, _step_count too), "steps" (SWALR: _step_count - 1), "restarts"
+    # (CosineAnnealingWarmRestarts: last_epoch + 1 with T_cur / T_i, _step_count left alone); None: none of these
+    _lrfast_counting: str | None = "last_epoch"
     # No closed form: torch's recursion on the host every step, no program for the kernels.
     _lrfast_host_recursive = False
     # NOTE [watched attributes]: containers torch re-reads each step, compared with the
@@ -643,7 +647,7 @@ class LRScheduler(_TorchLRScheduler):
         class turns into properties)."""
         if (self._lrfast_host_path or self._lrfast_calls_host or self._lrfast_host_recursive
                 or (self._lrfast_checks_step and self._lrfast_step_limit is None)
-                or not (self._lrfast_counts_epochs or self._lrfast_counts_own_steps)
+                or self._lrfast_counting is None
                 or not program.plain or not program.lr_writer.all_float or program.lr_writer.out is not None
                 or (program.momentum is not None and not program.momentum_writer.all_float)
                 or not _plain_attributes(type(self))):
@@ -657,7 +661,18 @@ class LRScheduler(_TorchLRScheduler):
             program, program.n_groups, (program.lr_rows, program.lr.table, program.lr_row_of, "lr", -1), momentum,
             program.on, tuple((name, value, is_dict) for name, value, is_dict in program.watched),
             program.group_key_names, program.group_items, self._lrfast_step_limit, self._lrfast_absolute,
-            not self._lrfast_counts_epochs)
+            _COUNTING[self._lrfast_counting], 0)
+
+    def _lrfast_fast_callables(self) -> Any:
+        """NOTE [fast step]: the compiled step of LambdaLR / MultiplicativeLR (no program: the
+        lambdas called once per group at each step), or None where this one's step is another."""
+        rt = self._lrfast_rt
+        if (not self._lrfast_callables or self._lrfast_host_path or self._lrfast_checks_step
+                or self._lrfast_counting != "last_epoch" or rt.program is not None
+                or not _plain_attributes(type(self), ("lr_lambdas", "base_lrs"))):
+            return None
+        return _C.make_fast_step(None, len(self.lr_lambdas), None, None, None, (), (), None, None, False, 0,
+                                 self._lrfast_callables)
 
     def refresh(self) -> None:
         """Rebuild the packed schedules and writers (NOTE [group kinds] in this module)."""
@@ -866,7 +881,7 @@ class LRScheduler(_TorchLRScheduler):
             rt = self._lrfast_rt
         except AttributeError:  # torch's initial step, inside __init__
             rt = self._lrfast_runtime()
-        counts_epochs = self._lrfast_counts_epochs
+        counts_epochs = self._lrfast_counting != "steps"  # SWALR counts its own steps: _lrfast_step_of
         s = rt.t = t if counts_epochs else self._lrfast_step_of(t)
         program = rt.program
         groups = self.optimizer.param_groups
@@ -878,7 +893,10 @@ class LRScheduler(_TorchLRScheduler):
         if self._lrfast_calls_host:  # the user's callables, called once per step (LambdaLR, MultiplicativeLR)
             host = self._lrfast_host_values(t)
             if host is not None:
-                return self._lrfast_write_values(host, program, s)
+                values = self._lrfast_write_values(host, program, s)
+                if rt.fast is None and program is None:
+                    rt.fast = self._lrfast_fast_callables()
+                return values
         if program is None or t < 0:  # t < 0: built with last_epoch < -1, where torch extrapolates its formulas
             return self._lrfast_torch_write(explicit)
         absolute = self._lrfast_absolute or (explicit and self._lrfast_closed_form_step(explicit))
@@ -1231,11 +1249,11 @@ class LRScheduler(_TorchLRScheduler):
         return None
 
 
-def _plain_attributes(cls: type) -> bool:
+def _plain_attributes(cls: type, more: tuple[str, ...] = ()) -> bool:
     """NOTE [fast step]: the attributes the compiled step reads and sets in the instance
     ``__dict__`` are plain ones there (no class turns them into properties or descriptors)."""
     for name in ("_step_count", "last_epoch", "_last_lr", "_is_initial", "optimizer", "_lrfast_host_path",
-                 "_lrfast_skip_on_overflow"):
+                 "_lrfast_skip_on_overflow", *more):
         kind = type(getattr(cls, name, None))
         if hasattr(kind, "__get__") or hasattr(kind, "__set__"):
             return False

@@ -295,6 +295,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
     eta_min = Watched()
 
     _lrfast_absolute = True
+    _lrfast_counting = "restarts"  # NOTE [fast step] in _base.py
 
     def __init__(self, optimizer: torch.optim.Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
@@ -321,6 +322,15 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         # frame off the per-step path
         if _is_compiling():
             return compiled_scheduler_step(self, epoch)
+        if epoch is None:
+            try:
+                rt = self._lrfast_rt
+            except AttributeError:  # torch's initial step, inside __init__
+                pass
+            else:
+                fast = rt.fast  # NOTE [fast step] in _base.py: T_cur and T_i move with it
+                if fast is not None and fast.step(self, rt):
+                    return None
         # an int or None told apart before isinstance (a metaclass call with torch.Tensor)
         t_cur_held = self.T_cur
         if (epoch is not None and isinstance(epoch, _Tensor)) or (
@@ -461,6 +471,7 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
     _lrfast_absolute = True
     _lrfast_check_callable = False
     _lrfast_calls_host = True
+    _lrfast_callables = 1  # base_lr * lr_lambda(t) (NOTE [fast step] in _base.py)
 
     def _lrfast_baked(self, baked: bool) -> None:
         # instance flags, set once (a property would cost a call at every step): with horizon=,
@@ -519,6 +530,7 @@ class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR)
 
     _lrfast_host_recursive = True
     _lrfast_calls_host = True
+    _lrfast_callables = 2  # group["lr"] * lr_lambda(t) (NOTE [fast step] in _base.py)
 
     def _lrfast_host_values(self, t: float) -> list[Any] | None:
         groups = self.optimizer.param_groups
@@ -818,8 +830,7 @@ class SWALR(LRScheduler, torch.optim.swa_utils.SWALR):
     :math:`\eta = s + (\eta_0 - s)\tfrac12(1 + \cos(\pi k/K))`, ``linear``: a straight line.
     """
 
-    _lrfast_counts_epochs = False  # its own count: _lrfast_step_of
-    _lrfast_counts_own_steps = True  # _step_count - 1 (NOTE [fast step] in _base.py)
+    _lrfast_counting = "steps"  # its own count, _step_count - 1: _lrfast_step_of (NOTE [fast step] in _base.py)
     anneal_epochs = Watched()
     _anneal_strategy = Watched()
     _lrfast_mutable = ("base_lrs", "_anneal_start_lrs")

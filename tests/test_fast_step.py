@@ -1,0 +1,208 @@
+"""The compiled scheduler step (NOTE [fast step] in lrfast/lr_scheduler/_base.py): taken in
+the common step of every class it serves, declined with nothing changed where the Python
+step must run, and equal to torch either way -- including a LambdaLR whose lambda raises,
+returns a tensor or a non-finite value on the compiled path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from lr_scheduler_harness import TORCH, as_float
+
+from lrfast import lr_scheduler as L
+from lrfast.lr_scheduler import _base
+
+SERVED = {
+    "CosineAnnealingLR": lambda M, o: M.CosineAnnealingLR(o, T_max=7, eta_min=0.001),
+    "StepLR": lambda M, o: M.StepLR(o, step_size=3, gamma=0.5),
+    "MultiStepLR": lambda M, o: M.MultiStepLR(o, milestones=[2, 5], gamma=0.5),
+    "ConstantLR": lambda M, o: M.ConstantLR(o, factor=0.5, total_iters=3),
+    "LinearLR": lambda M, o: M.LinearLR(o, start_factor=0.2, total_iters=4),
+    "ExponentialLR": lambda M, o: M.ExponentialLR(o, gamma=0.9),
+    "PolynomialLR": lambda M, o: M.PolynomialLR(o, total_iters=6, power=2.0),
+    "CyclicLR": lambda M, o: M.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3),
+    "OneCycleLR": lambda M, o: M.OneCycleLR(o, max_lr=0.1, total_steps=40),
+    "CosineAnnealingWarmRestarts": lambda M, o: M.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2),
+    "SWALR": lambda M, o: M.SWALR(o, swa_lr=0.05, anneal_epochs=4),
+    "LambdaLR": lambda M, o: M.LambdaLR(o, lambda t: 1.0 / (1 + t)),
+    "MultiplicativeLR": lambda M, o: M.MultiplicativeLR(o, lambda t: 0.95),
+}
+
+
+def _module(impl: str):
+    if impl == "torch":
+        return TORCH
+    return L
+
+
+def _optimizer(groups: int = 3) -> torch.optim.SGD:
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(groups)]
+    return torch.optim.SGD([{"params": [p], "lr": 0.01 * (1 + g)} for g, p in enumerate(params)], lr=0.01,
+                           momentum=0.9)
+
+
+def _no_python_step(monkeypatch) -> None:
+    """Make the Python step fail: only the compiled one may run."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Python step ran")
+    monkeypatch.setattr(_base.LRScheduler, "_lrfast_write", refuse)
+    monkeypatch.setattr(_base.LRScheduler, "_lrfast_step_warning", refuse)
+
+
+@pytest.mark.parametrize("name", list(SERVED))
+def test_the_common_step_is_the_compiled_one_and_equals_torch(name, monkeypatch):
+    opt_t, opt_f = _optimizer(), _optimizer()
+    s_t, s_f = SERVED[name](TORCH, opt_t), SERVED[name](L, opt_f)
+    for s in (s_t, s_f):
+        s.optimizer.step()
+        s.step()  # the first step: torch's order check, the Python step's
+    assert s_f._lrfast_rt.fast is not None
+    with monkeypatch.context() as patched:
+        _no_python_step(patched)
+        for k in range(30):
+            s_t.step()
+            s_f.step()
+            assert s_f.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12, abs=1e-15), k
+            assert [g["lr"] for g in opt_f.param_groups] == s_f.get_last_lr()
+            for key in ("momentum", "T_cur", "T_i"):
+                if key == "momentum":
+                    assert [g[key] for g in opt_f.param_groups] == pytest.approx([g[key] for g in opt_t.param_groups])
+                elif hasattr(s_t, key):
+                    assert getattr(s_f, key) == getattr(s_t, key), (key, k)
+            assert s_f.last_epoch == s_t.last_epoch and s_f._step_count == s_t._step_count
+    assert s_f.state_dict().keys() == {k for k in s_t.state_dict() if not k.startswith("_lrfast_")} | (
+        s_f.state_dict().keys() - s_t.state_dict().keys())
+
+
+@pytest.mark.parametrize("edit", ["hand edit", "gamma", "base_lrs in place", "last_epoch float", "lr tensor"])
+def test_a_declined_step_changes_nothing_and_the_python_step_runs(edit):
+    opt_t, opt_f = _optimizer(), _optimizer()
+    s_t, s_f = TORCH.ExponentialLR(opt_t, 0.9), L.ExponentialLR(opt_f, 0.9)
+    for _ in range(3):
+        s_t.step()
+        s_f.step()
+    for opt, s in ((opt_t, s_t), (opt_f, s_f)):
+        if edit == "hand edit":
+            opt.param_groups[1]["lr"] = 0.5
+        elif edit == "gamma":
+            s.gamma = 0.5
+        elif edit == "base_lrs in place":
+            s.base_lrs[0] = 1.0
+        elif edit == "last_epoch float":
+            s.last_epoch = 3.0
+        else:
+            opt.param_groups[2]["lr"] = torch.tensor(0.02, dtype=torch.float64)
+    rt = s_f._lrfast_rt
+    fast = rt.fast
+    state = dict(s_f.__dict__)
+    groups = [dict(g) for g in opt_f.param_groups]
+    if edit in ("hand edit", "base_lrs in place", "last_epoch float", "lr tensor"):
+        assert fast.step(s_f, rt) is False  # declined: nothing changed
+        assert s_f.__dict__ == state and [dict(g) for g in opt_f.param_groups] == groups
+    for k in range(6):
+        s_t.step()
+        s_f.step()
+        assert [as_float(v) for v in s_f.get_last_lr()] == pytest.approx([as_float(v) for v in s_t.get_last_lr()],
+                                                                         rel=1e-12), (edit, k)
+
+
+def test_a_step_with_another_runtime_or_program_is_declined():
+    opt = _optimizer()
+    a, b = L.ExponentialLR(opt, 0.9), L.StepLR(_optimizer(), 2)
+    a.step()
+    a.step()
+    fast = a._lrfast_rt.fast
+    assert fast.step(a, b._lrfast_rt) is False  # b's program is not the one fast was made for
+    assert fast.step(a, object()) is False  # not a runtime at all
+    a.refresh()  # the program is dropped: the compiled step of the old one declines
+    assert fast.step(a, a._lrfast_rt) is False
+
+
+def test_a_lambda_that_raises_leaves_the_scheduler_and_groups_as_they_were():
+    opt_t, opt_f = _optimizer(), _optimizer()
+    calls = {"torch": [], "lrfast": []}
+
+    def lam(impl):
+        def f(t):
+            calls[impl].append(t)
+            if t == 4:
+                raise KeyError(t)
+            return 0.5**t
+        return f
+
+    s_t, s_f = TORCH.LambdaLR(opt_t, lam("torch")), L.LambdaLR(opt_f, lam("lrfast"))
+    for _ in range(3):
+        s_t.step()
+        s_f.step()
+    assert s_f._lrfast_rt.fast is not None
+    before = ([g["lr"] for g in opt_f.param_groups], s_f.last_epoch, s_f._step_count, s_f.get_last_lr())
+    for s in (s_t, s_f):
+        with pytest.raises(KeyError):
+            s.step()
+    assert ([g["lr"] for g in opt_f.param_groups], s_f.last_epoch, s_f._step_count, s_f.get_last_lr()) == before
+    assert calls["lrfast"] == calls["torch"]  # each lambda once per step, at that step, as torch
+
+
+@pytest.mark.parametrize("value", [torch.tensor(0.5), torch.tensor(0.5, dtype=torch.float64), 2, math.inf])
+@pytest.mark.parametrize("name", ["LambdaLR", "MultiplicativeLR"])
+def test_what_a_lambda_returns_on_the_compiled_path_is_written_as_torch_writes_it(name, value):
+    fire = [False]
+
+    def lam(t):
+        return value if fire[0] else 0.5
+
+    opt_t, opt_f = _optimizer(), _optimizer()
+    s_t, s_f = getattr(TORCH, name)(opt_t, lam), getattr(L, name)(opt_f, lam)
+    for _ in range(3):
+        s_t.step()
+        s_f.step()
+    assert s_f._lrfast_rt.fast is not None
+    fire[0] = True
+    if isinstance(value, float) and not math.isfinite(value):
+        before = [g["lr"] for g in opt_f.param_groups]
+        with pytest.raises(ValueError, match=name):
+            s_f.step()
+        assert [g["lr"] for g in opt_f.param_groups] == before and s_f.last_epoch == 3
+        return
+    for _ in range(2):
+        s_t.step()
+        s_f.step()
+        for gt, gf in zip(opt_t.param_groups, opt_f.param_groups, strict=True):
+            assert type(gf["lr"]) is type(gt["lr"])
+            assert as_float(gf["lr"]) == pytest.approx(as_float(gt["lr"]), rel=1e-6)
+
+
+@pytest.mark.parametrize("groups", [1, 10, 100])
+def test_groups_of_one_row_share_float_objects_and_equal_torch(groups):
+    opt_t, opt_f = _optimizer(groups), _optimizer(groups)
+    for opt in (opt_t, opt_f):
+        for g, group in enumerate(opt.param_groups):
+            group["lr"] = 0.01 * (1 + g % 3)
+    s_t, s_f = TORCH.CosineAnnealingLR(opt_t, T_max=20), L.CosineAnnealingLR(opt_f, T_max=20)
+    for k in range(25):
+        s_t.step()
+        s_f.step()
+        if k == 5:  # a hand edit of one group of a row: the others of its row keep the closed form
+            opt_t.param_groups[0]["lr"] = opt_f.param_groups[0]["lr"] = 0.3
+        assert s_f.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12, abs=1e-15), k
+        lrs = [g["lr"] for g in opt_f.param_groups]
+        if groups > 3 and k != 5:  # on the program, each row written as one float object
+            assert all(lrs[g] is lrs[g + 3] for g in range(1, groups - 3))
+
+
+def test_groups_off_the_program_are_not_proven_after_a_compiled_step():
+    """NOTE [proof of the program]: a group that took torch's recursion holds the float the step
+    wrote, but not the program's value: a bound optimizer must read it."""
+    opt = _optimizer()
+    s = L.ExponentialLR(opt, 0.9)
+    for _ in range(3):
+        s.step()
+    opt.param_groups[1]["lr"] = 0.5
+    s.step()  # the first step off the program: the Python step's
+    assert s.proven_groups()[0] == [True, False, True]
+    fast = s._lrfast_rt.fast
+    assert fast is not None and fast.step(s, s._lrfast_rt) is True  # the compiled step, with the recursion
+    assert s.proven_groups()[0] == [True, False, True]
+    assert opt.param_groups[1]["lr"] == pytest.approx(0.5 * 0.9 * 0.9, rel=1e-15)
