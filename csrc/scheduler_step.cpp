@@ -902,6 +902,192 @@ PyType_Spec fast_step_spec = {"lrfast._C.FastStep", sizeof(FastStep), 0, Py_TPFL
 
 PyTypeObject* g_fast_step_type = nullptr;
 
+// ---------------------------------------------------------------------------------------
+// _C.plateau_host_step: NOTE [plateau host step] in lrfast/lr_scheduler/_plateau.py, compiled.
+// torch's ReduceLROnPlateau.step(metric) for a float metric, on the host copies of the mirrored
+// attributes: torch's _is_better (mode and threshold_mode read at each step, as torch reads
+// them), the bad-epoch and cooldown counts, a reduction by torch's _reduce_lr (with `reduces`:
+// the class keeps lrfast's own), and _last_lr (every group's float). Returns False having
+// changed nothing where anything is not that case (a tensor LR, lr_tensor, min_lrs of another
+// length, other types): the Python step runs.
+
+struct PlateauNames {
+  PyObject *best, *num_bad, *cooldown_counter, *last_lr, *lr_buffer, *patience, *mode, *threshold, *threshold_mode,
+      *min_lrs, *factor, *eps, *cooldown;
+} g_plateau;
+
+bool equals_ascii(PyObject* value, const char* text) {
+  return PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, text) == 0;
+}
+
+// torch's _reduce_lr on float groups: new_lr = max(old_lr * factor, min_lr) (Python's max: the
+// min_lr object itself where it is greater), written where old_lr - new_lr > eps. Fills
+// written[g] (a new reference, or null: the group keeps its LR); false where the arguments are
+// not plain numbers (nothing written).
+bool plateau_reduction(PyObject* dict, PyObject* groups, std::vector<PyObject*>& written) {
+  auto get = [dict](PyObject* name) {
+    PyObject* value = PyDict_GetItemWithError(dict, name);
+    if (value == nullptr) PyErr_Clear();
+    return value;
+  };
+  PyObject* min_lrs = get(g_plateau.min_lrs);
+  PyObject* factor_held = get(g_plateau.factor);
+  PyObject* eps_held = get(g_plateau.eps);
+  double factor = 0.0, eps = 0.0;
+  const Py_ssize_t n = PyList_GET_SIZE(groups);
+  if (min_lrs == nullptr || !PyList_CheckExact(min_lrs) || PyList_GET_SIZE(min_lrs) != n || factor_held == nullptr ||
+      !plain_number(factor_held, &factor) || eps_held == nullptr || !plain_number(eps_held, &eps)) {
+    return false;  // groups added since (torch's rule for min_lrs), or other types: the Python step
+  }
+  written.assign(static_cast<std::size_t>(n), nullptr);
+  for (Py_ssize_t g = 0; g < n; ++g) {
+    PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+    PyObject* min_lr = PyList_GET_ITEM(min_lrs, g);
+    std::int64_t whole = 0;
+    double floor = 0.0;
+    const bool plain_min = PyFloat_CheckExact(min_lr) ? (floor = PyFloat_AS_DOUBLE(min_lr), true)
+                                                       : exact_long(min_lr, &whole) && (floor = static_cast<double>(whole), true);
+    if (lr == nullptr || !PyFloat_CheckExact(lr) || !plain_min) {
+      for (PyObject* v : written) Py_XDECREF(v);
+      return false;
+    }
+    const double old_lr = PyFloat_AS_DOUBLE(lr);
+    const double product = old_lr * factor;
+    const bool floor_wins = floor > product;  // Python's max(product, min_lr): min_lr only where greater
+    const double new_lr = floor_wins ? floor : product;
+    if (old_lr - new_lr > eps) {
+      PyObject* value = floor_wins ? (Py_INCREF(min_lr), min_lr) : PyFloat_FromDouble(new_lr);
+      if (value == nullptr) {
+        for (PyObject* v : written) Py_XDECREF(v);
+        throw py::error_already_set();
+      }
+      written[g] = value;
+    }
+  }
+  return true;
+}
+
+bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
+  if (!PyFloat_CheckExact(metric)) return false;
+  const auto dict_object = py::reinterpret_steal<py::object>(PyObject_GenericGetDict(scheduler, nullptr));
+  if (!dict_object || !PyDict_Check(dict_object.ptr())) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* dict = dict_object.ptr();
+  auto get = [dict](PyObject* name) {
+    PyObject* value = PyDict_GetItemWithError(dict, name);
+    if (value == nullptr) PyErr_Clear();
+    return value;
+  };
+  std::int64_t epoch = 0, bad = 0, counter = 0;
+  double patience = 0.0, threshold = 0.0;
+  PyObject* best = get(g_plateau.best);
+  PyObject* buffer = get(g_plateau.lr_buffer);
+  PyObject* mode = get(g_plateau.mode);
+  PyObject* threshold_mode = get(g_plateau.threshold_mode);
+  PyObject* optimizer = get(g_names.optimizer);
+  PyObject* patience_held = get(g_plateau.patience);
+  PyObject* threshold_held = get(g_plateau.threshold);
+  if (!exact_long(get(g_names.last_epoch), &epoch) || !exact_long(get(g_plateau.num_bad), &bad) ||
+      !exact_long(get(g_plateau.cooldown_counter), &counter) || best == nullptr || !PyFloat_CheckExact(best) ||
+      (buffer != nullptr && buffer != Py_None) || mode == nullptr || threshold_mode == nullptr ||
+      optimizer == nullptr || patience_held == nullptr || !plain_number(patience_held, &patience) ||
+      threshold_held == nullptr || !plain_number(threshold_held, &threshold)) {
+    return false;
+  }
+  // torch's _is_better, branch for branch (a mode other than these takes the last branch, as in torch)
+  const double a = PyFloat_AS_DOUBLE(metric);
+  const double b = PyFloat_AS_DOUBLE(best);
+  const bool min = equals_ascii(mode, "min");
+  bool better;
+  if (min && equals_ascii(threshold_mode, "rel")) {
+    better = a < b * (1.0 - threshold);
+  } else if (min && equals_ascii(threshold_mode, "abs")) {
+    better = a < b - threshold;
+  } else if (equals_ascii(mode, "max") && equals_ascii(threshold_mode, "rel")) {
+    better = a > b * (threshold + 1.0);
+  } else {
+    better = a > b + threshold;
+  }
+  bad = better ? 0 : bad + 1;
+  if (counter > 0) {  // torch's in_cooldown
+    counter -= 1;
+    bad = 0;
+  }
+  const auto groups_object = py::reinterpret_steal<py::object>(PyObject_GetAttr(optimizer, g_names.param_groups));
+  if (!groups_object || !PyList_CheckExact(groups_object.ptr())) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* groups = groups_object.ptr();
+  const Py_ssize_t n = PyList_GET_SIZE(groups);
+  std::vector<PyObject*> reduced;  // new references: the groups' new LRs (null: kept)
+  const bool reduction = static_cast<double>(bad) > patience;
+  if (reduction) {
+    std::int64_t cooldown = 0;
+    if (!reduces || !exact_long(get(g_plateau.cooldown), &cooldown) || !plateau_reduction(dict, groups, reduced)) {
+      return false;
+    }
+    counter = cooldown;
+    bad = 0;
+  }
+  py::list last_lr(n);
+  for (Py_ssize_t g = 0; g < n; ++g) {  // torch's _param_groups_val_list, for float LRs
+    PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+    if (lr == nullptr || !PyFloat_CheckExact(lr)) {
+      for (PyObject* v : reduced) Py_XDECREF(v);
+      return false;
+    }
+    PyObject* now = reduction && reduced[g] != nullptr ? reduced[g] : lr;
+    Py_INCREF(now);
+    PyList_SET_ITEM(last_lr.ptr(), g, now);
+  }
+  for (Py_ssize_t g = 0; reduction && g < n; ++g) {  // the reduction's writes (the list holds the values)
+    if (reduced[g] == nullptr) continue;
+    const int status = PyDict_SetItem(PyList_GET_ITEM(groups, g), g_names.lr, reduced[g]);
+    Py_DECREF(reduced[g]);
+    reduced[g] = nullptr;
+    if (status != 0) {
+      for (PyObject* v : reduced) Py_XDECREF(v);
+      throw py::error_already_set();
+    }
+  }
+  const auto epoch_object = py::int_(epoch + 1);
+  const auto bad_object = py::int_(bad);
+  const auto counter_object = py::int_(counter);
+  if (PyDict_SetItem(dict, g_names.last_epoch, epoch_object.ptr()) != 0 ||
+      (better && PyDict_SetItem(dict, g_plateau.best, metric) != 0) ||
+      PyDict_SetItem(dict, g_plateau.num_bad, bad_object.ptr()) != 0 ||
+      PyDict_SetItem(dict, g_plateau.cooldown_counter, counter_object.ptr()) != 0 ||
+      PyDict_SetItem(dict, g_plateau.last_lr, last_lr.ptr()) != 0) {
+    throw py::error_already_set();
+  }
+  return true;
+}
+
+PyObject* plateau_host_step_raw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "plateau_host_step takes (scheduler, metric, reduces)");
+    return nullptr;
+  }
+  try {
+    return py::bool_(plateau_host_step(args[0], args[1], args[2] == Py_True)).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef plateau_host_step_def = {
+    "plateau_host_step",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(plateau_host_step_raw)), METH_FASTCALL,
+    "plateau_host_step(scheduler, metric, reduces) -> bool\nReduceLROnPlateau.step(metric) for a float metric "
+    "(NOTE [plateau host step] in lrfast/lr_scheduler/_plateau.py), reducing by torch's rule where `reduces`: "
+    "True when taken, False (nothing changed) where the Python step must run."};
+
 py::object make_fast_step(py::object program, std::int64_t n, const py::object& lr, const py::object& momentum,
                           const py::object& on, const py::tuple& watched, const py::tuple& group_keys,
                           const py::object& group_items, const py::object& limit_name, bool absolute,
@@ -978,6 +1164,17 @@ py::object make_fast_step(py::object program, std::int64_t n, const py::object& 
 
 void add_scheduler_step(py::module_& m) {
   intern_names();
+  auto intern = [](const char* text) {
+    PyObject* name = PyUnicode_InternFromString(text);
+    if (name == nullptr) throw py::error_already_set();
+    return name;  // kept for the life of the process
+  };
+  g_plateau = {intern("_lrfast_best"), intern("_lrfast_num_bad_epochs"), intern("_lrfast_cooldown_counter"),
+               intern("_lrfast_last_lr"), intern("_lrfast_lr_buffer"), intern("patience"), intern("mode"),
+               intern("threshold"), intern("threshold_mode"), intern("min_lrs"), intern("factor"), intern("eps"),
+               intern("cooldown")};
+  m.add_object("plateau_host_step", py::reinterpret_steal<py::object>(
+                                         PyCFunction_NewEx(&plateau_host_step_def, nullptr, m.attr("__name__").ptr())));
   m.add_object("step_groups",
                py::reinterpret_steal<py::object>(PyCFunction_NewEx(&step_groups_def, nullptr, m.attr("__name__").ptr())));
   m.attr("STEP_NEEDS_COEFFICIENTS") = kNeedsCoefficients;

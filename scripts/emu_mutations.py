@@ -36,7 +36,8 @@ SCHEDULER_TESTS = ["tests/test_fast_step.py", "tests/test_soundness.py", "tests/
                    "tests/test_lr_scheduler_parity.py", "tests/test_lr_scheduler_dropin.py",
                    "tests/test_lr_scheduler_errors.py", "tests/test_lr_scheduler_state.py",
                    "tests/test_lr_scheduler_odd_arguments.py", "tests/test_composition.py",
-                   "tests/test_plateau_composed.py", "tests/test_skip_on_overflow.py"]
+                   "tests/test_plateau_composed.py", "tests/test_skip_on_overflow.py",
+                   "tests/test_lr_scheduler_plateau.py"]
 
 # (name, the tests that should catch it -- a pytest -k expression, run first --, file, the text
 # replaced -- it must occur exactly once --, its replacement)
@@ -166,6 +167,14 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "  Rollback rollback(dict, count_held, epoch_held);\n  rollback.active = false;\n"),
     ("step-lambda-at-the-previous-step", "Lambda or Multiplicative", "csrc/scheduler_step.cpp",
      "PyObject_CallOneArg(fn.ptr(), t_object.ptr())", "PyObject_CallOneArg(fn.ptr(), epoch_held)"),
+    ("plateau-max-rel-threshold-host", "plateau", "csrc/scheduler_step.cpp",
+     "better = a > b * (threshold + 1.0);", "better = a > b * (1.0 - threshold);"),
+    ("plateau-cooldown-not-counted-host", "plateau", "csrc/scheduler_step.cpp",
+     "    counter -= 1;\n    bad = 0;", "    bad = 0;"),
+    ("plateau-int-floor-as-float-host", "int_min_lr", "csrc/scheduler_step.cpp",
+     "floor_wins ? (Py_INCREF(min_lr), min_lr) : PyFloat_FromDouble(new_lr)", "PyFloat_FromDouble(new_lr)"),
+    ("plateau-eps-ignored-host", "plateau", "csrc/scheduler_step.cpp",
+     "if (old_lr - new_lr > eps) {", "if (old_lr - new_lr > 0.0) {"),
     ("step-row-float-shared-blindly", "edit or stack or resum", "csrc/scheduler_step.cpp",
      "*same_row != nullptr && PyFloat_AS_DOUBLE(*same_row) == value && shareable", "*same_row != nullptr"),
 ]

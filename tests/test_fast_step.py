@@ -206,3 +206,75 @@ def test_groups_off_the_program_are_not_proven_after_a_compiled_step():
     assert fast is not None and fast.step(s, s._lrfast_rt) is True  # the compiled step, with the recursion
     assert s.proven_groups()[0] == [True, False, True]
     assert opt.param_groups[1]["lr"] == pytest.approx(0.5 * 0.9 * 0.9, rel=1e-15)
+
+
+PLATEAU_CASES = [
+    dict(mode="min", threshold_mode="rel", patience=2, cooldown=0, min_lr=0),
+    dict(mode="min", threshold_mode="abs", patience=0, cooldown=2, min_lr=0.0005, threshold=0.05),
+    dict(mode="max", threshold_mode="rel", patience=1, cooldown=1, min_lr=[0.001, 0, 0.002]),
+    dict(mode="max", threshold_mode="abs", patience=3, cooldown=0, min_lr=0, factor=0.5, eps=1e-3),
+]
+
+
+@pytest.mark.parametrize("kwargs", PLATEAU_CASES, ids=lambda k: f"{k['mode']}-{k['threshold_mode']}")
+def test_the_compiled_plateau_step_equals_torch_with_reductions_and_cooldowns(kwargs):
+    import random
+
+    rng = random.Random(5)
+    opt_t, opt_f = _optimizer(), _optimizer()
+    s_t, s_f = TORCH.ReduceLROnPlateau(opt_t, **kwargs), L.ReduceLROnPlateau(opt_f, **kwargs)
+    metrics = [rng.choice([1.0, 0.9, 1.1, 0.5, 2.0, 1.0, 1.0]) for _ in range(80)]
+    for k, m in enumerate(metrics):
+        s_t.step(m)
+        s_f.step(m)
+        assert [g["lr"] for g in opt_f.param_groups] == [g["lr"] for g in opt_t.param_groups], k
+        assert [type(g["lr"]) for g in opt_f.param_groups] == [type(g["lr"]) for g in opt_t.param_groups], k
+        assert (s_f.best, s_f.num_bad_epochs, s_f.cooldown_counter, s_f.last_epoch) == \
+            (s_t.best, s_t.num_bad_epochs, s_t.cooldown_counter, s_t.last_epoch), k
+        assert s_f.get_last_lr() == s_t.get_last_lr()
+
+
+def test_the_compiled_plateau_step_is_taken_and_declines_with_nothing_changed():
+    from lrfast import _C
+
+    opt = _optimizer()
+    s = L.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    assert _C.plateau_host_step(s, 1.0, True) is True  # better than inf
+    assert _C.plateau_host_step(s, 1.0, True) is True  # a reduction
+    assert [g["lr"] for g in opt.param_groups] == [0.005, 0.01, 0.015]
+    s.min_lrs = [0.0]  # another length than the groups: torch's rule, in the Python step
+    state = dict(s.__dict__)
+    assert _C.plateau_host_step(s, 1.0, True) is False
+    assert s.__dict__ == state and [g["lr"] for g in opt.param_groups] == [0.005, 0.01, 0.015]
+    s.min_lrs = [0.0] * 3
+    opt.param_groups[1]["lr"] = torch.tensor(0.01)
+    assert _C.plateau_host_step(s, 1.0, True) is False
+    assert _C.plateau_host_step(s, 1.0, False) is False  # a reduction the class's own _reduce_lr must make
+
+
+def test_a_plateau_subclass_with_its_own_reduce_lr_has_it_called():
+    calls = []
+
+    class Mine(L.ReduceLROnPlateau):
+        def _reduce_lr(self, epoch):
+            calls.append(epoch)
+            super()._reduce_lr(epoch)
+
+    opt = _optimizer()
+    s = Mine(opt, patience=0)
+    for m in (1.0, 1.0, 1.0):
+        s.step(m)
+    assert calls == [2, 3] and not Mine._lrfast_compiled_reduction and Mine._lrfast_compiled_step
+
+
+def test_an_int_min_lr_is_written_as_torch_writes_it():
+    opt_t, opt_f = _optimizer(1), _optimizer(1)
+    for opt in (opt_t, opt_f):
+        opt.param_groups[0]["lr"] = 10.0
+    s_t = TORCH.ReduceLROnPlateau(opt_t, patience=0, factor=0.01, min_lr=1)
+    s_f = L.ReduceLROnPlateau(opt_f, patience=0, factor=0.01, min_lr=1)
+    for m in (1.0, 1.0, 1.0):
+        s_t.step(m)
+        s_f.step(m)
+    assert opt_f.param_groups[0]["lr"] == opt_t.param_groups[0]["lr"] == 1
+    assert type(opt_f.param_groups[0]["lr"]) is type(opt_t.param_groups[0]["lr"]) is int

@@ -5,7 +5,8 @@ Three ways in, one rule (csrc/include/lrfast/plateau.h, NOTE [plateau state]):
 - a float or CPU metric, no ``schedule``: torch's own Python code (this is torch's class,
   subclassed), with a tensor ``lr`` updated in place, never replaced by a float; a Python
   float takes torch's step restated on the host copies (NOTE [plateau host step] in
-  ``step``), the same statements without a property call per attribute;
+  ``step``), the same statements without a property call per attribute, compiled
+  (``_C.plateau_host_step``) where the class keeps torch's ``_is_better`` and float groups;
 - a CUDA metric on the optimizer's device: one kernel launch (csrc/cuda/plateau.cu) reads
   the metric, decides and writes the LRs; the state lives in device memory, the host
   never waits (NOTE [plateau mirror]);
@@ -43,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .. import _C
 from .. import _descriptor as descriptor_layout
 from .._backend import device_api
 from .._compile import attach
@@ -121,11 +123,16 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     _lrfast_cooldown_counter: int | float
     _lrfast_last_lr: list[Any]
     _lrfast_torch_names: bool = True  # NOTE [plateau host step]: no subclass redefines _HOST_STEP_READS
+    _lrfast_compiled_step: bool = True  # ... nor torch's _is_better: the compiled step may run it
+    _lrfast_compiled_reduction: bool = True  # ... nor _reduce_lr: the compiled step may reduce
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._lrfast_torch_names = all(getattr(cls, name) is getattr(ReduceLROnPlateau, name)
                                       for name in _HOST_STEP_READS)
+        cls._lrfast_compiled_step = cls._lrfast_torch_names and \
+            cls._is_better is torch.optim.lr_scheduler.ReduceLROnPlateau._is_better
+        cls._lrfast_compiled_reduction = cls._reduce_lr is ReduceLROnPlateau._reduce_lr
 
     def __init__(self, optimizer: torch.optim.Optimizer, mode: Literal["min", "max"] = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",
@@ -284,8 +291,12 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         """One step: a decision on ``metrics``. Composed, ``step()`` alone advances the schedule."""
         if type(metrics) is float and epoch is None and self._lrfast_device is None and not self._lrfast_factors \
                 and self._lrfast_torch_names:
+            if self._lrfast_compiled_step and _C.plateau_host_step(self, metrics, self._lrfast_compiled_reduction):
+                return  # the step below, compiled (csrc/scheduler_step.cpp)
             # NOTE [plateau host step] torch's step(), statement for statement, on the host
-            # copies of the mirrored attributes: while the host decides, the properties
+            # copies of the mirrored attributes (compiled above, csrc/scheduler_step.cpp, which
+            # reduces by torch's rule unless the class has its own _reduce_lr; written out here
+            # for the steps it declines): while the host decides, the properties
             # (_mirrored) would read and write exactly these, one Python call each, which cost
             # more than torch's whole step. The user's overridable methods (_is_better,
             # _reduce_lr) are called as torch calls them; a float metric never reaches the device.
