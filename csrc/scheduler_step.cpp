@@ -97,14 +97,20 @@ bool plain_number(PyObject* value, double* out) {
 // returns the list of the float objects written (the scheduler's _last_lr). held[g] (borrowed;
 // null: read here) is what group g holds: a float equal to its value stays, no store (StepLR and
 // the like change their LR on few steps). Groups of one row written with equal values share one
-// float object (floats are immutable), as do neighbours of equal value.
+// float object (floats are immutable), as do neighbours of equal value. A group with skip[g] >= 0
+// is left to the caller (None in the list).
 py::list write_floats(PyObject* groups, PyObject* key, int tuple_slot, const double* values, std::int64_t n,
-                      PyObject* const* held, const Rows& rows) {
+                      PyObject* const* held, const Rows& rows, const int* skip = nullptr) {
   py::list written(n);
   std::vector<PyObject*> row_float;  // borrowed from `written`
   if (rows.row_of != nullptr) row_float.assign(static_cast<std::size_t>(rows.count), nullptr);
   PyObject* previous = nullptr;  // the float object written to the group before (borrowed from `written`)
   for (std::int64_t g = 0; g < n; ++g) {
+    if (skip != nullptr && skip[g] >= 0) {  // written by the caller (a tensor group): None until then
+      Py_INCREF(Py_None);
+      PyList_SET_ITEM(written.ptr(), g, Py_None);
+      continue;
+    }
     PyObject* group = PyList_GET_ITEM(groups, g);
     const double value = values[g];
     const bool shareable = !std::signbit(value);  // -0.0 is written as its own object
@@ -357,7 +363,7 @@ void bind_runtime(const py::type& runtime) {
 // Interned attribute names, made once.
 struct Names {
   PyObject *step_count, *last_epoch, *last_lr, *host_path, *skip_on_overflow, *is_initial, *optimizer,
-      *param_groups, *coefficients, *t_cur, *t_i, *t_mult, *t_0, *lr, *lr_lambdas, *base_lrs, *write_values;
+      *param_groups, *coefficients, *t_cur, *t_i, *t_mult, *t_0, *lr, *lr_lambdas, *base_lrs, *write_values, *version;
 } g_names;
 
 void intern_names() {
@@ -370,7 +376,7 @@ void intern_names() {
              intern("_lrfast_skip_on_overflow"), intern("_is_initial"), intern("optimizer"),
              intern("param_groups"), intern("_lrfast_coefficients"), intern("T_cur"), intern("T_i"),
              intern("T_mult"), intern("T_0"), intern("lr"), intern("lr_lambdas"), intern("base_lrs"),
-             intern("_lrfast_write_values")};
+             intern("_lrfast_write_values"), intern("_version")};
 }
 
 // One packed program (LR or momentum) as the fast step evaluates and writes it.
@@ -442,6 +448,26 @@ struct FastImpl {
   bool absolute = false;  // torch's twin ignores the held LR
   int counting = kLastEpoch;  // what the program's step is, and what step() moves
   int callables = kNoCallables;  // a LambdaLR / MultiplicativeLR step: no program, the lambdas' values
+  // groups whose lr is a CPU tensor (float32 or float64), read and written through its memory
+  // (the program's NumPy view); tensor_slot[g]: its index in tensors, -1 for a float group
+  struct TensorGroup {
+    py::object tensor, view;
+    void* data = nullptr;
+    bool f32 = false;
+    double load() const { return f32 ? static_cast<double>(*static_cast<float*>(data)) : *static_cast<double*>(data); }
+    double rounded(double v) const { return f32 ? static_cast<double>(static_cast<float>(v)) : v; }
+    void store(double v) const {
+      if (f32) {
+        *static_cast<float*>(data) = static_cast<float>(v);
+      } else {
+        *static_cast<double*>(data) = v;
+      }
+    }
+  };
+  std::vector<TensorGroup> tensors;
+  std::vector<int> tensor_slot;
+  py::object tensor_list;  // the tensors, for bump
+  py::object bump;  // torch.autograd.graph.increment_version: the version moves as torch's in-place ops move it
   // the closed form at prev_step (valid with have_prev), this step's, the values written, scratch
   std::vector<double> prev, cur, values, on_now, momentum;
   std::vector<PyObject*> held_objects, held_momentum;  // borrowed, during a step: what the groups hold
@@ -770,12 +796,22 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   // any other torch's recursion from what it holds (borrowed: nothing runs Python until the writes)
   std::vector<PyObject*>& held = f.held_objects;
   bool off = false;
+  const bool has_tensors = !f.tensors.empty();
   for (std::int64_t g = 0; g < n; ++g) {
     PyObject* value = lookup_held(PyList_GET_ITEM(groups, g), lr.key.ptr(), -1);
     double h = 0.0;
-    if (value == nullptr || !plain_number(value, &h)) return false;
+    double expected = f.prev[g];
+    const int slot = has_tensors ? f.tensor_slot[g] : -1;
+    if (slot >= 0) {  // the very tensor the program was built with, read in its dtype
+      const auto& tensor = f.tensors[slot];
+      if (value != tensor.tensor.ptr()) return false;
+      h = tensor.load();
+      expected = tensor.rounded(expected);
+    } else if (value == nullptr || !plain_number(value, &h)) {
+      return false;
+    }
     held[g] = value;
-    if (f.absolute || h == f.prev[g]) {
+    if (f.absolute || h == expected) {
       f.on_now[g] = 1.0;
       f.values[g] = f.cur[g];
     } else if (recursion) {
@@ -800,7 +836,41 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
     }
   }
   // -- every check passed: write (only running out of memory can fail from here) --
-  const py::list written = write_floats(groups, lr.key.ptr(), -1, f.values.data(), n, held.data(), lr.rows);
+  const py::list written = write_floats(groups, lr.key.ptr(), -1, f.values.data(), n, held.data(), lr.rows,
+                                        has_tensors ? f.tensor_slot.data() : nullptr);
+  py::object proof = written;
+  if (has_tensors) {  // tensor groups: stored in their dtype; _last_lr keeps the float they hold
+    for (std::int64_t g = 0; g < n; ++g) {
+      const int slot = f.tensor_slot[g];
+      if (slot < 0) continue;
+      const auto& tensor = f.tensors[slot];
+      tensor.store(f.values[g]);
+      PyObject* stored = PyFloat_FromDouble(tensor.load());
+      if (stored == nullptr) throw py::error_already_set();
+      PyList_SetItem(written.ptr(), g, stored);  // steals stored, releases the None
+    }
+    // NOTE [proof of the program]: written behind autograd's back, so the versions are moved,
+    // and a tensor group's proof is the tensor with its version now
+    const auto bumped = py::reinterpret_steal<py::object>(PyObject_CallOneArg(f.bump.ptr(), f.tensor_list.ptr()));
+    if (!bumped) throw py::error_already_set();
+    py::list evidence(n);
+    for (std::int64_t g = 0; g < n; ++g) {
+      const int slot = f.tensor_slot[g];
+      PyObject* item;
+      if (slot < 0) {
+        item = PyList_GET_ITEM(written.ptr(), g);
+        Py_INCREF(item);
+      } else {
+        const auto& tensor = f.tensors[slot];
+        const auto version = py::reinterpret_steal<py::object>(PyObject_GetAttr(tensor.tensor.ptr(), g_names.version));
+        if (!version) throw py::error_already_set();
+        item = PyTuple_Pack(2, tensor.tensor.ptr(), version.ptr());
+        if (item == nullptr) throw py::error_already_set();
+      }
+      PyList_SET_ITEM(evidence.ptr(), g, item);
+    }
+    proof = evidence;
+  }
   py::object written_momentum = py::none();
   if (has_momentum) {
     const Program& m = f.programs[1];
@@ -825,7 +895,7 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   }
   set_slot(runtime, g_slots.prev_t, Py_None);  // the Python step's own cache of the closed form
   set_slot(runtime, g_slots.off, off ? Py_True : Py_False);
-  set_slot(runtime, g_slots.proof, written.ptr());
+  set_slot(runtime, g_slots.proof, proof.ptr());
   set_slot(runtime, g_slots.proof_on, off ? f.on_array.ptr() : Py_None);
   set_slot(runtime, g_slots.proof_program, f.program.ptr());
   set_slot(runtime, g_slots.momentum_proof, written_momentum.ptr());
@@ -859,6 +929,12 @@ int fast_step_traverse(PyObject* self, visitproc visit, void* arg) {
                                 &f->limit_name}) {
       Py_VISIT(o->ptr());
     }
+    for (const auto& t : f->tensors) {
+      Py_VISIT(t.tensor.ptr());
+      Py_VISIT(t.view.ptr());
+    }
+    Py_VISIT(f->tensor_list.ptr());
+    Py_VISIT(f->bump.ptr());
     for (const Program& p : f->programs) {
       Py_VISIT(p.descriptors.ptr());
       Py_VISIT(p.table.ptr());
@@ -1091,7 +1167,7 @@ PyMethodDef plateau_host_step_def = {
 py::object make_fast_step(py::object program, std::int64_t n, const py::object& lr, const py::object& momentum,
                           const py::object& on, const py::tuple& watched, const py::tuple& group_keys,
                           const py::object& group_items, const py::object& limit_name, bool absolute,
-                          int counting, int callables) {
+                          int counting, int callables, const py::list& tensors, const py::object& bump) {
   auto impl = std::make_unique<FastImpl>();
   impl->program = std::move(program);
   impl->n = n;
@@ -1148,6 +1224,34 @@ py::object make_fast_step(py::object program, std::int64_t n, const py::object& 
     throw py::value_error("make_fast_step: callables must be 0 (a program), 1 (LambdaLR) or 2 (MultiplicativeLR)");
   }
   impl->callables = callables;
+  impl->tensor_slot.assign(static_cast<std::size_t>(n), -1);
+  py::list tensor_list;
+  for (const auto& item : tensors) {  // (group, tensor, its one-element NumPy view)
+    const auto spec = py::cast<py::tuple>(item);
+    if (spec.size() != 3) throw py::value_error("make_fast_step: tensors holds (group, tensor, view) tuples");
+    const auto g = py::cast<std::int64_t>(spec[0]);
+    auto view = py::cast<py::array>(spec[2]);
+    const bool f32 = view.dtype().is(py::dtype::of<float>());
+    if (g < 0 || g >= n || impl->tensor_slot[g] != -1 || callables != kNoCallables || view.size() < 1 ||
+        !view.writeable() || !(f32 || view.dtype().is(py::dtype::of<double>()))) {
+      throw py::value_error("make_fast_step: a tensor group needs a writable float32 or float64 view, once");
+    }
+    impl->tensor_slot[g] = static_cast<int>(impl->tensors.size());
+    FastImpl::TensorGroup tensor;
+    tensor.tensor = spec[1];
+    tensor.data = view.mutable_data();
+    tensor.view = view;
+    tensor.f32 = f32;
+    impl->tensors.push_back(std::move(tensor));
+    tensor_list.append(spec[1]);
+  }
+  if (!impl->tensors.empty()) {
+    if (!PyCallable_Check(bump.ptr()) || impl->programs.size() > 1) {
+      throw py::value_error("make_fast_step: tensor groups need bump (and no momentum program)");
+    }
+    impl->bump = bump;
+    impl->tensor_list = tensor_list;
+  }
   for (auto* v : {&impl->prev, &impl->cur, &impl->values, &impl->on_now, &impl->momentum}) {
     v->assign(static_cast<std::size_t>(n), 0.0);
   }
@@ -1187,7 +1291,7 @@ void add_scheduler_step(py::module_& m) {
         "Where FastStep finds the scheduler runtime's slots (lrfast.lr_scheduler._base._Runtime).");
   m.def("make_fast_step", &make_fast_step, py::arg("program"), py::arg("n"), py::arg("lr"), py::arg("momentum"),
         py::arg("on"), py::arg("watched"), py::arg("group_keys"), py::arg("group_items"), py::arg("limit_name"),
-        py::arg("absolute"), py::arg("counting"), py::arg("callables"),
+        py::arg("absolute"), py::arg("counting"), py::arg("callables"), py::arg("tensors"), py::arg("bump"),
         "A FastStep for one scheduler program (NOTE [fast step] in lrfast/lr_scheduler/_base.py). lr and momentum: "
         "(descriptors, table, row_of or None, key, tuple_slot); on: the program's on-program flags.");
 }

@@ -175,6 +175,12 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "floor_wins ? (Py_INCREF(min_lr), min_lr) : PyFloat_FromDouble(new_lr)", "PyFloat_FromDouble(new_lr)"),
     ("plateau-eps-ignored-host", "plateau", "csrc/scheduler_step.cpp",
      "if (old_lr - new_lr > eps) {", "if (old_lr - new_lr > 0.0) {"),
+    ("step-tensor-identity-unchecked", "tensor", "csrc/scheduler_step.cpp",
+     "      if (value != tensor.tensor.ptr()) return false;\n", ""),
+    ("step-tensor-version-not-moved", "tensor", "csrc/scheduler_step.cpp",
+     "PyObject_CallOneArg(f.bump.ptr(), f.tensor_list.ptr())", "Py_NewRef(Py_None)"),
+    ("step-tensor-expected-not-rounded", "tensor", "csrc/scheduler_step.cpp",
+     "      expected = tensor.rounded(expected);\n", ""),
     ("step-row-float-shared-blindly", "edit or stack or resum", "csrc/scheduler_step.cpp",
      "*same_row != nullptr && PyFloat_AS_DOUBLE(*same_row) == value && shareable", "*same_row != nullptr"),
 ]

@@ -278,3 +278,81 @@ def test_an_int_min_lr_is_written_as_torch_writes_it():
         s_f.step(m)
     assert opt_f.param_groups[0]["lr"] == opt_t.param_groups[0]["lr"] == 1
     assert type(opt_f.param_groups[0]["lr"]) is type(opt_t.param_groups[0]["lr"]) is int
+
+
+def _tensor_optimizer(dtypes) -> torch.optim.SGD:
+    """One group per entry: a float LR (None) or a CPU tensor LR of that dtype."""
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in dtypes]
+    groups = [{"params": [p], "lr": 0.01 * (1 + g) if dtype is None else torch.tensor(0.01 * (1 + g), dtype=dtype)}
+              for g, (p, dtype) in enumerate(zip(params, dtypes))]
+    return torch.optim.SGD(groups, lr=0.01, momentum=0.9)
+
+
+@pytest.mark.parametrize("dtypes", [(torch.float64,), (torch.float32,), (None, torch.float32, torch.float64)],
+                         ids=["f64", "f32", "mixed"])
+@pytest.mark.parametrize("name", ["CosineAnnealingLR", "ExponentialLR", "StepLR", "CosineAnnealingWarmRestarts",
+                                  "SWALR"])
+def test_cpu_tensor_lrs_take_the_compiled_step_in_place(name, dtypes, monkeypatch):
+    opt_t, opt_f = _tensor_optimizer(dtypes), _tensor_optimizer(dtypes)
+    held = [g["lr"] for g in opt_f.param_groups]
+    s_t, s_f = SERVED[name](TORCH, opt_t), SERVED[name](L, opt_f)
+    for s in (s_t, s_f):
+        s.optimizer.step()
+        s.step()
+    assert s_f._lrfast_rt.fast is not None
+    with monkeypatch.context() as patched:
+        _no_python_step(patched)
+        for k in range(20):
+            s_t.step()
+            s_f.step()
+            for g, (gt, gf) in enumerate(zip(opt_t.param_groups, opt_f.param_groups, strict=True)):
+                assert type(gf["lr"]) is type(gt["lr"])
+                if isinstance(gf["lr"], torch.Tensor):
+                    assert gf["lr"] is held[g] and gf["lr"].dtype == gt["lr"].dtype  # filled in place
+                tol = 1e-6 if isinstance(gf["lr"], torch.Tensor) and gf["lr"].dtype == torch.float32 else 1e-12
+                assert as_float(gf["lr"]) == pytest.approx(as_float(gt["lr"]), rel=tol), (k, g)
+            last = s_f.get_last_lr()
+            assert [type(v) for v in last] == [type(v) for v in s_t.get_last_lr()]
+            assert s_f.proven_groups()[0] == [True] * len(dtypes)
+
+
+def test_cpu_tensor_lrs_with_a_momentum_cycle_stay_on_the_python_step():
+    s = L.OneCycleLR(_tensor_optimizer((torch.float64,)), max_lr=0.1, total_steps=40)
+    s.step()
+    assert s._lrfast_rt.fast is None
+
+
+def test_a_tensor_lr_filled_or_replaced_by_the_user_is_seen():
+    opt_t, opt_f = _tensor_optimizer((torch.float64, None)), _tensor_optimizer((torch.float64, None))
+    s_t, s_f = TORCH.ExponentialLR(opt_t, 0.9), L.ExponentialLR(opt_f, 0.9)
+    for k in range(12):
+        if k == 3:
+            opt_t.param_groups[0]["lr"].fill_(0.5)
+            opt_f.param_groups[0]["lr"].fill_(0.5)
+        if k == 7:
+            opt_t.param_groups[0]["lr"] = torch.tensor(0.25, dtype=torch.float64)
+            opt_f.param_groups[0]["lr"] = torch.tensor(0.25, dtype=torch.float64)
+        s_t.step()
+        s_f.step()
+        assert [as_float(g["lr"]) for g in opt_f.param_groups] == pytest.approx(
+            [as_float(g["lr"]) for g in opt_t.param_groups], rel=1e-12), k
+        if k in (3, 7):
+            assert s_f.proven_groups()[0] == [False, True], k  # torch's recursion from the user's value
+
+
+def test_a_compiled_step_moves_the_tensors_version_as_torchs_in_place_ops_do():
+    """NOTE [proof of the program]: another scheduler's or optimizer's proof of a tensor LR is
+    (tensor, version): a write that did not move the version would leave it standing."""
+    opt = _tensor_optimizer((torch.float64,))
+    s = L.ExponentialLR(opt, 0.9)
+    s.step()
+    s.step()
+    lr = opt.param_groups[0]["lr"]
+    fast, rt = s._lrfast_rt.fast, s._lrfast_rt
+    for _ in range(3):
+        before = lr._version
+        assert fast.step(s, rt) is True
+        assert lr._version > before
+        assert s.proven_groups()[0] == [True]
+    lr.fill_(0.5)  # a user's in-place edit: the proof no longer holds
+    assert s.proven_groups()[0] == [False]

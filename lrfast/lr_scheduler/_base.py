@@ -645,23 +645,28 @@ class LRScheduler(_TorchLRScheduler):
         scheduler's step is not the common one (its own step count aside from SWALR's, host
         callables, a checked step other than a limit, tensors, ``lr_tensor``, attributes a
         class turns into properties)."""
+        writer = program.lr_writer
+        # CPU tensor LRs of float32 / float64 are read and written through the program's NumPy views
+        groups = self.optimizer.param_groups
+        tensors = [(i, groups[i]["lr"], view) for i, view in writer.cpu_tensors]
         if (self._lrfast_host_path or self._lrfast_calls_host or self._lrfast_host_recursive
                 or (self._lrfast_checks_step and self._lrfast_step_limit is None)
                 or self._lrfast_counting is None
-                or not program.plain or not program.lr_writer.all_float or program.lr_writer.out is not None
-                or (program.momentum is not None and not program.momentum_writer.all_float)
+                or writer.cuda_writers or writer.out is not None
+                or any(view.dtype not in (np.float32, np.float64) for _, _, view in tensors)
+                or (program.momentum is not None and (tensors or not program.momentum_writer.all_float))
                 or not _plain_attributes(type(self))):
             return None
         momentum = None
         if program.momentum is not None:
-            writer = program.momentum_writer
-            momentum = (program.momentum_rows, program.momentum.table, program.momentum_row_of, writer.key,
-                        -1 if writer.tuple_slot is None else writer.tuple_slot)
+            m_writer = program.momentum_writer
+            momentum = (program.momentum_rows, program.momentum.table, program.momentum_row_of, m_writer.key,
+                        -1 if m_writer.tuple_slot is None else m_writer.tuple_slot)
         return _C.make_fast_step(
             program, program.n_groups, (program.lr_rows, program.lr.table, program.lr_row_of, "lr", -1), momentum,
             program.on, tuple((name, value, is_dict) for name, value, is_dict in program.watched),
             program.group_key_names, program.group_items, self._lrfast_step_limit, self._lrfast_absolute,
-            _COUNTING[self._lrfast_counting], 0)
+            _COUNTING[self._lrfast_counting], 0, tensors, increment_version)
 
     def _lrfast_fast_callables(self) -> Any:
         """NOTE [fast step]: the compiled step of LambdaLR / MultiplicativeLR (no program: the
@@ -672,7 +677,7 @@ class LRScheduler(_TorchLRScheduler):
                 or not _plain_attributes(type(self), ("lr_lambdas", "base_lrs"))):
             return None
         return _C.make_fast_step(None, len(self.lr_lambdas), None, None, None, (), (), None, None, False, 0,
-                                 self._lrfast_callables)
+                                 self._lrfast_callables, [], None)
 
     def refresh(self) -> None:
         """Rebuild the packed schedules and writers (NOTE [group kinds] in this module)."""
