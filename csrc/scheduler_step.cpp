@@ -989,8 +989,17 @@ PyTypeObject* g_fast_step_type = nullptr;
 
 struct PlateauNames {
   PyObject *best, *num_bad, *cooldown_counter, *last_lr, *lr_buffer, *patience, *mode, *threshold, *threshold_mode,
-      *min_lrs, *factor, *eps, *cooldown;
+      *min_lrs, *factor, *eps, *cooldown, *clone;
 } g_plateau;
+
+// torch.Tensor (imported once: lrfast imports torch before any scheduler exists)
+PyObject* tensor_type() {
+  static PyObject* type = [] {
+    const auto torch = py::module_::import("torch");
+    return py::object(torch.attr("Tensor")).release().ptr();  // kept for the life of the process
+  }();
+  return type;
+}
 
 bool equals_ascii(PyObject* value, const char* text) {
   return PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, text) == 0;
@@ -1109,14 +1118,23 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
     bad = 0;
   }
   py::list last_lr(n);
-  for (Py_ssize_t g = 0; g < n; ++g) {  // torch's _param_groups_val_list, for float LRs
+  for (Py_ssize_t g = 0; g < n; ++g) {  // torch's _param_groups_val_list: tensors cloned
     PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
-    if (lr == nullptr || !PyFloat_CheckExact(lr)) {
+    const bool is_float = lr != nullptr && PyFloat_CheckExact(lr);
+    if (lr == nullptr || (reduction && !is_float)) {  // a reduction of tensor LRs: the Python step
       for (PyObject* v : reduced) Py_XDECREF(v);
       return false;
     }
-    PyObject* now = reduction && reduced[g] != nullptr ? reduced[g] : lr;
-    Py_INCREF(now);
+    PyObject* now;
+    if (is_float) {
+      now = reduction && reduced[g] != nullptr ? reduced[g] : lr;
+      Py_INCREF(now);
+    } else {
+      const int tensor = PyObject_IsInstance(lr, tensor_type());
+      if (tensor < 0) throw py::error_already_set();
+      now = tensor ? PyObject_CallMethodNoArgs(lr, g_plateau.clone) : (Py_INCREF(lr), lr);
+      if (now == nullptr) throw py::error_already_set();
+    }
     PyList_SET_ITEM(last_lr.ptr(), g, now);
   }
   for (Py_ssize_t g = 0; reduction && g < n; ++g) {  // the reduction's writes (the list holds the values)
@@ -1246,9 +1264,7 @@ py::object make_fast_step(py::object program, std::int64_t n, const py::object& 
     tensor_list.append(spec[1]);
   }
   if (!impl->tensors.empty()) {
-    if (!PyCallable_Check(bump.ptr()) || impl->programs.size() > 1) {
-      throw py::value_error("make_fast_step: tensor groups need bump (and no momentum program)");
-    }
+    if (!PyCallable_Check(bump.ptr())) throw py::value_error("make_fast_step: tensor groups need bump");
     impl->bump = bump;
     impl->tensor_list = tensor_list;
   }
@@ -1276,7 +1292,7 @@ void add_scheduler_step(py::module_& m) {
   g_plateau = {intern("_lrfast_best"), intern("_lrfast_num_bad_epochs"), intern("_lrfast_cooldown_counter"),
                intern("_lrfast_last_lr"), intern("_lrfast_lr_buffer"), intern("patience"), intern("mode"),
                intern("threshold"), intern("threshold_mode"), intern("min_lrs"), intern("factor"), intern("eps"),
-               intern("cooldown")};
+               intern("cooldown"), intern("clone")};
   m.add_object("plateau_host_step", py::reinterpret_steal<py::object>(
                                          PyCFunction_NewEx(&plateau_host_step_def, nullptr, m.attr("__name__").ptr())));
   m.add_object("step_groups",

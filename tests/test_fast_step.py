@@ -291,7 +291,7 @@ def _tensor_optimizer(dtypes) -> torch.optim.SGD:
 @pytest.mark.parametrize("dtypes", [(torch.float64,), (torch.float32,), (None, torch.float32, torch.float64)],
                          ids=["f64", "f32", "mixed"])
 @pytest.mark.parametrize("name", ["CosineAnnealingLR", "ExponentialLR", "StepLR", "CosineAnnealingWarmRestarts",
-                                  "SWALR"])
+                                  "SWALR", "CyclicLR", "OneCycleLR"])
 def test_cpu_tensor_lrs_take_the_compiled_step_in_place(name, dtypes, monkeypatch):
     opt_t, opt_f = _tensor_optimizer(dtypes), _tensor_optimizer(dtypes)
     held = [g["lr"] for g in opt_f.param_groups]
@@ -314,12 +314,9 @@ def test_cpu_tensor_lrs_take_the_compiled_step_in_place(name, dtypes, monkeypatc
             last = s_f.get_last_lr()
             assert [type(v) for v in last] == [type(v) for v in s_t.get_last_lr()]
             assert s_f.proven_groups()[0] == [True] * len(dtypes)
-
-
-def test_cpu_tensor_lrs_with_a_momentum_cycle_stay_on_the_python_step():
-    s = L.OneCycleLR(_tensor_optimizer((torch.float64,)), max_lr=0.1, total_steps=40)
-    s.step()
-    assert s._lrfast_rt.fast is None
+            # a cycled momentum (CyclicLR, OneCycleLR) is written beside the tensor LRs
+            assert [g["momentum"] for g in opt_f.param_groups] == pytest.approx(
+                [g["momentum"] for g in opt_t.param_groups], rel=1e-12)
 
 
 def test_a_tensor_lr_filled_or_replaced_by_the_user_is_seen():

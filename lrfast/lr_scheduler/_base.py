@@ -654,7 +654,7 @@ class LRScheduler(_TorchLRScheduler):
                 or self._lrfast_counting is None
                 or writer.cuda_writers or writer.out is not None
                 or any(view.dtype not in (np.float32, np.float64) for _, _, view in tensors)
-                or (program.momentum is not None and (tensors or not program.momentum_writer.all_float))
+                or (program.momentum is not None and not program.momentum_writer.all_float)
                 or not _plain_attributes(type(self))):
             return None
         momentum = None
@@ -982,7 +982,7 @@ class LRScheduler(_TorchLRScheduler):
             self._lrfast_check_torch_values(values)
         out = values  # a new list from _lrfast_host_values: _last_lr keeps it
         if not plain:
-            out, _ = _write_host_values(groups, values, False)
+            out = _write_host_values(groups, values, False)
         rt.prev_t = None
         rt.proof = rt.proof_on = None
         if program is not None:
@@ -1058,7 +1058,7 @@ class LRScheduler(_TorchLRScheduler):
             for i in (*writer.cuda_groups, *writer.cpu_index.tolist()):
                 out[i] = _host_copy(groups[i]["lr"])
         else:
-            out, _ = _write_host_values(groups, values, False)
+            out = _write_host_values(groups, values, False)
             writer.bump_versions()
             self._lrfast_fill_out(out)
         rt.prev_t = None
@@ -1143,7 +1143,7 @@ class LRScheduler(_TorchLRScheduler):
         groups = self.optimizer.param_groups
         self._lrfast_check_group_count(values, groups)
         plain = self._lrfast_check_torch_values(values)
-        out, _ = _write_host_values(
+        out = _write_host_values(
             groups, list(values), plain and all(type(g["lr"]) in (float, int) for g in groups))
         self._lrfast_torch_wrote(out)
         return out
@@ -1298,29 +1298,29 @@ LRScheduler.step = compile_aware_scheduler_step(LRScheduler.step)  # type: ignor
 
 
 def _set_group_value(group: dict[str, Any], key: str, value: float | torch.Tensor) -> None:
-    """torch's ``_update_param_group_val``: fill a tensor in place, assign otherwise."""
+    """torch's ``_update_param_group_val``: fill a tensor in place (with a value of more than
+    one dimension squeezed, as torch's ``_to_scalar``), assign otherwise."""
     if isinstance(group[key], torch.Tensor):
-        if isinstance(value, torch.Tensor):
-            value = value.detach().reshape(())
+        if isinstance(value, torch.Tensor) and value.dim() != 0:
+            value = value.reshape(())
         group[key].fill_(value)
     else:
         group[key] = value
 
 
-def _write_host_values(groups: list[dict[str, Any]], values: list[Any],
-                       all_float: bool) -> tuple[list[Any], list[Any]]:
-    """Write values computed on the host into the groups' ``lr``; returns (what _last_lr
-    keeps, what a bound optimizer compares: None for tensor groups). ``all_float``: every
-    group and value is a plain number, written without per-group type checks."""
+def _write_host_values(groups: list[dict[str, Any]], values: list[Any], all_float: bool) -> list[Any]:
+    """Write values computed on the host into the groups' ``lr``; returns what _last_lr
+    keeps. ``all_float``: every group and value is a plain number, written without per-group
+    type checks."""
     if all_float:
         for group, value in zip(groups, values):  # a plain loop: cheaper than deque(map(setitem, ...)) at any size
             group["lr"] = value
-        return values, list(values)
+        return values
     out = []
     for group, value in zip(groups, values):
         _set_group_value(group, "lr", value)
         out.append(_host_copy(group["lr"]))
-    return out, [None if isinstance(g["lr"], torch.Tensor) else v for g, v in zip(groups, out)]
+    return out
 
 
 def _host_copy(value: Any) -> Any:
