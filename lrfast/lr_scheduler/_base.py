@@ -676,7 +676,8 @@ class LRScheduler(_TorchLRScheduler):
                 or self._lrfast_counting != "last_epoch" or rt.program is not None
                 or not _plain_attributes(type(self), ("lr_lambdas", "base_lrs"))):
             return None
-        return _C.make_fast_step(None, len(self.lr_lambdas), None, None, None, (), (), None, None, False, 0,
+        # one lambda per group: the compiled step checks both counts at every step
+        return _C.make_fast_step(None, len(self.optimizer.param_groups), None, None, None, (), (), None, None, False, 0,
                                  self._lrfast_callables, [], None)
 
     def refresh(self) -> None:
