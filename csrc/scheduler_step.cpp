@@ -93,6 +93,22 @@ bool plain_number(PyObject* value, double* out) {
   return false;
 }
 
+// The body of a raw (vectorcall) entry point: its result, or nullptr with the Python error
+// set from whatever it threw.
+template <class Body>
+PyObject* raw_call(Body&& body) {
+  try {
+    return body().release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
 // Writes values[g] into groups[g][key] (element tuple_slot of the tuple there when >= 0) and
 // returns the list of the float objects written (the scheduler's _last_lr). held[g] (borrowed;
 // null: read here) is what group g holds: a float equal to its value stays, no store (StepLR and
@@ -291,16 +307,7 @@ PyObject* step_groups_raw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     PyErr_SetString(PyExc_TypeError, "step_groups takes 11 arguments");
     return nullptr;
   }
-  try {
-    return step_groups(args).release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (py::builtin_exception& e) {
-    e.set_error();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-  return nullptr;
+  return raw_call([args] { return step_groups(args); });
 }
 
 PyMethodDef step_groups_def = {
@@ -909,16 +916,7 @@ PyObject* fast_step_method(PyObject* self, PyObject* const* args, Py_ssize_t nar
   }
   FastImpl* impl = reinterpret_cast<FastStep*>(self)->impl;
   if (impl == nullptr) Py_RETURN_FALSE;  // cleared by the cycle collector
-  try {
-    return py::bool_(fast_step(*impl, args[0], args[1])).release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (py::builtin_exception& e) {
-    e.set_error();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-  return nullptr;
+  return raw_call([impl, args] { return py::bool_(fast_step(*impl, args[0], args[1])); });
 }
 
 int fast_step_traverse(PyObject* self, visitproc visit, void* arg) {
@@ -1165,14 +1163,7 @@ PyObject* plateau_host_step_raw(PyObject*, PyObject* const* args, Py_ssize_t nar
     PyErr_SetString(PyExc_TypeError, "plateau_host_step takes (scheduler, metric, reduces)");
     return nullptr;
   }
-  try {
-    return py::bool_(plateau_host_step(args[0], args[1], args[2] == Py_True)).release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-  return nullptr;
+  return raw_call([args] { return py::bool_(plateau_host_step(args[0], args[1], args[2] == Py_True)); });
 }
 
 PyMethodDef plateau_host_step_def = {

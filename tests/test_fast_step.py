@@ -51,14 +51,21 @@ def _no_python_step(monkeypatch) -> None:
     monkeypatch.setattr(_base.LRScheduler, "_lrfast_step_warning", refuse)
 
 
-@pytest.mark.parametrize("name", list(SERVED))
-def test_the_common_step_is_the_compiled_one_and_equals_torch(name, monkeypatch):
-    opt_t, opt_f = _optimizer(), _optimizer()
+def _first_stepped(name: str, opt_t: torch.optim.Optimizer, opt_f: torch.optim.Optimizer):
+    """torch's and lrfast's ``name`` on twin optimizers, past the first step (torch's order
+    check: the Python step's), lrfast's with its compiled step made."""
     s_t, s_f = SERVED[name](TORCH, opt_t), SERVED[name](L, opt_f)
     for s in (s_t, s_f):
         s.optimizer.step()
-        s.step()  # the first step: torch's order check, the Python step's
+        s.step()
     assert s_f._lrfast_rt.fast is not None
+    return s_t, s_f
+
+
+@pytest.mark.parametrize("name", list(SERVED))
+def test_the_common_step_is_the_compiled_one_and_equals_torch(name, monkeypatch):
+    opt_t, opt_f = _optimizer(), _optimizer()
+    s_t, s_f = _first_stepped(name, opt_t, opt_f)
     with monkeypatch.context() as patched:
         _no_python_step(patched)
         for k in range(30):
@@ -295,11 +302,7 @@ def _tensor_optimizer(dtypes) -> torch.optim.SGD:
 def test_cpu_tensor_lrs_take_the_compiled_step_in_place(name, dtypes, monkeypatch):
     opt_t, opt_f = _tensor_optimizer(dtypes), _tensor_optimizer(dtypes)
     held = [g["lr"] for g in opt_f.param_groups]
-    s_t, s_f = SERVED[name](TORCH, opt_t), SERVED[name](L, opt_f)
-    for s in (s_t, s_f):
-        s.optimizer.step()
-        s.step()
-    assert s_f._lrfast_rt.fast is not None
+    s_t, s_f = _first_stepped(name, opt_t, opt_f)
     with monkeypatch.context() as patched:
         _no_python_step(patched)
         for k in range(20):

@@ -108,7 +108,7 @@ _is_compiling = torch.compiler.is_compiling
 if TYPE_CHECKING:
     from .._backend.cuda import ScalarWriter
 
-__all__ = ["LRScheduler", "format_param", "optimizer_device", "restore_groups_on_error"]
+__all__ = ["LRScheduler", "compiled_step_taken", "format_param", "optimizer_device", "restore_groups_on_error"]
 
 _PRIVATE_PREFIX = "_lrfast_"
 _COUNTING = {"last_epoch": 0, "steps": 1, "restarts": 2}  # NOTE [fast step]: csrc/scheduler_step.cpp's codes
@@ -754,7 +754,7 @@ class LRScheduler(_TorchLRScheduler):
         # a wrapper, to keep a frame off the per-step path)
         if _is_compiling():
             return compiled_scheduler_step(self, epoch)
-        if epoch is None:
+        if epoch is None:  # compiled_step_taken(self), inlined: a call is a frame more per step
             try:
                 rt = self._lrfast_rt
             except AttributeError:  # torch's initial step, inside __init__
@@ -1253,6 +1253,17 @@ class LRScheduler(_TorchLRScheduler):
         """Why graph replays of a bound optimizer's step would not follow this scheduler, or
         None (a LambdaLR without ``horizon=`` overrides this)."""
         return None
+
+
+def compiled_step_taken(scheduler: LRScheduler) -> bool:
+    """NOTE [fast step]: whether the scheduler's compiled step took this step (False: it
+    changed nothing, the Python step must run)."""
+    try:
+        rt = scheduler._lrfast_rt
+    except AttributeError:  # torch's initial step, inside __init__
+        return False
+    fast = rt.fast
+    return fast is not None and fast.step(scheduler, rt)
 
 
 def _plain_attributes(cls: type, more: tuple[str, ...] = ()) -> bool:

@@ -24,6 +24,7 @@ from ._base import (
     DeletableWatched,
     LRScheduler,
     Watched,
+    compiled_step_taken,
     format_param,
     holds_tensor,
     restore_groups_on_error,
@@ -322,15 +323,8 @@ class CosineAnnealingWarmRestarts(LRScheduler, torch.optim.lr_scheduler.CosineAn
         # frame off the per-step path
         if _is_compiling():
             return compiled_scheduler_step(self, epoch)
-        if epoch is None:
-            try:
-                rt = self._lrfast_rt
-            except AttributeError:  # torch's initial step, inside __init__
-                pass
-            else:
-                fast = rt.fast  # NOTE [fast step] in _base.py: T_cur and T_i move with it
-                if fast is not None and fast.step(self, rt):
-                    return None
+        if epoch is None and compiled_step_taken(self):  # NOTE [fast step] in _base.py: T_cur and T_i too
+            return None
         # an int or None told apart before isinstance (a metaclass call with torch.Tensor)
         t_cur_held = self.T_cur
         if (epoch is not None and isinstance(epoch, _Tensor)) or (
