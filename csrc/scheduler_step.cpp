@@ -663,6 +663,11 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   py::list products(n);
   bool plain = PyList_GET_SIZE(groups) == n;
   for (std::int64_t g = 0; g < n && g < PyList_GET_SIZE(groups); ++g) {
+    // a lambda may change anything, these lists' lengths included: read them only in bounds
+    if (PyList_GET_SIZE(lambdas) != n || (bases != nullptr && PyList_GET_SIZE(bases) != n)) {
+      throw py::value_error(std::string(Py_TYPE(scheduler)->tp_name) +
+                            ": lr_lambdas or base_lrs changed length while the lambdas were called");
+    }
     py::object left;
     if (f.callables == kLambda) {
       left = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(bases, g));

@@ -356,3 +356,21 @@ def test_a_compiled_step_moves_the_tensors_version_as_torchs_in_place_ops_do():
         assert s.proven_groups()[0] == [True]
     lr.fill_(0.5)  # a user's in-place edit: the proof no longer holds
     assert s.proven_groups()[0] == [False]
+
+
+def test_a_lambda_that_shortens_the_lambdas_list_cannot_make_the_step_read_past_it():
+    opt = _optimizer(3)
+    box = {}
+
+    def shrinking(t):
+        if t == 4:
+            box["s"].lr_lambdas.pop()
+        return 0.5
+
+    s = box["s"] = L.LambdaLR(opt, [shrinking, lambda t: 0.5, lambda t: 0.5])
+    for _ in range(3):
+        s.step()
+    assert s._lrfast_rt.fast is not None
+    with pytest.raises(ValueError, match="LambdaLR: lr_lambdas or base_lrs changed length"):
+        s.step()
+    assert s.last_epoch == 3 and s._step_count == 4
