@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <structmember.h>  // PyMemberDef, T_OBJECT_EX, READONLY: the runtime's slots
 
+#include <lrfast/plateau.h>
 #include <lrfast/schedule.h>
 
 #include <cmath>
@@ -984,11 +985,12 @@ PyTypeObject* g_fast_step_type = nullptr;
 // ---------------------------------------------------------------------------------------
 // _C.plateau_host_step: NOTE [plateau host step] in lrfast/lr_scheduler/_plateau.py, compiled.
 // torch's ReduceLROnPlateau.step(metric) for a float metric, on the host copies of the mirrored
-// attributes: torch's _is_better (mode and threshold_mode read at each step, as torch reads
-// them), the bad-epoch and cooldown counts, a reduction by torch's _reduce_lr (with `reduces`:
-// the class keeps lrfast's own), and _last_lr (every group's float). Returns False having
-// changed nothing where anything is not that case (a tensor LR, lr_tensor, min_lrs of another
-// length, other types): the Python step runs.
+// attributes, by plateau.h's rule (the one the plateau kernel runs): torch's _is_better (mode
+// and threshold_mode read at each step, as torch reads them), the bad-epoch and cooldown
+// counts, a reduction by torch's _reduce_lr (with `reduces`: the class keeps lrfast's own), and
+// _last_lr (tensor LRs cloned, as torch does). Returns False having changed nothing where
+// anything is not that case (a reduction of tensor LRs, lr_tensor, min_lrs of another length,
+// other types): the Python step runs.
 
 struct PlateauNames {
   PyObject *best, *num_bad, *cooldown_counter, *last_lr, *lr_buffer, *patience, *mode, *threshold, *threshold_mode,
@@ -1004,55 +1006,48 @@ PyObject* tensor_type() {
   return type;
 }
 
-bool equals_ascii(PyObject* value, const char* text) {
-  return PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, text) == 0;
-}
-
-// torch's _reduce_lr on float groups: new_lr = max(old_lr * factor, min_lr) (Python's max: the
-// min_lr object itself where it is greater), written where old_lr - new_lr > eps. Fills
-// written[g] (a new reference, or null: the group keeps its LR); false where the arguments are
-// not plain numbers (nothing written).
-bool plateau_reduction(PyObject* dict, PyObject* groups, std::vector<PyObject*>& written) {
-  auto get = [dict](PyObject* name) {
-    PyObject* value = PyDict_GetItemWithError(dict, name);
-    if (value == nullptr) PyErr_Clear();
-    return value;
-  };
-  PyObject* min_lrs = get(g_plateau.min_lrs);
-  PyObject* factor_held = get(g_plateau.factor);
-  PyObject* eps_held = get(g_plateau.eps);
-  double factor = 0.0, eps = 0.0;
+// torch's _reduce_lr on float groups, by plateau.h's reduce_lr (the same function the plateau
+// kernel and the composed host step run): written[g] is the group's new LR, or None where it
+// keeps its own. The object written is Python's max(old_lr * factor, min_lr): the min_lr object
+// itself (an int stays an int) where it is the greater. False where the groups or arguments are
+// not plain numbers (nothing decided), the Python step then reduces.
+bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* groups, std::vector<py::object>& written) {
+  PyObject* min_lrs = PyDict_GetItemWithError(dict, g_plateau.min_lrs);
+  if (min_lrs == nullptr) PyErr_Clear();
   const Py_ssize_t n = PyList_GET_SIZE(groups);
-  if (min_lrs == nullptr || !PyList_CheckExact(min_lrs) || PyList_GET_SIZE(min_lrs) != n || factor_held == nullptr ||
-      !plain_number(factor_held, &factor) || eps_held == nullptr || !plain_number(eps_held, &eps)) {
-    return false;  // groups added since (torch's rule for min_lrs), or other types: the Python step
+  // groups added since construction (torch's rule for min_lrs), or a negative eps (a reduction by
+  // nothing would be written, which reduce_lr does not tell apart from none): the Python step
+  if (min_lrs == nullptr || !PyList_CheckExact(min_lrs) || PyList_GET_SIZE(min_lrs) != n || !(rule.eps >= 0.0)) {
+    return false;
   }
-  written.assign(static_cast<std::size_t>(n), nullptr);
+  written.assign(static_cast<std::size_t>(n), py::none());
   for (Py_ssize_t g = 0; g < n; ++g) {
     PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
     PyObject* min_lr = PyList_GET_ITEM(min_lrs, g);
     std::int64_t whole = 0;
     double floor = 0.0;
-    const bool plain_min = PyFloat_CheckExact(min_lr) ? (floor = PyFloat_AS_DOUBLE(min_lr), true)
-                                                       : exact_long(min_lr, &whole) && (floor = static_cast<double>(whole), true);
-    if (lr == nullptr || !PyFloat_CheckExact(lr) || !plain_min) {
-      for (PyObject* v : written) Py_XDECREF(v);
+    if (PyFloat_CheckExact(min_lr)) {
+      floor = PyFloat_AS_DOUBLE(min_lr);
+    } else if (exact_long(min_lr, &whole)) {
+      floor = static_cast<double>(whole);
+    } else {
       return false;
     }
+    if (lr == nullptr || !PyFloat_CheckExact(lr) || !std::isfinite(PyFloat_AS_DOUBLE(lr))) return false;
     const double old_lr = PyFloat_AS_DOUBLE(lr);
-    const double product = old_lr * factor;
-    const bool floor_wins = floor > product;  // Python's max(product, min_lr): min_lr only where greater
-    const double new_lr = floor_wins ? floor : product;
-    if (old_lr - new_lr > eps) {
-      PyObject* value = floor_wins ? (Py_INCREF(min_lr), min_lr) : PyFloat_FromDouble(new_lr);
-      if (value == nullptr) {
-        for (PyObject* v : written) Py_XDECREF(v);
-        throw py::error_already_set();
-      }
-      written[g] = value;
-    }
+    const double new_lr = plateau::reduce_lr(rule, old_lr, floor);
+    if (new_lr == old_lr) continue;  // not lowered by more than eps (eps >= 0): kept
+    const bool floor_wins = floor > plateau::detail::mul_rn(old_lr, rule.factor);  // Python's max
+    written[g] = floor_wins ? py::reinterpret_borrow<py::object>(min_lr) : py::float_(new_lr);
   }
   return true;
+}
+
+// mode / threshold_mode as plateau.h's codes, or -1 for a value other than torch's two
+int code_of(PyObject* value, const char* first, const char* second) {
+  if (PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, first) == 0) return 0;
+  if (PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, second) == 0) return 1;
+  return -1;
 }
 
 bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
@@ -1068,41 +1063,37 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
     if (value == nullptr) PyErr_Clear();
     return value;
   };
+  auto number = [&get](PyObject* name, double* out) {
+    PyObject* value = get(name);
+    return value != nullptr && plain_number(value, out);
+  };
+  // torch's attributes as plateau.h's rule, read at each step as torch reads them; a mode or
+  // threshold_mode other than torch's two takes the Python step (torch's _is_better branches on them)
   std::int64_t epoch = 0, bad = 0, counter = 0;
-  double patience = 0.0, threshold = 0.0;
+  plateau::Rule rule{};
   PyObject* best = get(g_plateau.best);
   PyObject* buffer = get(g_plateau.lr_buffer);
   PyObject* mode = get(g_plateau.mode);
   PyObject* threshold_mode = get(g_plateau.threshold_mode);
   PyObject* optimizer = get(g_names.optimizer);
-  PyObject* patience_held = get(g_plateau.patience);
-  PyObject* threshold_held = get(g_plateau.threshold);
   if (!exact_long(get(g_names.last_epoch), &epoch) || !exact_long(get(g_plateau.num_bad), &bad) ||
       !exact_long(get(g_plateau.cooldown_counter), &counter) || best == nullptr || !PyFloat_CheckExact(best) ||
       (buffer != nullptr && buffer != Py_None) || mode == nullptr || threshold_mode == nullptr ||
-      optimizer == nullptr || patience_held == nullptr || !plain_number(patience_held, &patience) ||
-      threshold_held == nullptr || !plain_number(threshold_held, &threshold)) {
+      optimizer == nullptr || !number(g_plateau.patience, &rule.patience) ||
+      !number(g_plateau.threshold, &rule.threshold) || !number(g_plateau.factor, &rule.factor) ||
+      !number(g_plateau.eps, &rule.eps) || !number(g_plateau.cooldown, &rule.cooldown)) {
     return false;
   }
-  // torch's _is_better, branch for branch (a mode other than these takes the last branch, as in torch)
-  const double a = PyFloat_AS_DOUBLE(metric);
-  const double b = PyFloat_AS_DOUBLE(best);
-  const bool min = equals_ascii(mode, "min");
-  bool better;
-  if (min && equals_ascii(threshold_mode, "rel")) {
-    better = a < b * (1.0 - threshold);
-  } else if (min && equals_ascii(threshold_mode, "abs")) {
-    better = a < b - threshold;
-  } else if (equals_ascii(mode, "max") && equals_ascii(threshold_mode, "rel")) {
-    better = a > b * (threshold + 1.0);
-  } else {
-    better = a > b + threshold;
-  }
-  bad = better ? 0 : bad + 1;
-  if (counter > 0) {  // torch's in_cooldown
-    counter -= 1;
-    bad = 0;
-  }
+  rule.mode = code_of(mode, "min", "max");
+  rule.threshold_mode = code_of(threshold_mode, "rel", "abs");
+  if (rule.mode < 0 || rule.threshold_mode < 0) return false;
+  // torch's step up to the reduction (plateau.h's observe, as the plateau kernel runs it)
+  double state[plateau::kStateSize];
+  state[plateau::state_slot::kBest] = PyFloat_AS_DOUBLE(best);
+  state[plateau::state_slot::kNumBadEpochs] = static_cast<double>(bad);
+  state[plateau::state_slot::kCooldownCounter] = static_cast<double>(counter);
+  const bool better = plateau::is_better(rule, PyFloat_AS_DOUBLE(metric), PyFloat_AS_DOUBLE(best));  // best = metric
+  const bool reduction = plateau::observe(rule, state, PyFloat_AS_DOUBLE(metric));
   const auto groups_object = py::reinterpret_steal<py::object>(PyObject_GetAttr(optimizer, g_names.param_groups));
   if (!groups_object || !PyList_CheckExact(groups_object.ptr())) {
     PyErr_Clear();
@@ -1110,49 +1101,39 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
   }
   PyObject* groups = groups_object.ptr();
   const Py_ssize_t n = PyList_GET_SIZE(groups);
-  std::vector<PyObject*> reduced;  // new references: the groups' new LRs (null: kept)
-  const bool reduction = static_cast<double>(bad) > patience;
+  std::vector<py::object> reduced;  // the groups' new LRs (None: kept)
   if (reduction) {
-    std::int64_t cooldown = 0;
-    if (!reduces || !exact_long(get(g_plateau.cooldown), &cooldown) || !plateau_reduction(dict, groups, reduced)) {
+    std::int64_t cooldown = 0;  // the counter torch sets is the cooldown attribute itself: an int here
+    if (!reduces || !exact_long(get(g_plateau.cooldown), &cooldown) ||
+        !plateau_reduction(rule, dict, groups, reduced)) {
       return false;
     }
-    counter = cooldown;
-    bad = 0;
   }
   py::list last_lr(n);
   for (Py_ssize_t g = 0; g < n; ++g) {  // torch's _param_groups_val_list: tensors cloned
     PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
-    const bool is_float = lr != nullptr && PyFloat_CheckExact(lr);
-    if (lr == nullptr || (reduction && !is_float)) {  // a reduction of tensor LRs: the Python step
-      for (PyObject* v : reduced) Py_XDECREF(v);
-      return false;
-    }
+    if (lr == nullptr) return false;
     PyObject* now;
-    if (is_float) {
-      now = reduction && reduced[g] != nullptr ? reduced[g] : lr;
-      Py_INCREF(now);
+    if (reduction && !reduced[g].is_none()) {
+      now = reduced[g].inc_ref().ptr();
+    } else if (PyFloat_CheckExact(lr)) {
+      now = Py_NewRef(lr);
     } else {
       const int tensor = PyObject_IsInstance(lr, tensor_type());
       if (tensor < 0) throw py::error_already_set();
-      now = tensor ? PyObject_CallMethodNoArgs(lr, g_plateau.clone) : (Py_INCREF(lr), lr);
+      now = tensor ? PyObject_CallMethodNoArgs(lr, g_plateau.clone) : Py_NewRef(lr);
       if (now == nullptr) throw py::error_already_set();
     }
     PyList_SET_ITEM(last_lr.ptr(), g, now);
   }
-  for (Py_ssize_t g = 0; reduction && g < n; ++g) {  // the reduction's writes (the list holds the values)
-    if (reduced[g] == nullptr) continue;
-    const int status = PyDict_SetItem(PyList_GET_ITEM(groups, g), g_names.lr, reduced[g]);
-    Py_DECREF(reduced[g]);
-    reduced[g] = nullptr;
-    if (status != 0) {
-      for (PyObject* v : reduced) Py_XDECREF(v);
+  for (Py_ssize_t g = 0; reduction && g < n; ++g) {  // the reduction's writes
+    if (!reduced[g].is_none() && PyDict_SetItem(PyList_GET_ITEM(groups, g), g_names.lr, reduced[g].ptr()) != 0) {
       throw py::error_already_set();
     }
   }
   const auto epoch_object = py::int_(epoch + 1);
-  const auto bad_object = py::int_(bad);
-  const auto counter_object = py::int_(counter);
+  const auto bad_object = py::int_(static_cast<std::int64_t>(state[plateau::state_slot::kNumBadEpochs]));
+  const auto counter_object = py::int_(static_cast<std::int64_t>(state[plateau::state_slot::kCooldownCounter]));
   if (PyDict_SetItem(dict, g_names.last_epoch, epoch_object.ptr()) != 0 ||
       (better && PyDict_SetItem(dict, g_plateau.best, metric) != 0) ||
       PyDict_SetItem(dict, g_plateau.num_bad, bad_object.ptr()) != 0 ||
