@@ -60,21 +60,12 @@ PyObject* lookup_held(PyObject* group, PyObject* key, int tuple_slot) {
   return value;
 }
 
-// step_groups' reading of a held value: the same lookup, raising where lookup_held gives null.
+// step_groups' reading of a held value: lookup_held, raising where it gives null.
 PyObject* held_value(PyObject* group, PyObject* key, int tuple_slot) {
+  if (PyObject* value = lookup_held(group, key, tuple_slot)) return value;
   if (!PyDict_Check(group)) throw py::type_error("step_groups: param groups must be dicts");
-  PyObject* value = PyDict_GetItemWithError(group, key);
-  if (value == nullptr) {
-    if (PyErr_Occurred()) throw py::error_already_set();
-    throw py::key_error(py::str(key));
-  }
-  if (tuple_slot >= 0) {
-    if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) <= tuple_slot) {
-      throw py::type_error("step_groups: groups[g][key] must be a tuple long enough for tuple_slot");
-    }
-    value = PyTuple_GET_ITEM(value, tuple_slot);
-  }
-  return value;
+  if (tuple_slot < 0 || PyDict_Contains(group, key) != 1) throw py::key_error(py::str(key));
+  throw py::type_error("step_groups: groups[g][key] must be a tuple long enough for tuple_slot");
 }
 
 // A plain number as a double (an exact float or int): false for anything else.
@@ -92,6 +83,13 @@ bool plain_number(PyObject* value, double* out) {
     return true;
   }
   return false;
+}
+
+// The index of the first non-finite value, n when all are finite.
+std::int64_t first_non_finite(const double* values, std::int64_t n) {
+  std::int64_t g = 0;
+  while (g < n && std::isfinite(values[g])) ++g;
+  return g;
 }
 
 // The body of a raw (vectorcall) entry point: its result, or nullptr with the Python error
@@ -223,16 +221,14 @@ const double* doubles(PyObject* object, std::int64_t rows, std::int64_t cols, co
 }
 
 void check_finite(const double* values, std::int64_t n, double step) {
-  for (std::int64_t g = 0; g < n; ++g) {
-    // a non-finite LR is never written (nothing is, then): the caller names the scheduler
-    if (!std::isfinite(values[g])) {
-      const bool whole = step == std::floor(step) && std::fabs(step) < 1e15;
-      throw py::value_error("the learning rate of param group " + std::to_string(g) + " at step " +
-                            (whole ? std::to_string(static_cast<long long>(step))
-                                   : py::str(py::float_(step)).cast<std::string>()) + " would be " +
-                            py::str(py::float_(values[g])).cast<std::string>());
-    }
-  }
+  // a non-finite LR is never written (nothing is, then): the caller names the scheduler
+  const std::int64_t g = first_non_finite(values, n);
+  if (g == n) return;
+  const bool whole = step == std::floor(step) && std::fabs(step) < 1e15;
+  throw py::value_error("the learning rate of param group " + std::to_string(g) + " at step " +
+                        (whole ? std::to_string(static_cast<long long>(step))
+                               : py::str(py::float_(step)).cast<std::string>()) + " would be " +
+                        py::str(py::float_(values[g])).cast<std::string>());
 }
 
 py::object step_groups(PyObject* const* args) {
@@ -476,7 +472,8 @@ struct FastImpl {
   std::vector<int> tensor_slot;
   py::object tensor_list;  // the tensors, for bump
   py::object bump;  // torch.autograd.graph.increment_version: the version moves as torch's in-place ops move it
-  // the closed form at prev_step (valid with have_prev), this step's, the values written, scratch
+  // the closed form at prev_step (valid with have_prev), this step's, the values to write, the
+  // on-program flags of this step (copied to `on` once it is taken), the momentum values
   std::vector<double> prev, cur, values, on_now, momentum;
   std::vector<PyObject*> held_objects, held_momentum;  // borrowed, during a step: what the groups hold
   double prev_step = 0.0;
@@ -588,10 +585,8 @@ bool group_items_unchanged(const FastImpl& f, PyObject* groups) {
 }
 
 bool all_finite(const std::vector<double>& values) {
-  for (double v : values) {
-    if (!std::isfinite(v)) return false;
-  }
-  return true;
+  const auto n = static_cast<std::int64_t>(values.size());
+  return first_non_finite(values.data(), n) == n;
 }
 
 // CosineAnnealingWarmRestarts' step from t - 1 to t: torch's T_cur + 1, a restart where it
@@ -657,10 +652,9 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
       PyDict_SetItem(dict, g_names.last_epoch, t_object.ptr()) != 0) {
     throw py::error_already_set();
   }
-  // the lambdas and products keep references to what they use: a lambda may change anything
+  // the lists the lambdas are read from stay alive whatever a lambda does (the caller holds groups)
   const auto lambdas_held = py::reinterpret_borrow<py::list>(lambdas);
   const auto bases_held = py::reinterpret_borrow<py::object>(bases != nullptr ? bases : Py_None);
-  const auto groups_held = py::reinterpret_borrow<py::list>(groups);
   py::list products(n);
   bool plain = PyList_GET_SIZE(groups) == n;
   for (std::int64_t g = 0; g < n && g < PyList_GET_SIZE(groups); ++g) {

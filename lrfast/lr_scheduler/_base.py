@@ -39,16 +39,18 @@ autograd's back, as torch's in-place ops do, so another scheduler's write or a u
 the program it was taken for, so a rebuilt program (an attribute changed) proves nothing.
 
 NOTE [fast step] The common ``step()`` -- no epoch, an int ``last_epoch``, every group's
-LR a float, the program still valid -- is one call into the compiled core
-(``_C.FastStep``, csrc/scheduler_step.cpp, made with the program): the same checks as the
-Python step (the watched containers and group keys, torch's first-step warning, a composing
-ReduceLROnPlateau, ``skip_schedule_on_overflow``, a step limit), the one step rule over the
-groups, the writes, and the bookkeeping this module keeps (``last_epoch``, ``_step_count``,
-``_last_lr``, the proof). Where any of it is not the common case it returns False having
-changed nothing, and the Python step below runs: the two are one rule, one in C. The
-coefficients of torch's recursion are asked for before the groups are read, when the last
-step had groups off the program; a first step off it is the Python step's, so no Python
-runs while the compiled step holds the groups' values.
+LR a float or a float32 / float64 CPU tensor, the program still valid -- is one call into
+the compiled core (``_C.FastStep``, csrc/scheduler_step.cpp, made with the program; LambdaLR
+and MultiplicativeLR have one without a program, calling their lambdas): the same checks as
+the Python step (the watched containers and group keys, torch's first-step warning, a
+composing ReduceLROnPlateau, ``skip_schedule_on_overflow``, a step limit, a hand-set
+``T_cur``), the one step rule over the groups, the writes, and the bookkeeping this module
+keeps (``last_epoch``, ``_step_count`` or ``T_cur`` / ``T_i``, ``_last_lr``, the proof).
+Where any of it is not the common case it returns False having changed nothing, and the
+Python step below runs: the two are one rule, one in C. The coefficients of torch's
+recursion are asked for before the groups are read, when the last step had groups off the
+program; a first step off it is the Python step's, so no Python runs while the compiled
+step holds the groups' values.
 
 NOTE [watched attributes] is at :class:`Watched`.
 
@@ -664,7 +666,7 @@ class LRScheduler(_TorchLRScheduler):
                         -1 if m_writer.tuple_slot is None else m_writer.tuple_slot)
         return _C.make_fast_step(
             program, program.n_groups, (program.lr_rows, program.lr.table, program.lr_row_of, "lr", -1), momentum,
-            program.on, tuple((name, value, is_dict) for name, value, is_dict in program.watched),
+            program.on, tuple(program.watched),
             program.group_key_names, program.group_items, self._lrfast_step_limit, self._lrfast_absolute,
             _COUNTING[self._lrfast_counting], 0, tensors, increment_version)
 
