@@ -10,6 +10,7 @@ import pytest
 from lrfast import _C
 from lrfast import _descriptor as layout
 from lrfast import schedules as S
+from lrfast.schedules._core import single
 
 BIG = 2**31 + 5
 
@@ -162,6 +163,39 @@ def test_pack_many_groups_evaluate_as_alone():
     together = _C.evaluate(packed.descriptors, packed.table, steps)
     for g, s in enumerate(schedules):
         assert np.array_equal(together[g], s.at(steps)), g
+
+
+def test_pack_many_stores_equal_tables_once():
+    # MultiStepLR's milestones in every group: one copy, so the groups' descriptors are equal
+    # (the scheduler's step evaluates each distinct row once)
+    schedules = [S.multistep_decay(lr, [100, 200, 300], 0.5) for lr in (0.1, 0.2, 0.1, 0.2)]
+    packed = S.pack_many(schedules)
+    assert packed.table.size == schedules[0].pack().table.size
+    assert np.array_equal(packed.descriptors[0], packed.descriptors[2])
+    assert np.array_equal(packed.descriptors[1], packed.descriptors[3])
+    steps = np.array([0.0, 99.0, 100.0, 101.0, 299.0, 300.0, 301.0, BIG])
+    together = _C.evaluate(packed.descriptors, packed.table, steps)
+    for g, s in enumerate(schedules):
+        assert np.array_equal(together[g], s.at(steps)), g
+
+
+def test_pack_many_shares_tables_only_when_bit_equal():
+    # 0.0 == -0.0, but their tables are not the same table: each keeps its own copy
+    plus = S.from_values([1.0, 0.0, 2.0])
+    minus = S.from_values([1.0, -0.0, 2.0])
+    packed = S.pack_many([plus, minus])
+    assert packed.table.size == 2 * plus.pack().table.size
+    values = _C.evaluate(packed.descriptors, packed.table, np.array([1.0]))
+    assert not math.copysign(1.0, values[0][0]) == math.copysign(1.0, values[1][0])
+
+
+def test_pack_many_never_shares_a_plateau_slot():
+    # ReduceLROnPlateau rewrites each group's slot as it decides: equal start values, own slots
+    live = [single(layout.plateau_segment(0.1), "plateau") for _ in range(3)]
+    packed = S.pack_many(live)
+    assert packed.table.size == 3
+    offsets = {row[layout.HEADER_SIZE + layout.SLOT_PARAMS + layout.PLATEAU_TABLE_OFFSET] for row in packed.descriptors}
+    assert offsets == {0.0, 1.0, 2.0}
 
 
 def test_pack_many_of_nothing():

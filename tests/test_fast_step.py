@@ -374,3 +374,27 @@ def test_a_lambda_that_shortens_the_lambdas_list_cannot_make_the_step_read_past_
     with pytest.raises(ValueError, match="LambdaLR: lr_lambdas or base_lrs changed length"):
         s.step()
     assert s.last_epoch == 3 and s._step_count == 4
+
+
+@pytest.mark.parametrize("name", sorted(set(SERVED) - {"LambdaLR", "MultiplicativeLR"}))
+def test_groups_of_one_lr_share_a_row(name):
+    # six groups, two LRs: each distinct schedule (MultiStepLR's milestones included) is one
+    # row, evaluated once per step, and the values stay torch's
+    def opt() -> torch.optim.SGD:
+        params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(6)]
+        return torch.optim.SGD([{"params": [p], "lr": 0.01 * (1 + g % 2)} for g, p in enumerate(params)],
+                               lr=0.01, momentum=0.9)
+    opt_t, opt_f = opt(), opt()
+    s_t, s_f = SERVED[name](TORCH, opt_t), SERVED[name](L, opt_f)
+    for _ in range(12):
+        for s in (s_t, s_f):
+            s.optimizer.step()
+            s.step()
+        assert [g["lr"] for g in opt_f.param_groups] == pytest.approx([g["lr"] for g in opt_t.param_groups],
+                                                                       rel=1e-12, abs=1e-15)
+    program = s_f._lrfast_rt.program
+    if name in ("CyclicLR", "OneCycleLR"):  # their base_lr / max_lr set every group's schedule alike
+        assert program.lr_rows.shape[0] == 1 and program.lr_row_of.tolist() == [0.0] * 6
+    else:
+        assert program.lr_rows.shape[0] == 2
+        assert program.lr_row_of.tolist() in ([0.0, 1.0] * 3, [1.0, 0.0] * 3)

@@ -161,7 +161,12 @@ class Schedule:
         return _C().evaluate(packed.descriptors[None, :], packed.table, steps)[0]
 
 
-def _pack_into(schedule: Schedule, table: list[float], table_base: int) -> tuple[np.ndarray, list[float]]:
+def _pack_into(schedule: Schedule, table: list[float], table_base: int,
+               placed: dict[bytes, int] | None = None) -> tuple[np.ndarray, list[float]]:
+    """``schedule``'s descriptor, its segments' tables appended to ``table`` (offsets from
+    ``table_base``). ``placed`` (float64 bytes of a segment table -> its offset) lets equal
+    read-only tables share one copy, so groups of equal schedules pack to equal descriptors; a
+    plateau slot is live state (rewritten per group as ReduceLROnPlateau decides): never shared."""
     d = np.zeros(descriptor_layout.DESCRIPTOR_SIZE, dtype=np.float64)
     d[descriptor_layout.SLOT_VERSION] = descriptor_layout.LAYOUT_VERSION
     d[descriptor_layout.SLOT_NUM_SEGMENTS] = len(schedule.segments)
@@ -174,8 +179,15 @@ def _pack_into(schedule: Schedule, table: list[float], table_base: int) -> tuple
         d[o + descriptor_layout.SLOT_START] = seg.start
         params = list(seg.params)
         if seg.table:
-            params[descriptor_layout.TABLE_OFFSET_PARAM[seg.kind]] += table_base + len(table)
-            table.extend(seg.table)
+            key = np.asarray(seg.table, dtype=np.float64).tobytes()  # bit-exact: -0.0 and NaNs kept apart
+            shared = placed is not None and seg.kind != Kind.PLATEAU
+            offset = placed.get(key) if shared else None
+            if offset is None:
+                offset = table_base + len(table)
+                table.extend(seg.table)
+                if shared:
+                    placed[key] = offset
+            params[descriptor_layout.TABLE_OFFSET_PARAM[seg.kind]] += offset
         d[o + descriptor_layout.SLOT_PARAMS: o + descriptor_layout.SLOT_PARAMS + len(params)] = params
     return d, table
 
@@ -187,9 +199,11 @@ def single(segment: Segment, description: str) -> Schedule:
 
 
 def pack_many(schedules: Sequence[Schedule]) -> Packed:
-    """Pack one schedule per group: descriptors (G, DESCRIPTOR_SIZE) and one shared table."""
+    """Pack one schedule per group: descriptors (G, DESCRIPTOR_SIZE) and one shared table,
+    where equal segment tables (MultiStepLR's milestones in every group) are stored once."""
     table: list[float] = []
-    rows = [_pack_into(s, table, 0)[0] for s in schedules]
+    placed: dict[bytes, int] = {}
+    rows = [_pack_into(s, table, 0, placed)[0] for s in schedules]
     descriptors = np.stack(rows) if rows else np.zeros((0, descriptor_layout.DESCRIPTOR_SIZE))
     return Packed(descriptors, np.asarray(table, dtype=np.float64))
 
