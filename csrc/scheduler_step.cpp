@@ -92,6 +92,29 @@ std::int64_t first_non_finite(const double* values, std::int64_t n) {
   return g;
 }
 
+// NOTE [dict versions]: CPython 3.11 to 3.13 give each dict a version tag that every mutation
+// replaces with a fresh value from one interpreter-wide counter (PEP 509; deprecated in 3.12,
+// gone in 3.14). A group dict still at the version it had when the compiled step finished holds
+// exactly what that step left in it, so its LR (and momentum) are known without a lookup. The
+// step keeps strong references to those dicts, so none can be freed and another take its
+// address. On 3.14, free-threaded builds, and for dict subclasses, every group is read.
+#if PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+constexpr bool kDictVersions = true;
+std::uint64_t dict_version(PyObject* dict) {
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+  return reinterpret_cast<PyDictObject*>(dict)->ma_version_tag;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+#else
+constexpr bool kDictVersions = false;
+std::uint64_t dict_version(PyObject*) { return 0; }
+#endif
+
 // The body of a raw (vectorcall) entry point: its result, or nullptr with the Python error
 // set from whatever it threw.
 template <class Body>
@@ -169,6 +192,35 @@ py::list write_floats(PyObject* groups, PyObject* key, int tuple_slot, const dou
     } else if (PyDict_SetItem(group, key, v) != 0) {
       throw py::error_already_set();
     }
+  }
+  return written;
+}
+
+// The fast step's common write: every group holds a float on the program, so group g's value
+// is its row's, bit for bit. One float object per row, made when a group first needs it; a
+// group already holding an exact float of the same bits keeps it, no store. Returns the list
+// of the objects the groups hold after (the scheduler's _last_lr). row_float: scratch.
+py::list write_rows(PyObject* groups, PyObject* key, const double* values, std::int64_t n, PyObject* const* held,
+                    const std::int32_t* row_index, std::int64_t row_count, std::vector<PyObject*>& row_float) {
+  py::list written(n);
+  row_float.assign(static_cast<std::size_t>(row_count), nullptr);  // borrowed from `written`
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* now = held[g];
+    const double value = values[g];
+    if (PyFloat_CheckExact(now) && std::memcmp(&PyFloat_AS_DOUBLE(now), &value, sizeof value) == 0) {
+      Py_INCREF(now);
+      PyList_SET_ITEM(written.ptr(), g, now);
+      continue;
+    }
+    PyObject*& shared = row_float[row_index[g]];
+    if (shared != nullptr) {
+      Py_INCREF(shared);
+    } else {
+      shared = PyFloat_FromDouble(value);
+      if (shared == nullptr) throw py::error_already_set();
+    }
+    PyList_SET_ITEM(written.ptr(), g, shared);  // the list owns it
+    if (PyDict_SetItem(PyList_GET_ITEM(groups, g), key, shared) != 0) throw py::error_already_set();
   }
   return written;
 }
@@ -387,6 +439,7 @@ void intern_names() {
 struct Program {
   py::object descriptors, table;  // kept alive: rows points into them (read-only, validated when packed)
   std::vector<double> row_of;
+  std::vector<std::int32_t> row_index;  // group g's row (g itself without row_of): write_rows' sharing
   Rows rows;
   py::object key;
   int tuple_slot = -1;
@@ -420,6 +473,8 @@ struct Program {
     } else if (rows.count != n) {
       throw py::value_error("make_fast_step: one descriptor per group expected");
     }
+    row_index.resize(static_cast<std::size_t>(n));
+    for (std::int64_t g = 0; g < n; ++g) row_index[g] = static_cast<std::int32_t>(rows.row(g));
     key = spec[3];
     if (!PyUnicode_Check(key.ptr())) throw py::type_error("make_fast_step: key must be a str");
     tuple_slot = py::cast<int>(spec[4]);
@@ -476,6 +531,12 @@ struct FastImpl {
   // on-program flags of this step (copied to `on` once it is taken), the momentum values
   std::vector<double> prev, cur, values, on_now, momentum;
   std::vector<PyObject*> held_objects, held_momentum;  // borrowed, during a step: what the groups hold
+  std::vector<PyObject*> row_float;  // write_rows' scratch
+  // NOTE [dict versions]: the groups as the last compiled step left them (float programs only):
+  // the dicts (strong), their versions then, and the lists of what each holds under the LR and
+  // momentum keys (the step's _last_lr and momentum proof). seen_groups None: nothing known.
+  py::object seen_groups = py::none(), seen_lr = py::none(), seen_momentum = py::none();
+  std::vector<std::uint64_t> seen_version;
   double prev_step = 0.0;
   bool have_prev = false;
 };
@@ -706,6 +767,35 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   return true;
 }
 
+// NOTE [dict versions]: group g is the dict the last compiled step left at index g, at the
+// version it had then.
+bool unchanged_since_seen(const FastImpl& f, PyObject* group, std::int64_t g) {
+  return PyList_GET_ITEM(f.seen_groups.ptr(), g) == group && dict_version(group) == f.seen_version[g];
+}
+
+// After a compiled step of float groups: the groups as it leaves them (NOTE [dict versions]).
+// Only exact dicts are remembered (a subclass may hold its items elsewhere); none when any is not.
+void remember_groups(FastImpl& f, PyObject* groups, const py::list& lr, const py::object& momentum) {
+  const std::int64_t n = f.n;
+  py::object dicts = std::move(f.seen_groups);  // nothing is known until every entry below is set
+  f.seen_groups = py::none();
+  f.seen_version.resize(static_cast<std::size_t>(n));
+  bool same_dicts = !dicts.is_none();
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* group = PyList_GET_ITEM(groups, g);
+    if (!PyDict_CheckExact(group)) return;
+    same_dicts = same_dicts && PyList_GET_ITEM(dicts.ptr(), g) == group;
+    f.seen_version[g] = dict_version(group);
+  }
+  if (!same_dicts) {
+    dicts = py::reinterpret_steal<py::object>(PyList_GetSlice(groups, 0, n));
+    if (!dicts) throw py::error_already_set();
+  }
+  f.seen_lr = lr;
+  f.seen_momentum = momentum;
+  f.seen_groups = std::move(dicts);
+}
+
 // The step; false (nothing changed) where it is not the common case.
 bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   if (g_slots.type == nullptr || Py_TYPE(runtime) != g_slots.type ||
@@ -804,47 +894,87 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   std::vector<PyObject*>& held = f.held_objects;
   bool off = false;
   const bool has_tensors = !f.tensors.empty();
-  for (std::int64_t g = 0; g < n; ++g) {
-    PyObject* value = lookup_held(PyList_GET_ITEM(groups, g), lr.key.ptr(), -1);
-    double h = 0.0;
-    double expected = f.prev[g];
-    const int slot = has_tensors ? f.tensor_slot[g] : -1;
-    if (slot >= 0) {  // the very tensor the program was built with, read in its dtype
-      const auto& tensor = f.tensors[slot];
-      if (value != tensor.tensor.ptr()) return false;
-      h = tensor.load();
-      expected = tensor.rounded(expected);
-    } else if (value == nullptr || !plain_number(value, &h)) {
-      return false;
+  const double* values = f.cur.data();  // f.values where some group is off the program
+  if (!has_tensors) {  // float groups: the tight loop of the common step, off groups patched after
+    PyObject* key = lr.key.ptr();
+    const double* expected = f.prev.data();
+    double* on_now = f.on_now.data();
+    const bool absolute = f.absolute;
+    const bool seen = !f.seen_groups.is_none();
+    for (std::int64_t g = 0; g < n; ++g) {
+      PyObject* group = PyList_GET_ITEM(groups, g);
+      PyObject* value = seen && unchanged_since_seen(f, group, g) ? PyList_GET_ITEM(f.seen_lr.ptr(), g)
+                                                                   : lookup_held(group, key, -1);
+      double h = 0.0;
+      if (value != nullptr && PyFloat_CheckExact(value)) {
+        h = PyFloat_AS_DOUBLE(value);
+      } else if (value == nullptr || !plain_number(value, &h)) {
+        return false;
+      }
+      held[g] = value;
+      const bool on = absolute || h == expected[g];
+      on_now[g] = on ? 1.0 : 0.0;
+      off |= !on;
     }
-    held[g] = value;
-    if (f.absolute || h == expected) {
-      f.on_now[g] = 1.0;
-      f.values[g] = f.cur[g];
-    } else if (recursion) {
-      f.on_now[g] = 0.0;
-      f.values[g] = a * (h - shift) + add;
-      off = true;
-    } else {
-      return false;  // the first step off the program: the Python step takes it (and asks for coefficients)
+    if (off) {
+      if (!recursion) return false;  // the first step off the program: the Python step takes it (and asks for coefficients)
+      std::copy(f.cur.begin(), f.cur.end(), f.values.begin());
+      for (std::int64_t g = 0; g < n; ++g) {
+        double h = 0.0;
+        if (on_now[g] == 0.0 && plain_number(held[g], &h)) f.values[g] = a * (h - shift) + add;
+      }
+      values = f.values.data();
     }
+  } else {
+    for (std::int64_t g = 0; g < n; ++g) {
+      PyObject* value = lookup_held(PyList_GET_ITEM(groups, g), lr.key.ptr(), -1);
+      double h = 0.0;
+      double expected = f.prev[g];
+      const int slot = f.tensor_slot[g];
+      if (slot >= 0) {  // the very tensor the program was built with, read in its dtype
+        const auto& tensor = f.tensors[slot];
+        if (value != tensor.tensor.ptr()) return false;
+        h = tensor.load();
+        expected = tensor.rounded(expected);
+      } else if (value == nullptr || !plain_number(value, &h)) {
+        return false;
+      }
+      held[g] = value;
+      if (f.absolute || h == expected) {
+        f.on_now[g] = 1.0;
+        f.values[g] = f.cur[g];
+      } else if (recursion) {
+        f.on_now[g] = 0.0;
+        f.values[g] = a * (h - shift) + add;
+        off = true;
+      } else {
+        return false;  // the first step off the program: the Python step takes it (and asks for coefficients)
+      }
+    }
+    values = f.values.data();
   }
-  if (!all_finite(f.values)) return false;  // the Python step names the scheduler in its error
+  if (first_non_finite(values, n) != n) return false;  // the Python step names the scheduler in its error
   const bool has_momentum = f.programs.size() > 1;
   if (has_momentum) {
     Program& m = f.programs[1];
     m.rows.evaluate(s, n, f.momentum.data(), m.distinct);
     if (!all_finite(f.momentum)) return false;
+    const bool seen = !has_tensors && !f.seen_groups.is_none() && !f.seen_momentum.is_none();
     for (std::int64_t g = 0; g < n; ++g) {
       double h = 0.0;
-      PyObject* value = lookup_held(PyList_GET_ITEM(groups, g), m.key.ptr(), m.tuple_slot);
+      PyObject* group = PyList_GET_ITEM(groups, g);
+      PyObject* value = seen && unchanged_since_seen(f, group, g) ? PyList_GET_ITEM(f.seen_momentum.ptr(), g)
+                                                                   : lookup_held(group, m.key.ptr(), m.tuple_slot);
       if (value == nullptr || !plain_number(value, &h)) return false;
       f.held_momentum[g] = value;
     }
   }
   // -- every check passed: write (only running out of memory can fail from here) --
-  const py::list written = write_floats(groups, lr.key.ptr(), -1, f.values.data(), n, held.data(), lr.rows,
-                                        has_tensors ? f.tensor_slot.data() : nullptr);
+  const py::list written =
+      !off && !has_tensors
+          ? write_rows(groups, lr.key.ptr(), values, n, held.data(), lr.row_index.data(), lr.rows.count, f.row_float)
+          : write_floats(groups, lr.key.ptr(), -1, values, n, held.data(), lr.rows,
+                         has_tensors ? f.tensor_slot.data() : nullptr);
   py::object proof = written;
   if (has_tensors) {  // tensor groups: stored in their dtype; _last_lr keeps the float they hold
     for (std::int64_t g = 0; g < n; ++g) {
@@ -906,6 +1036,7 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   set_slot(runtime, g_slots.proof_on, off ? f.on_array.ptr() : Py_None);
   set_slot(runtime, g_slots.proof_program, f.program.ptr());
   set_slot(runtime, g_slots.momentum_proof, written_momentum.ptr());
+  if (kDictVersions && !has_tensors) remember_groups(f, groups, written, written_momentum);
   return true;
 }
 
@@ -924,7 +1055,7 @@ int fast_step_traverse(PyObject* self, visitproc visit, void* arg) {
   const FastImpl* f = reinterpret_cast<FastStep*>(self)->impl;
   if (f != nullptr) {
     for (const py::object* o : {&f->program, &f->on_array, &f->watched, &f->group_keys, &f->group_items,
-                                &f->limit_name}) {
+                                &f->limit_name, &f->seen_groups, &f->seen_lr, &f->seen_momentum}) {
       Py_VISIT(o->ptr());
     }
     for (const auto& t : f->tensors) {

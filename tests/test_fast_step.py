@@ -398,3 +398,73 @@ def test_groups_of_one_lr_share_a_row(name):
     else:
         assert program.lr_rows.shape[0] == 2
         assert program.lr_row_of.tolist() in ([0.0, 1.0] * 3, [1.0, 0.0] * 3)
+
+
+# NOTE [dict versions]: the compiled step knows what a group holds, without a lookup, only while
+# the dict is untouched since its last write; every way of changing a dict is seen
+_DICT_EDITS = {
+    "setitem": lambda g, k, v: g.__setitem__(k, v),
+    "dict.__setitem__": lambda g, k, v: dict.__setitem__(g, k, v),
+    "update": lambda g, k, v: g.update({k: v}),
+    "|=": lambda g, k, v: g.__ior__({k: v}),
+    "pop, then set": lambda g, k, v: (g.pop(k), g.__setitem__(k, v)),
+    "clear, then refill": lambda g, k, v: (lambda saved: (g.clear(), g.update(saved), g.__setitem__(k, v)))(dict(g)),
+    "setdefault after del": lambda g, k, v: (g.__delitem__(k), g.setdefault(k, v)),
+}
+_EDITED = {
+    "ExponentialLR": ("lr", lambda M, o: M.ExponentialLR(o, gamma=0.9)),
+    "StepLR": ("lr", lambda M, o: M.StepLR(o, step_size=100)),  # no write in the steps after the edit
+    "CosineAnnealingLR": ("lr", lambda M, o: M.CosineAnnealingLR(o, T_max=7, eta_min=0.001)),
+    "OneCycleLR momentum": ("momentum", lambda M, o: M.OneCycleLR(o, max_lr=0.1, total_steps=40)),
+    # momentum the same at every step: a group holding it is not written, so what it holds must be known
+    "CyclicLR constant momentum": ("momentum", lambda M, o: M.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3,
+                                                                     base_momentum=0.9, max_momentum=0.9)),
+}
+
+
+@pytest.mark.parametrize("how", sorted(_DICT_EDITS))
+@pytest.mark.parametrize("case", sorted(_EDITED))
+@pytest.mark.parametrize("value", ["new", "equal, another object", "the same object"])
+def test_every_dict_edit_between_compiled_steps_is_seen(case, how, value):
+    key, build = _EDITED[case]
+    opt_t, opt_f = _optimizer(), _optimizer()
+    s_t, s_f = build(TORCH, opt_t), build(L, opt_f)
+    for _ in range(3):
+        for s in (s_t, s_f):
+            s.optimizer.step()
+            s.step()
+    for opt in (opt_t, opt_f):
+        group = opt.param_groups[1]
+        held = group[key]
+        new = {"new": 0.5, "equal, another object": float(repr(held)), "the same object": held}[value]
+        _DICT_EDITS[how](group, key, new)
+    for k in range(5):
+        for s in (s_t, s_f):
+            s.optimizer.step()
+            s.step()
+        for g_f, g_t in zip(opt_f.param_groups, opt_t.param_groups):
+            for name in ("lr", "momentum"):
+                assert g_f[name] == pytest.approx(g_t[name], rel=1e-12, abs=1e-15), (case, how, value, k, name)
+        assert s_f.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12), (case, how, value, k)
+
+
+def test_a_replaced_group_dict_and_dict_subclass_groups_are_read():
+    class Group(dict):
+        pass
+
+    def opt(kind):
+        params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+        return torch.optim.SGD([kind(params=[p], lr=0.01 * (1 + g)) for g, p in enumerate(params)], lr=0.01)
+
+    for kind in (dict, Group):
+        opt_t, opt_f = opt(kind), opt(kind)
+        s_t, s_f = TORCH.ExponentialLR(opt_t, 0.9), L.ExponentialLR(opt_f, 0.9)
+        for k in range(8):
+            if k == 4:  # the group dict itself replaced by an equal one with another LR
+                for o in (opt_t, opt_f):
+                    o.param_groups[2] = kind(o.param_groups[2], lr=0.3)
+            for s in (s_t, s_f):
+                s.optimizer.step()
+                s.step()
+            assert [g["lr"] for g in opt_f.param_groups] == pytest.approx([g["lr"] for g in opt_t.param_groups],
+                                                                           rel=1e-12), (kind, k)
