@@ -773,6 +773,23 @@ bool unchanged_since_seen(const FastImpl& f, PyObject* group, std::int64_t g) {
   return PyList_GET_ITEM(f.seen_groups.ptr(), g) == group && dict_version(group) == f.seen_version[g];
 }
 
+// NOTE [dict versions]: the FastImpl whose record the last compiled step set (borrowed; cleared
+// when that FastStep goes). A scheduler stepped after another on the same optimizer (a chain,
+// schedulers stacked) reads the groups as that one left them.
+const FastImpl* g_last_seen = nullptr;
+
+// Whose record a step of f on these groups reads the LR from: the last one set, when it is of
+// the same groups and LR key, else f's own; null where neither is set.
+const FastImpl* seen_source(const FastImpl& f, PyObject* groups) {
+  const FastImpl* last = g_last_seen;
+  if (last != nullptr && last != &f && f.n > 0 && last->n == f.n && !last->seen_groups.is_none() &&
+      PyList_GET_ITEM(last->seen_groups.ptr(), 0) == PyList_GET_ITEM(groups, 0) &&
+      last->programs[0].key.ptr() == f.programs[0].key.ptr()) {
+    return last;
+  }
+  return f.seen_groups.is_none() ? nullptr : &f;
+}
+
 // After a compiled step of float groups: the groups as it leaves them (NOTE [dict versions]).
 // Only exact dicts are remembered (a subclass may hold its items elsewhere); none when any is not.
 void remember_groups(FastImpl& f, PyObject* groups, const py::list& lr, const py::object& momentum) {
@@ -794,6 +811,7 @@ void remember_groups(FastImpl& f, PyObject* groups, const py::list& lr, const py
   f.seen_lr = lr;
   f.seen_momentum = momentum;
   f.seen_groups = std::move(dicts);
+  g_last_seen = &f;
 }
 
 // The step; false (nothing changed) where it is not the common case.
@@ -900,11 +918,12 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
     const double* expected = f.prev.data();
     double* on_now = f.on_now.data();
     const bool absolute = f.absolute;
-    const bool seen = !f.seen_groups.is_none();
+    const FastImpl* source = seen_source(f, groups);
     for (std::int64_t g = 0; g < n; ++g) {
       PyObject* group = PyList_GET_ITEM(groups, g);
-      PyObject* value = seen && unchanged_since_seen(f, group, g) ? PyList_GET_ITEM(f.seen_lr.ptr(), g)
-                                                                   : lookup_held(group, key, -1);
+      PyObject* value = source != nullptr && unchanged_since_seen(*source, group, g)
+                            ? PyList_GET_ITEM(source->seen_lr.ptr(), g)
+                            : lookup_held(group, key, -1);
       double h = 0.0;
       if (value != nullptr && PyFloat_CheckExact(value)) {
         h = PyFloat_AS_DOUBLE(value);
@@ -1075,6 +1094,7 @@ int fast_step_traverse(PyObject* self, visitproc visit, void* arg) {
 
 int fast_step_clear(PyObject* self) {
   auto* object = reinterpret_cast<FastStep*>(self);
+  if (g_last_seen == object->impl) g_last_seen = nullptr;  // before any reference is released
   delete object->impl;  // its py::objects release their references
   object->impl = nullptr;
   return 0;

@@ -468,3 +468,51 @@ def test_a_replaced_group_dict_and_dict_subclass_groups_are_read():
                 s.step()
             assert [g["lr"] for g in opt_f.param_groups] == pytest.approx([g["lr"] for g in opt_t.param_groups],
                                                                            rel=1e-12), (kind, k)
+
+
+@pytest.mark.parametrize("how", sorted(_DICT_EDITS))
+def test_a_scheduler_stepped_after_another_sees_edits_made_between_them(how):
+    # NOTE [dict versions]: the second reads the groups as the first left them, unless touched since;
+    # a second optimizer stepped in between (a GAN's two) keeps its own groups apart
+    def build(M):
+        opt, other = _optimizer(), _optimizer()
+        return opt, other, [M.ExponentialLR(opt, 0.9), M.StepLR(opt, step_size=2, gamma=0.5),
+                            M.CosineAnnealingLR(other, T_max=5)]
+    opt_t, other_t, s_t = build(TORCH)
+    opt_f, other_f, s_f = build(L)
+    for k in range(8):
+        for opt, other, (first, second, third) in ((opt_t, other_t, s_t), (opt_f, other_f, s_f)):
+            opt.step()
+            other.step()
+            first.step()
+            if k in (3, 6):
+                _DICT_EDITS[how](opt.param_groups[k % 3], "lr", 0.25 * k)
+            third.step()
+            second.step()
+        for a, b in ((opt_f, opt_t), (other_f, other_t)):
+            assert [g["lr"] for g in a.param_groups] == pytest.approx([g["lr"] for g in b.param_groups], rel=1e-12), k
+        for a, b in zip(s_f, s_t):
+            assert a.get_last_lr() == pytest.approx(b.get_last_lr(), rel=1e-12), k
+
+
+def test_a_scheduler_gone_leaves_nothing_the_next_one_reads():
+    # the record of the last compiled step goes with its scheduler (and with a dropped program)
+    import gc
+
+    def run(M, opt):
+        first = M.ExponentialLR(opt, 0.9)
+        for _ in range(3):
+            first.step()
+        first.gamma = 0.8  # lrfast: the program is dropped, its FastStep goes at the next step
+        first.step()
+        del first
+        gc.collect()
+        second = M.StepLR(opt, step_size=2, gamma=0.5)
+        for _ in range(5):
+            second.step()
+        return second
+
+    opt_t, opt_f = _optimizer(), _optimizer()
+    s_t, s_f = run(TORCH, opt_t), run(L, opt_f)
+    assert [g["lr"] for g in opt_f.param_groups] == pytest.approx([g["lr"] for g in opt_t.param_groups], rel=1e-12)
+    assert s_f.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12)
