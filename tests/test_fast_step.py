@@ -448,6 +448,23 @@ def test_every_dict_edit_between_compiled_steps_is_seen(case, how, value):
         assert s_f.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12), (case, how, value, k)
 
 
+def test_momentum_equal_to_the_last_lr_is_still_written():
+    # NOTE [dict versions]: LR and momentum take the same two values in opposite phase, so each
+    # step's momentum equals the LR the step before wrote; what a group holds under "momentum"
+    # is its own record's, never the LR's (a float of equal bits is kept, not stored)
+    def build(M):
+        opt = _optimizer()
+        return opt, M.CyclicLR(opt, base_lr=0.8, max_lr=0.9, step_size_up=1, base_momentum=0.8, max_momentum=0.9)
+    (opt_t, s_t), (opt_f, s_f) = build(TORCH), build(L)
+    for k in range(6):
+        for s in (s_t, s_f):
+            s.optimizer.step()
+            s.step()
+        for name in ("lr", "momentum"):
+            assert [g[name] for g in opt_f.param_groups] == [g[name] for g in opt_t.param_groups], (k, name)
+    assert [g["momentum"] for g in opt_f.param_groups] != [g["lr"] for g in opt_f.param_groups]
+
+
 def test_a_replaced_group_dict_and_dict_subclass_groups_are_read():
     class Group(dict):
         pass
