@@ -132,7 +132,7 @@ PyObject* raw_call(Body&& body) {
 }
 
 // Writes values[g] into groups[g][key] (element tuple_slot of the tuple there when >= 0) and
-// returns the list of the float objects written (the scheduler's _last_lr). held[g] (borrowed;
+// returns the list of the float objects written (the step's proof; _last_lr is a copy). held[g] (borrowed;
 // null: read here) is what group g holds: a float equal to its value stays, no store (StepLR and
 // the like change their LR on few steps). Groups of one row written with equal values share one
 // float object (floats are immutable), as do neighbours of equal value. A group with skip[g] >= 0
@@ -199,7 +199,7 @@ py::list write_floats(PyObject* groups, PyObject* key, int tuple_slot, const dou
 // The fast step's common write: every group holds a float on the program, so group g's value
 // is its row's, bit for bit. One float object per row, made when a group first needs it; a
 // group already holding an exact float of the same bits keeps it, no store. Returns the list
-// of the objects the groups hold after (the scheduler's _last_lr). row_float: scratch.
+// of the objects the groups hold after (the step's proof; _last_lr is a copy). row_float: scratch.
 py::list write_rows(PyObject* groups, PyObject* key, const double* values, std::int64_t n, PyObject* const* held,
                     const std::int32_t* row_index, std::int64_t row_count, std::vector<PyObject*>& row_float) {
   py::list written(n);
@@ -231,7 +231,7 @@ py::list write_rows(PyObject* groups, PyObject* key, const double* values, std::
 // step, compared by value) gets cur[g]; any other group gets torch's recursion from what it
 // holds, a * (held - shift) + add, each coefficient a float or one per group. prev = None:
 // every group gets cur (torch's twin ignores the held value). on_out[g] = 1 where cur[g] was
-// written, else 0. Returns the list of the float objects written (the scheduler's _last_lr),
+// written, else 0. Returns the list of the float objects written (the step's proof),
 // kNeedsCoefficients when a group is off program and coeffs is None, or kNotFloat when a
 // group's value is not a plain number; nothing is written in either case, nor when a value
 // would be non-finite (ValueError). With tuple_slot >= 0, groups[g][key] is a tuple (Adam's
@@ -377,8 +377,8 @@ PyMethodDef step_groups_def = {
 // bind_runtime: the fast step reads and sets them as the slots' own descriptors do.
 struct RuntimeSlots {
   PyTypeObject* type = nullptr;  // _Runtime (a strong reference, kept for the life of the process)
-  Py_ssize_t program = 0, owner = 0, off = 0, t = 0, prev_t = 0, proof = 0, proof_on = 0, proof_program = 0,
-             momentum_proof = 0, lr_buffer = 0;
+  Py_ssize_t program = 0, owner = 0, off = 0, t = 0, prev_t = 0, proof = 0, given = 0, proof_on = 0,
+             proof_program = 0, momentum_proof = 0, lr_buffer = 0;
 } g_slots;
 
 PyObject*& slot(PyObject* object, Py_ssize_t offset) {
@@ -408,6 +408,7 @@ void bind_runtime(const py::type& runtime) {
   g_slots.t = offset("t");
   g_slots.prev_t = offset("prev_t");
   g_slots.proof = offset("proof");
+  g_slots.given = offset("given");
   g_slots.proof_on = offset("proof_on");
   g_slots.proof_program = offset("proof_program");
   g_slots.momentum_proof = offset("momentum_proof");
@@ -534,7 +535,8 @@ struct FastImpl {
   std::vector<PyObject*> row_float;  // write_rows' scratch
   // NOTE [dict versions]: the groups as the last compiled step left them (float programs only):
   // the dicts (strong), their versions then, and the lists of what each holds under the LR and
-  // momentum keys (the step's _last_lr and momentum proof). seen_groups None: nothing known.
+  // momentum keys (the step's proof and momentum proof: the runtime's own lists, never the
+  // _last_lr the user can edit). seen_groups None: nothing known.
   py::object seen_groups = py::none(), seen_lr = py::none(), seen_momentum = py::none();
   std::vector<std::uint64_t> seen_version;
   double prev_step = 0.0;
@@ -763,6 +765,7 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   set_slot(runtime, g_slots.t, t_object.ptr());
   set_slot(runtime, g_slots.prev_t, Py_None);
   set_slot(runtime, g_slots.proof, Py_None);
+  set_slot(runtime, g_slots.given, Py_None);
   set_slot(runtime, g_slots.proof_on, Py_None);
   return true;
 }
@@ -1033,8 +1036,16 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
     written_momentum = write_floats(groups, m.key.ptr(), m.tuple_slot, f.momentum.data(), n,
                                     m.tuple_slot < 0 ? f.held_momentum.data() : nullptr, m.rows);
   }
+  // _last_lr: float groups get a copy of the list written (the user may edit the list get_last_lr
+  // returns; the proof and the record of NOTE [dict versions] are the runtime's own), tensor groups
+  // the list itself (their proof is `evidence`)
+  py::object given = py::none();
+  if (!has_tensors) {
+    given = py::reinterpret_steal<py::object>(PyList_GetSlice(written.ptr(), 0, n));
+    if (!given) throw py::error_already_set();
+  }
   rollback.active = false;
-  if (PyDict_SetItem(dict, g_names.last_lr, written.ptr()) != 0 ||
+  if (PyDict_SetItem(dict, g_names.last_lr, has_tensors ? written.ptr() : given.ptr()) != 0 ||
       (f.counting == kRestarts && (PyDict_SetItem(dict, g_names.t_cur, t_cur_object.ptr()) != 0 ||
                                    PyDict_SetItem(dict, g_names.t_i, t_i_object.ptr()) != 0))) {
     throw py::error_already_set();
@@ -1052,6 +1063,7 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   set_slot(runtime, g_slots.prev_t, Py_None);  // the Python step's own cache of the closed form
   set_slot(runtime, g_slots.off, off ? Py_True : Py_False);
   set_slot(runtime, g_slots.proof, proof.ptr());
+  set_slot(runtime, g_slots.given, given.ptr());
   set_slot(runtime, g_slots.proof_on, off ? f.on_array.ptr() : Py_None);
   set_slot(runtime, g_slots.proof_program, f.program.ptr());
   set_slot(runtime, g_slots.momentum_proof, written_momentum.ptr());

@@ -251,7 +251,8 @@ def _torch_fails_later(torch_twin, run: dict, fast_error: Exception) -> None:
 # and lrfast's shown LRs == torch's.
 
 SOUND_KINDS = [*KINDS, "Nested"]
-SOUND_EVENTS = ["none", "scale", "fill", "replace", "add_group", "state_dict", "deepcopy", "resume", "attribute"]
+SOUND_EVENTS = ["none", "scale", "fill", "replace", "add_group", "state_dict", "deepcopy", "resume", "attribute",
+                "last_lr_edited", "last_lr_synced"]
 APPLIED_REL = 1e-15
 
 
@@ -371,6 +372,16 @@ class SoundTwin:
                     g["lr"].fill_(0.07)
                 else:  # "replace", or "fill" of a float: a new object in the group
                     g["lr"] = _lr_value(0.07, self.run["lr_kind"])
+        elif what in ("last_lr_edited", "last_lr_synced"):
+            # the list get_last_lr() returns is the user's to edit (torch never reads it back):
+            # garbage in it, or a loop that sets each group's LR and logs it there too
+            for i, g in enumerate(groups):
+                if what == "last_lr_synced":
+                    g["lr"] = _lr_value(0.03 * (i + 1), self.run["lr_kind"])
+                for s in self.scheds:
+                    shown = s.get_last_lr()
+                    if i < len(shown):
+                        shown[i] = g["lr"] if what == "last_lr_synced" else 123.0
         elif what == "add_group":
             self.opt.add_param_group(_one_param_group(_lr_value(0.2, self.run["lr_kind"])))
         elif what == "deepcopy":

@@ -215,6 +215,25 @@ def test_groups_off_the_program_are_not_proven_after_a_compiled_step():
     assert opt.param_groups[1]["lr"] == pytest.approx(0.5 * 0.9 * 0.9, rel=1e-15)
 
 
+@pytest.mark.parametrize("steps_before", [1, 4], ids=["after the Python step", "after a compiled step"])
+def test_a_group_lr_logged_into_get_last_lr_proves_nothing(steps_before):
+    """NOTE [proof of the program]: the proof is the runtime's own list; a loop that sets each
+    group's LR and writes the same object into the list get_last_lr() returned (its own log)
+    does not make those groups look like the program's."""
+    opt = _optimizer()
+    s = L.ExponentialLR(opt, 0.9)
+    for _ in range(steps_before):
+        opt.step()
+        s.step()  # the first: torch's first-step check, the Python step; then compiled ones
+    assert s.proven_groups()[0] == [True, True, True]
+    shown = s.get_last_lr()
+    for i in (0, 2):
+        opt.param_groups[i]["lr"] = 0.03 * (i + 1)
+        shown[i] = opt.param_groups[i]["lr"]
+    assert s.proven_groups()[0] == [False, True, False]
+    assert s.get_last_lr() == shown  # the user's list, as torch keeps it
+
+
 PLATEAU_CASES = [
     dict(mode="min", threshold_mode="rel", patience=2, cooldown=0, min_lr=0),
     dict(mode="min", threshold_mode="abs", patience=0, cooldown=2, min_lr=0.0005, threshold=0.05),

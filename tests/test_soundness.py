@@ -124,6 +124,22 @@ def test_every_class_alone(kind, event, optimizer, lr_kind):
     check_sound_run(_run([kind], ["none", "none", event, "none", "none", "none", "none"], lr_kind, optimizer))
 
 
+@LR_KINDS
+@pytest.mark.parametrize("optimizer", ["lrfast", "torch"])
+@pytest.mark.parametrize("pattern", [("ExponentialLR",), ("StepLR",), ("CosineAnnealingLR",), ("CyclicLR",),
+                                     ("ExponentialLR", "MultiStepLR")], ids="+".join)
+def test_the_list_get_last_lr_returns_is_the_users(pattern, optimizer, lr_kind):
+    # the list is edited after a hand edit (some groups then follow torch's recursion from what
+    # they hold), and again after each group's LR was set and logged there: what lrfast proves
+    # or remembers about the groups is its own, never that list
+    events = ["none", "scale", "none", "last_lr_edited", "none", "none", "last_lr_synced", "none", "none",
+              "last_lr_edited", "none", "none"]
+    check_sound_run(_run(pattern, events, lr_kind, optimizer))
+    # the lists of the Python step (torch's first-step check, an attribute edit's rebuild)
+    events = ["last_lr_synced", "none", "attribute", "last_lr_synced", "none", "last_lr_edited", "none", "none"]
+    check_sound_run(_run(pattern, events, lr_kind, optimizer))
+
+
 # -- two stacked, built in both orders and stepped in both orders ------------------------------------
 
 @LR_KINDS

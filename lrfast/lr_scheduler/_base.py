@@ -37,6 +37,9 @@ moved since (every lrfast writer moves the version of the tensors it writes behi
 autograd's back, as torch's in-place ops do, so another scheduler's write or a user's
 ``fill_`` is seen). ``proven_groups()`` gives the proof per group; the proof belongs to
 the program it was taken for, so a rebuilt program (an attribute changed) proves nothing.
+The proof is the runtime's own list: ``_last_lr`` (what ``get_last_lr()`` returns) is a
+copy, so a user who edits that list -- or sets a group's LR and logs the same object
+there -- changes nothing lrfast proves or remembers.
 
 NOTE [fast step] The common ``step()`` -- no epoch, an int ``last_epoch``, every group's
 LR a float or a float32 / float64 CPU tensor, the program still valid -- is one call into
@@ -132,7 +135,7 @@ def use_torch_code(scheduler: Any) -> None:
     scheduler.__dict__["_lrfast_host_path"] = True
     rt = getattr(scheduler, "_lrfast_rt", None)
     if rt is not None:
-        rt.proof = rt.momentum_proof = rt.proof_on = rt.proof_program = None
+        rt.proof = rt.given = rt.momentum_proof = rt.proof_on = rt.proof_program = None
 
 
 def call_warning_at_caller(depth: int, fn: Callable[..., Any], *args: Any) -> Any:
@@ -428,7 +431,7 @@ class _Runtime:
     """NOTE [scheduler runtime]: caches, never state."""
 
     __slots__ = ("program", "no_program", "lr_buffer", "handle", "count", "owner", "t", "prev_t", "prev_values",
-                 "proof", "proof_on", "momentum_proof", "proof_program", "off", "period", "window",
+                 "proof", "given", "proof_on", "momentum_proof", "proof_program", "off", "period", "window",
                  "child_windows", "packed", "fast", "__weakref__")
 
     def __init__(self) -> None:
@@ -443,6 +446,9 @@ class _Runtime:
         self.prev_values: np.ndarray | None = None
         # NOTE [proof of the program]: per group, what shows it holds the program's value at t (None: not)
         self.proof: list | None = None
+        # the copy of proof handed out as _last_lr (the user may edit that list; the proof stays
+        # the runtime's own): `_last_lr is given` tells no other write replaced it since
+        self.given: list | None = None
         self.proof_on: np.ndarray | None = None  # with proof: 1.0 where the program's value was written (None: all)
         self.momentum_proof: list | None = None
         self.proof_program: _Program | None = None  # the program the proof is of
@@ -873,7 +879,7 @@ class LRScheduler(_TorchLRScheduler):
         if rt.program is not None:
             rt.program.lr_writer.bump_versions()
         rt.off, rt.prev_t = True, None
-        rt.proof = rt.momentum_proof = rt.proof_on = None
+        rt.proof = rt.given = rt.momentum_proof = rt.proof_on = None
         self._lrfast_fill_out(values)
 
     def _lrfast_closed_form_step(self, explicit: bool) -> bool:
@@ -896,7 +902,7 @@ class LRScheduler(_TorchLRScheduler):
         if program is None or not program.still_valid(self, groups):
             program = self._lrfast_program()
         if rt.owner is not None:  # a composing ReduceLROnPlateau writes the groups
-            rt.proof = rt.momentum_proof = rt.proof_on = None
+            rt.proof = rt.given = rt.momentum_proof = rt.proof_on = None
             return program.values_at(s) if program is not None else list(self._last_lr)
         if self._lrfast_calls_host:  # the user's callables, called once per step (LambdaLR, MultiplicativeLR)
             host = self._lrfast_host_values(t)
@@ -951,6 +957,7 @@ class LRScheduler(_TorchLRScheduler):
             if writer.out is not None:
                 writer.write_out(values, s)
             rt.proof, rt.proof_on = values, (program.on if rt.off else None)
+            values = rt.given = list(values)  # _last_lr: the user's to edit, never the proof itself
         else:
             values = self._lrfast_mixed_write(program, prev, s, absolute, resuming)
         if program.momentum is not None or rt.momentum_proof is not None:
@@ -987,7 +994,7 @@ class LRScheduler(_TorchLRScheduler):
         if not plain:
             out = _write_host_values(groups, values, False)
         rt.prev_t = None
-        rt.proof = rt.proof_on = None
+        rt.proof = rt.given = rt.proof_on = None
         if program is not None:
             closed = program.values_at(s)
             rt.proof = [v if type(v) is float and v == c else None  # noqa: E721
@@ -1066,7 +1073,7 @@ class LRScheduler(_TorchLRScheduler):
             self._lrfast_fill_out(out)
         rt.prev_t = None
         rt.off = bool(off)
-        rt.proof_on = None
+        rt.proof_on = rt.given = None
         rt.proof = [None if i in off_set else writer.proof_of(groups, i, closed[i]) for i in range(len(groups))]
         return out
 
@@ -1154,7 +1161,7 @@ class LRScheduler(_TorchLRScheduler):
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """The LRs of the last step, with the types of the groups' ``lr`` (tensors are copies)."""
         last = self._last_lr
-        if self._lrfast_host_path or last is self._lrfast_rt.proof:  # the latter: floats step_groups wrote
+        if self._lrfast_host_path or last is self._lrfast_rt.given:  # the latter: floats step_groups wrote
             return last
         groups = self.optimizer.param_groups
         if len(last) != len(groups) or all(type(g["lr"]) is float or not isinstance(g["lr"], torch.Tensor)

@@ -240,7 +240,7 @@ class ChainedScheduler(_CompositeMixin, LRScheduler, torch.optim.lr_scheduler.Ch
         for scheduler in self._schedulers:
             scheduler.step()
         last = self._schedulers[-1]
-        if isinstance(last, LRScheduler) and last._last_lr is last._lrfast_runtime().proof:
+        if isinstance(last, LRScheduler) and last._last_lr is last._lrfast_runtime().given:
             self._last_lr = list(last._last_lr)
         else:
             self._last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
