@@ -1146,12 +1146,12 @@ PyTypeObject* g_fast_step_type = nullptr;
 // and threshold_mode read at each step, as torch reads them), the bad-epoch and cooldown
 // counts, a reduction by torch's _reduce_lr (with `reduces`: the class keeps lrfast's own), and
 // _last_lr (tensor LRs cloned, as torch does). Returns False having changed nothing where
-// anything is not that case (a reduction of tensor LRs, lr_tensor, min_lrs of another length,
-// other types): the Python step runs.
+// anything is not that case (lr_tensor, min_lrs of another length, other types): the Python
+// step runs.
 
 struct PlateauNames {
   PyObject *best, *num_bad, *cooldown_counter, *last_lr, *lr_buffer, *patience, *mode, *threshold, *threshold_mode,
-      *min_lrs, *factor, *eps, *cooldown, *clone;
+      *min_lrs, *factor, *eps, *cooldown, *clone, *fill;
 } g_plateau;
 
 // torch.Tensor (imported once: lrfast imports torch before any scheduler exists)
@@ -1163,12 +1163,14 @@ PyObject* tensor_type() {
   return type;
 }
 
-// torch's _reduce_lr on float groups, by plateau.h's reduce_lr (the same function the plateau
-// kernel and the composed host step run): written[g] is the group's new LR, or None where it
-// keeps its own. The object written is Python's max(old_lr * factor, min_lr): the min_lr object
-// itself (an int stays an int) where it is the greater. False where the groups or arguments are
-// not plain numbers (nothing decided), the Python step then reduces.
-bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* groups, std::vector<py::object>& written) {
+// torch's _reduce_lr, by plateau.h's reduce_lr (the same function the plateau kernel and the
+// composed host step run): written[g] is the group's new LR, or None where it keeps its own.
+// The object written is Python's max(old_lr * factor, min_lr): the min_lr object itself (an int
+// stays an int) where it is the greater. A tensor LR (tensor[g]) is read as torch reads it,
+// float(lr), and is filled with written[g] by the caller. False where the groups or arguments
+// are not plain numbers or tensors (nothing decided), the Python step then reduces.
+bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* groups, std::vector<py::object>& written,
+                       std::vector<char>& tensor) {
   PyObject* min_lrs = PyDict_GetItemWithError(dict, g_plateau.min_lrs);
   if (min_lrs == nullptr) PyErr_Clear();
   const Py_ssize_t n = PyList_GET_SIZE(groups);
@@ -1178,6 +1180,7 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
     return false;
   }
   written.assign(static_cast<std::size_t>(n), py::none());
+  tensor.assign(static_cast<std::size_t>(n), 0);
   for (Py_ssize_t g = 0; g < n; ++g) {
     PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
     PyObject* min_lr = PyList_GET_ITEM(min_lrs, g);
@@ -1190,8 +1193,26 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
     } else {
       return false;
     }
-    if (lr == nullptr || !PyFloat_CheckExact(lr) || !std::isfinite(PyFloat_AS_DOUBLE(lr))) return false;
-    const double old_lr = PyFloat_AS_DOUBLE(lr);
+    if (lr == nullptr) return false;
+    double old_lr = 0.0;
+    if (PyFloat_CheckExact(lr)) {
+      old_lr = PyFloat_AS_DOUBLE(lr);
+    } else {
+      const int is_tensor = PyObject_IsInstance(lr, tensor_type());
+      if (is_tensor <= 0) {
+        if (is_tensor < 0) PyErr_Clear();
+        return false;
+      }
+      const auto held = py::reinterpret_borrow<py::object>(lr);  // float() runs Python: keep it alive
+      const auto as_float = py::reinterpret_steal<py::object>(PyNumber_Float(lr));
+      if (!as_float) {
+        PyErr_Clear();  // the Python step raises torch's error
+        return false;
+      }
+      old_lr = PyFloat_AS_DOUBLE(as_float.ptr());
+      tensor[g] = 1;
+    }
+    if (!std::isfinite(old_lr)) return false;
     const double new_lr = plateau::reduce_lr(rule, old_lr, floor);
     if (new_lr == old_lr) continue;  // not lowered by more than eps (eps >= 0): kept
     const bool floor_wins = floor > plateau::detail::mul_rn(old_lr, rule.factor);  // Python's max
@@ -1259,19 +1280,34 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
   PyObject* groups = groups_object.ptr();
   const Py_ssize_t n = PyList_GET_SIZE(groups);
   std::vector<py::object> reduced;  // the groups' new LRs (None: kept)
+  std::vector<char> tensor_lr;      // with reduced: 1 where the group's LR is a tensor (filled in place)
   if (reduction) {
     std::int64_t cooldown = 0;  // the counter torch sets is the cooldown attribute itself: an int here
     if (!reduces || !exact_long(get(g_plateau.cooldown), &cooldown) ||
-        !plateau_reduction(rule, dict, groups, reduced)) {
+        !plateau_reduction(rule, dict, groups, reduced, tensor_lr)) {
       return false;
+    }
+    // -- decided: the reduction's fills of tensor LRs first (_last_lr clones them after, as torch's
+    // step does), then the float writes below
+    for (Py_ssize_t g = 0; g < n; ++g) {
+      if (!tensor_lr[g] || reduced[g].is_none()) continue;
+      const auto lr = py::reinterpret_borrow<py::object>(lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1));
+      if (!lr) throw py::error_already_set();
+      const auto filled = py::reinterpret_steal<py::object>(
+          PyObject_CallMethodOneArg(lr.ptr(), g_plateau.fill, reduced[g].ptr()));
+      if (!filled) throw py::error_already_set();
     }
   }
   py::list last_lr(n);
   for (Py_ssize_t g = 0; g < n; ++g) {  // torch's _param_groups_val_list: tensors cloned
     PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
-    if (lr == nullptr) return false;
+    if (lr == nullptr) {
+      if (!reduction) return false;  // nothing changed yet: the Python step runs
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "lr");  // gone while a fill ran Python
+      throw py::error_already_set();
+    }
     PyObject* now;
-    if (reduction && !reduced[g].is_none()) {
+    if (reduction && !reduced[g].is_none() && !tensor_lr[g]) {
       now = reduced[g].inc_ref().ptr();
     } else if (PyFloat_CheckExact(lr)) {
       now = Py_NewRef(lr);
@@ -1284,7 +1320,8 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
     PyList_SET_ITEM(last_lr.ptr(), g, now);
   }
   for (Py_ssize_t g = 0; reduction && g < n; ++g) {  // the reduction's writes
-    if (!reduced[g].is_none() && PyDict_SetItem(PyList_GET_ITEM(groups, g), g_names.lr, reduced[g].ptr()) != 0) {
+    if (!reduced[g].is_none() && !tensor_lr[g] &&
+        PyDict_SetItem(PyList_GET_ITEM(groups, g), g_names.lr, reduced[g].ptr()) != 0) {
       throw py::error_already_set();
     }
   }
@@ -1426,7 +1463,7 @@ void add_scheduler_step(py::module_& m) {
   g_plateau = {intern("_lrfast_best"), intern("_lrfast_num_bad_epochs"), intern("_lrfast_cooldown_counter"),
                intern("_lrfast_last_lr"), intern("_lrfast_lr_buffer"), intern("patience"), intern("mode"),
                intern("threshold"), intern("threshold_mode"), intern("min_lrs"), intern("factor"), intern("eps"),
-               intern("cooldown"), intern("clone")};
+               intern("cooldown"), intern("clone"), intern("fill_")};
   m.add_object("plateau_host_step", py::reinterpret_steal<py::object>(
                                          PyCFunction_NewEx(&plateau_host_step_def, nullptr, m.attr("__name__").ptr())));
   m.add_object("step_groups",

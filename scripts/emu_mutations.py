@@ -200,6 +200,10 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "  f.seen_lr = lr;\n", "  if (f.seen_lr.is_none()) f.seen_lr = lr;\n"),
     ("step-record-momentum-read-from-the-lr", "dict or momentum", "csrc/scheduler_step.cpp",
      "? PyList_GET_ITEM(f.seen_momentum.ptr(), g)", "? PyList_GET_ITEM(f.seen_lr.ptr(), g)"),
+    ("plateau-tensor-fill-skipped-host", "plateau", "csrc/scheduler_step.cpp",
+     "      if (!tensor_lr[g] || reduced[g].is_none()) continue;", "      continue;"),
+    ("plateau-tensor-last-lr-not-cloned-host", "plateau", "csrc/scheduler_step.cpp",
+     "if (reduction && !reduced[g].is_none() && !tensor_lr[g]) {", "if (reduction && !reduced[g].is_none()) {"),
     ("step-last-lr-is-the-proof", "get_last_lr", "csrc/scheduler_step.cpp",
      "g_names.last_lr, has_tensors ? written.ptr() : given.ptr()", "g_names.last_lr, written.ptr()"),
 ]

@@ -273,9 +273,41 @@ def test_the_compiled_plateau_step_is_taken_and_declines_with_nothing_changed():
     assert _C.plateau_host_step(s, 1.0, True) is False
     assert s.__dict__ == state and [g["lr"] for g in opt.param_groups] == [0.005, 0.01, 0.015]
     s.min_lrs = [0.0] * 3
-    opt.param_groups[1]["lr"] = torch.tensor(0.01)
+    opt.param_groups[1]["lr"] = 2  # an int LR: torch's float(), in the Python step
+    state = dict(s.__dict__)
     assert _C.plateau_host_step(s, 1.0, True) is False
+    assert s.__dict__ == state and [g["lr"] for g in opt.param_groups] == [0.005, 2, 0.015]
+    opt.param_groups[1]["lr"] = torch.tensor(0.01)
     assert _C.plateau_host_step(s, 1.0, False) is False  # a reduction the class's own _reduce_lr must make
+    assert _C.plateau_host_step(s, 1.0, True) is True  # a tensor LR: filled in place, as torch's _reduce_lr does
+    assert opt.param_groups[1]["lr"].item() == pytest.approx(0.005, rel=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_compiled_plateau_step_reduces_tensor_lrs_as_torch(dtype, monkeypatch):
+    # float and tensor groups mixed, floors reached; the Python step must not run
+    def build(M):
+        opt = _optimizer()
+        for g in (0, 2):
+            opt.param_groups[g]["lr"] = torch.tensor(0.01 * (1 + g), dtype=dtype)
+        return opt, M.ReduceLROnPlateau(opt, patience=1, factor=0.3, min_lr=[0, 0.001, 0.0005], eps=1e-6)
+    (opt_t, s_t), (opt_f, s_f) = build(TORCH), build(L)
+    tensors = [opt_f.param_groups[g]["lr"] for g in (0, 2)]
+    versions = [t._version for t in tensors]
+    monkeypatch.setattr(L.ReduceLROnPlateau, "_reduce_lr", lambda *a: pytest.fail("the Python reduction ran"))
+    monkeypatch.setattr(L.ReduceLROnPlateau, "_lrfast_compiled_reduction", True)
+    for k, m in enumerate([1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]):
+        s_t.step(m)
+        s_f.step(m)
+        for g_f, g_t in zip(opt_f.param_groups, opt_t.param_groups):
+            assert type(g_f["lr"]) is type(g_t["lr"]), k
+            assert float(g_f["lr"]) == float(g_t["lr"]), k  # bit for bit, in the tensor's dtype
+        last_f, last_t = s_f.get_last_lr(), s_t.get_last_lr()
+        assert [float(v) for v in last_f] == [float(v) for v in last_t], k
+        assert [type(v) for v in last_f] == [type(v) for v in last_t], k
+        assert last_f[0] is not tensors[0] and last_f[2] is not tensors[1], k  # clones, as torch's
+    assert [opt_f.param_groups[g]["lr"] for g in (0, 2)] == tensors  # the same tensors, filled in place
+    assert all(t._version > v for t, v in zip(tensors, versions))
 
 
 def test_a_plateau_subclass_with_its_own_reduce_lr_has_it_called():
