@@ -180,13 +180,13 @@ def _pack_into(schedule: Schedule, table: list[float], table_base: int,
         params = list(seg.params)
         if seg.table:
             key = np.asarray(seg.table, dtype=np.float64).tobytes()  # bit-exact: -0.0 and NaNs kept apart
-            shared = placed is not None and seg.kind != Kind.PLATEAU
-            offset = placed.get(key) if shared else None
+            sharing = placed if seg.kind != Kind.PLATEAU else None
+            offset = sharing.get(key) if sharing is not None else None
             if offset is None:
                 offset = table_base + len(table)
                 table.extend(seg.table)
-                if shared:
-                    placed[key] = offset
+                if sharing is not None:
+                    sharing[key] = offset
             params[descriptor_layout.TABLE_OFFSET_PARAM[seg.kind]] += offset
         d[o + descriptor_layout.SLOT_PARAMS: o + descriptor_layout.SLOT_PARAMS + len(params)] = params
     return d, table
