@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -114,6 +116,20 @@ std::uint64_t dict_version(PyObject* dict) {
 constexpr bool kDictVersions = false;
 std::uint64_t dict_version(PyObject*) { return 0; }
 #endif
+
+// NOTE [dict versions]: between reading the groups and recording them, no Python may run (it
+// could edit a group the record then vouches for). The float paths call none, but 3.11's cycle
+// collector runs inside an allocation (a list, say) and with it any finalizer; 3.12 and 3.13
+// only schedule it. Held off for that window, and put back as it was.
+struct NoCollection {
+  bool was_enabled = PyGC_Disable() != 0;
+  NoCollection() = default;
+  NoCollection(const NoCollection&) = delete;
+  NoCollection& operator=(const NoCollection&) = delete;
+  ~NoCollection() {
+    if (was_enabled) PyGC_Enable();
+  }
+};
 
 // The body of a raw (vectorcall) entry point: its result, or nullptr with the Python error
 // set from whatever it threw.
@@ -596,10 +612,12 @@ bool false_or_absent(PyObject* dict, PyObject* name) {
 
 // NOTE [watched attributes]: the containers torch re-reads each step equal the program's copies.
 bool watched_unchanged(const FastImpl& f, PyObject* dict) {
-  for (const auto& item : f.watched) {
-    PyObject* name = PyTuple_GET_ITEM(item.ptr(), 0);
-    PyObject* copy = PyTuple_GET_ITEM(item.ptr(), 1);
-    const bool is_dict = PyTuple_GET_ITEM(item.ptr(), 2) == Py_True;
+  PyObject* watched = f.watched.ptr();  // a tuple (make_fast_step): read by index, no iterator allocated
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(watched); ++i) {
+    PyObject* item = PyTuple_GET_ITEM(watched, i);
+    PyObject* name = PyTuple_GET_ITEM(item, 0);
+    PyObject* copy = PyTuple_GET_ITEM(item, 1);
+    const bool is_dict = PyTuple_GET_ITEM(item, 2) == Py_True;
     PyObject* current = PyDict_GetItemWithError(dict, name);
     if (current == nullptr) {
       if (PyErr_Occurred()) PyErr_Clear();
@@ -916,7 +934,9 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   bool off = false;
   const bool has_tensors = !f.tensors.empty();
   const double* values = f.cur.data();  // f.values where some group is off the program
+  std::optional<NoCollection> no_collection;  // float groups are recorded (NOTE [dict versions])
   if (!has_tensors) {  // float groups: the tight loop of the common step, off groups patched after
+    no_collection.emplace();
     PyObject* key = lr.key.ptr();
     const double* expected = f.prev.data();
     double* on_now = f.on_now.data();
@@ -1036,6 +1056,8 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
     written_momentum = write_floats(groups, m.key.ptr(), m.tuple_slot, f.momentum.data(), n,
                                     m.tuple_slot < 0 ? f.held_momentum.data() : nullptr, m.rows);
   }
+  // the record, before anything below releases an object the user gave (which may run Python)
+  if (kDictVersions && !has_tensors) remember_groups(f, groups, written, written_momentum);
   // _last_lr: float groups get a copy of the list written (the user may edit the list get_last_lr
   // returns; the proof and the record of NOTE [dict versions] are the runtime's own), tensor groups
   // the list itself (their proof is `evidence`)
@@ -1067,7 +1089,6 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   set_slot(runtime, g_slots.proof_on, off ? f.on_array.ptr() : Py_None);
   set_slot(runtime, g_slots.proof_program, f.program.ptr());
   set_slot(runtime, g_slots.momentum_proof, written_momentum.ptr());
-  if (kDictVersions && !has_tensors) remember_groups(f, groups, written, written_momentum);
   return true;
 }
 
@@ -1166,11 +1187,12 @@ PyObject* tensor_type() {
 // torch's _reduce_lr, by plateau.h's reduce_lr (the same function the plateau kernel and the
 // composed host step run): written[g] is the group's new LR, or None where it keeps its own.
 // The object written is Python's max(old_lr * factor, min_lr): the min_lr object itself (an int
-// stays an int) where it is the greater. A tensor LR (tensor[g]) is read as torch reads it,
-// float(lr), and is filled with written[g] by the caller. False where the groups or arguments
-// are not plain numbers or tensors (nothing decided), the Python step then reduces.
-bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* groups, std::vector<py::object>& written,
-                       std::vector<char>& tensor) {
+// stays an int) where it is the greater. A tensor LR (tensor[g], else null) is read as torch
+// reads it, float(lr), and is filled with written[g] by the caller. held: the groups' LRs read
+// already (all exact floats, NOTE [plateau record]), or null to look each up. False where the
+// groups or arguments are not plain numbers or tensors (nothing decided): the Python step reduces.
+bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* groups, PyObject* const* held,
+                       std::vector<py::object>& written, std::vector<py::object>& tensor) {
   PyObject* min_lrs = PyDict_GetItemWithError(dict, g_plateau.min_lrs);
   if (min_lrs == nullptr) PyErr_Clear();
   const Py_ssize_t n = PyList_GET_SIZE(groups);
@@ -1180,9 +1202,9 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
     return false;
   }
   written.assign(static_cast<std::size_t>(n), py::none());
-  tensor.assign(static_cast<std::size_t>(n), 0);
+  tensor.assign(static_cast<std::size_t>(n), py::object());
   for (Py_ssize_t g = 0; g < n; ++g) {
-    PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+    PyObject* lr = held != nullptr ? held[g] : lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
     PyObject* min_lr = PyList_GET_ITEM(min_lrs, g);
     std::int64_t whole = 0;
     double floor = 0.0;
@@ -1203,14 +1225,14 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
         if (is_tensor < 0) PyErr_Clear();
         return false;
       }
-      const auto held = py::reinterpret_borrow<py::object>(lr);  // float() runs Python: keep it alive
+      auto held_tensor = py::reinterpret_borrow<py::object>(lr);  // float() runs Python: keep it alive
       const auto as_float = py::reinterpret_steal<py::object>(PyNumber_Float(lr));
       if (!as_float) {
         PyErr_Clear();  // the Python step raises torch's error
         return false;
       }
       old_lr = PyFloat_AS_DOUBLE(as_float.ptr());
-      tensor[g] = 1;
+      tensor[g] = std::move(held_tensor);
     }
     if (!std::isfinite(old_lr)) return false;
     const double new_lr = plateau::reduce_lr(rule, old_lr, floor);
@@ -1221,6 +1243,137 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
   return true;
 }
 
+// NOTE [plateau record]: NOTE [dict versions] for ReduceLROnPlateau's compiled step, which
+// reads every group's LR at every step (torch's _last_lr). After a step whose groups were all
+// exact dicts holding exact floats (nothing in it ran Python), the record keeps those dicts
+// (strong: none can be freed and another take its address), their versions after the step's
+// writes, and the float each then held; the next such step takes a group's LR from it while the
+// dict is that one at that version. One record per scheduler, in a slot outside __dict__ (never
+// in state_dict); a copy or an unpickled scheduler starts with an empty one (it only saves
+// lookups). Python 3.14 and free-threaded builds never use it.
+struct GroupRecord {
+  std::vector<PyObject*> dicts, lrs;  // strong references (null: nothing recorded at g)
+  std::vector<std::uint64_t> versions;
+  std::vector<PyObject*> held;  // the step's scratch: the LRs it read (borrowed)
+
+  bool unchanged(PyObject* group, std::size_t g) const {
+    return g < dicts.size() && dicts[g] == group && dict_version(group) == versions[g];
+  }
+  // After the writes: group g holds held[g]. References replaced are released by the caller,
+  // once every entry is set (a release may run Python, which could edit a group).
+  void set(PyObject* groups, PyObject* const* values, std::vector<py::object>& released) {
+    const auto n = static_cast<std::size_t>(PyList_GET_SIZE(groups));
+    if (dicts.size() != n) {
+      clear(released);
+      dicts.assign(n, nullptr);
+      lrs.assign(n, nullptr);
+      versions.assign(n, 0);
+    }
+    for (std::size_t g = 0; g < n; ++g) {
+      PyObject* group = PyList_GET_ITEM(groups, g);
+      replace(dicts[g], group, released);
+      replace(lrs[g], values[g], released);
+      versions[g] = dict_version(group);
+    }
+  }
+  void clear(std::vector<py::object>& released) {
+    for (PyObject* o : dicts) {
+      if (o != nullptr) released.push_back(py::reinterpret_steal<py::object>(o));
+    }
+    for (PyObject* o : lrs) {
+      if (o != nullptr) released.push_back(py::reinterpret_steal<py::object>(o));
+    }
+    dicts.clear();
+    lrs.clear();
+    versions.clear();
+  }
+
+ private:
+  static void replace(PyObject*& slot, PyObject* value, std::vector<py::object>& released) {
+    if (slot == value) return;
+    if (slot != nullptr) released.push_back(py::reinterpret_steal<py::object>(slot));
+    slot = Py_NewRef(value);
+  }
+};
+
+struct GroupRecordObject {
+  PyObject_HEAD
+  GroupRecord* record;
+};
+
+PyTypeObject* g_group_record_type = nullptr;
+
+PyObject* group_record_new(PyTypeObject* type, PyObject*, PyObject*) {
+  auto* object = PyObject_GC_New(GroupRecordObject, type);
+  if (object == nullptr) return nullptr;
+  object->record = new (std::nothrow) GroupRecord();
+  if (object->record == nullptr) {
+    Py_DECREF(object);
+    return PyErr_NoMemory();
+  }
+  PyObject_GC_Track(object);
+  return reinterpret_cast<PyObject*>(object);
+}
+
+int group_record_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  if (const GroupRecord* r = reinterpret_cast<GroupRecordObject*>(self)->record) {
+    for (PyObject* o : r->dicts) Py_VISIT(o);
+    for (PyObject* o : r->lrs) Py_VISIT(o);
+  }
+  return 0;
+}
+
+int group_record_clear(PyObject* self) {
+  auto* object = reinterpret_cast<GroupRecordObject*>(self);
+  std::vector<py::object> released;
+  if (object->record != nullptr) object->record->clear(released);
+  return 0;  // released here, with the record already empty
+}
+
+void group_record_dealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  group_record_clear(self);
+  delete reinterpret_cast<GroupRecordObject*>(self)->record;
+  type->tp_free(self);
+  Py_DECREF(type);  // a heap type: each instance holds a reference to it
+}
+
+// copy, deepcopy and pickle: a new, empty record (NOTE [plateau record])
+PyObject* group_record_fresh(PyObject* self, PyObject*) {
+  return group_record_new(Py_TYPE(self), nullptr, nullptr);
+}
+
+PyObject* group_record_reduce(PyObject* self, PyObject*) {
+  return Py_BuildValue("(O())", reinterpret_cast<PyObject*>(Py_TYPE(self)));
+}
+
+PyObject* group_record_len(PyObject* self, PyObject*) {
+  const GroupRecord* r = reinterpret_cast<GroupRecordObject*>(self)->record;
+  return PyLong_FromSize_t(r == nullptr ? 0 : r->dicts.size());
+}
+
+PyMethodDef group_record_methods[] = {
+    {"__copy__", group_record_fresh, METH_NOARGS, "A new, empty record."},
+    {"__deepcopy__", group_record_fresh, METH_O, "A new, empty record."},
+    {"__reduce__", group_record_reduce, METH_NOARGS, "Pickled empty."},
+    {"recorded", group_record_len, METH_NOARGS, "How many groups the record holds (0: none)."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot group_record_slots[] = {
+    {Py_tp_doc, const_cast<char*>("ReduceLROnPlateau's record of its groups (NOTE [plateau record] in "
+                                  "csrc/scheduler_step.cpp); copies and pickles start empty.")},
+    {Py_tp_new, reinterpret_cast<void*>(group_record_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(group_record_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(group_record_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(group_record_clear)},
+    {Py_tp_methods, group_record_methods},
+    {0, nullptr}};
+
+PyType_Spec group_record_spec = {"lrfast._C.GroupRecord", sizeof(GroupRecordObject), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, group_record_slots};
+
 // mode / threshold_mode as plateau.h's codes, or -1 for a value other than torch's two
 int code_of(PyObject* value, const char* first, const char* second) {
   if (PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, first) == 0) return 0;
@@ -1228,7 +1381,7 @@ int code_of(PyObject* value, const char* first, const char* second) {
   return -1;
 }
 
-bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
+bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces, PyObject* record_object) {
   if (!PyFloat_CheckExact(metric)) return false;
   const auto dict_object = py::reinterpret_steal<py::object>(PyObject_GenericGetDict(scheduler, nullptr));
   if (!dict_object || !PyDict_Check(dict_object.ptr())) {
@@ -1279,28 +1432,52 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
   }
   PyObject* groups = groups_object.ptr();
   const Py_ssize_t n = PyList_GET_SIZE(groups);
-  std::vector<py::object> reduced;  // the groups' new LRs (None: kept)
-  std::vector<char> tensor_lr;      // with reduced: 1 where the group's LR is a tensor (filled in place)
+  // NOTE [plateau record]: every group an exact dict holding an exact float, read without running
+  // Python (from the record where the dict is as this scheduler's last step left it)
+  GroupRecord* record = kDictVersions && Py_IS_TYPE(record_object, g_group_record_type)
+                            ? reinterpret_cast<GroupRecordObject*>(record_object)->record
+                            : nullptr;
+  std::optional<NoCollection> no_collection;  // with record (no Python runs from the reads to the record)
+  bool all_recorded = record != nullptr;  // every group as the record has it: nothing to record again
+  if (record != nullptr) {
+    no_collection.emplace();
+    std::vector<PyObject*>& held = record->held;
+    held.resize(static_cast<std::size_t>(n));
+    for (Py_ssize_t g = 0; g < n; ++g) {
+      PyObject* group = PyList_GET_ITEM(groups, g);
+      const auto at = static_cast<std::size_t>(g);
+      const bool exact = PyDict_CheckExact(group);
+      const bool recorded = exact && record->unchanged(group, at);
+      all_recorded = all_recorded && recorded;
+      PyObject* value = recorded ? record->lrs[at] : exact ? lookup_held(group, g_names.lr, -1) : nullptr;
+      if (value == nullptr || !PyFloat_CheckExact(value)) {
+        record = nullptr;  // the groups are read as below, and not recorded
+        break;
+      }
+      held[at] = value;
+    }
+  }
+  PyObject* const* floats = record != nullptr ? record->held.data() : nullptr;
+  std::vector<py::object> reduced;    // the groups' new LRs (None: kept)
+  std::vector<py::object> tensor_lr;  // with reduced: the group's LR where it is a tensor (filled in place)
   if (reduction) {
     std::int64_t cooldown = 0;  // the counter torch sets is the cooldown attribute itself: an int here
     if (!reduces || !exact_long(get(g_plateau.cooldown), &cooldown) ||
-        !plateau_reduction(rule, dict, groups, reduced, tensor_lr)) {
+        !plateau_reduction(rule, dict, groups, floats, reduced, tensor_lr)) {
       return false;
     }
     // -- decided: the reduction's fills of tensor LRs first (_last_lr clones them after, as torch's
     // step does), then the float writes below
     for (Py_ssize_t g = 0; g < n; ++g) {
       if (!tensor_lr[g] || reduced[g].is_none()) continue;
-      const auto lr = py::reinterpret_borrow<py::object>(lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1));
-      if (!lr) throw py::error_already_set();
       const auto filled = py::reinterpret_steal<py::object>(
-          PyObject_CallMethodOneArg(lr.ptr(), g_plateau.fill, reduced[g].ptr()));
+          PyObject_CallMethodOneArg(tensor_lr[g].ptr(), g_plateau.fill, reduced[g].ptr()));
       if (!filled) throw py::error_already_set();
     }
   }
   py::list last_lr(n);
   for (Py_ssize_t g = 0; g < n; ++g) {  // torch's _param_groups_val_list: tensors cloned
-    PyObject* lr = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+    PyObject* lr = floats != nullptr ? floats[g] : lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
     if (lr == nullptr) {
       if (!reduction) return false;  // nothing changed yet: the Python step runs
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "lr");  // gone while a fill ran Python
@@ -1325,6 +1502,17 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
       throw py::error_already_set();
     }
   }
+  std::vector<py::object> released;  // released at return, after the record is whole
+  if (record != nullptr && !(all_recorded && !reduction)) {
+    // the groups hold _last_lr's floats now (exact floats, or a min_lr int: not recorded)
+    bool all_floats = true;
+    for (Py_ssize_t g = 0; g < n && all_floats; ++g) all_floats = PyFloat_CheckExact(PyList_GET_ITEM(last_lr.ptr(), g));
+    if (all_floats) {
+      record->set(groups, PySequence_Fast_ITEMS(last_lr.ptr()), released);
+    } else {
+      record->clear(released);
+    }
+  }
   const auto epoch_object = py::int_(epoch + 1);
   const auto bad_object = py::int_(static_cast<std::int64_t>(state[plateau::state_slot::kNumBadEpochs]));
   const auto counter_object = py::int_(static_cast<std::int64_t>(state[plateau::state_slot::kCooldownCounter]));
@@ -1339,19 +1527,20 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces) {
 }
 
 PyObject* plateau_host_step_raw(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 3) {
-    PyErr_SetString(PyExc_TypeError, "plateau_host_step takes (scheduler, metric, reduces)");
+  if (nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "plateau_host_step takes (scheduler, metric, reduces, record)");
     return nullptr;
   }
-  return raw_call([args] { return py::bool_(plateau_host_step(args[0], args[1], args[2] == Py_True)); });
+  return raw_call([args] { return py::bool_(plateau_host_step(args[0], args[1], args[2] == Py_True, args[3])); });
 }
 
 PyMethodDef plateau_host_step_def = {
     "plateau_host_step",
     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(plateau_host_step_raw)), METH_FASTCALL,
-    "plateau_host_step(scheduler, metric, reduces) -> bool\nReduceLROnPlateau.step(metric) for a float metric "
-    "(NOTE [plateau host step] in lrfast/lr_scheduler/_plateau.py), reducing by torch's rule where `reduces`: "
-    "True when taken, False (nothing changed) where the Python step must run."};
+    "plateau_host_step(scheduler, metric, reduces, record) -> bool\nReduceLROnPlateau.step(metric) for a float "
+    "metric (NOTE [plateau host step] in lrfast/lr_scheduler/_plateau.py), reducing by torch's rule where "
+    "`reduces`; record: the scheduler's GroupRecord (NOTE [plateau record]), or None. True when taken, False "
+    "(nothing changed) where the Python step must run."};
 
 py::object make_fast_step(py::object program, std::int64_t n, const py::object& lr, const py::object& momentum,
                           const py::object& on, const py::tuple& watched, const py::tuple& group_keys,
@@ -1474,6 +1663,10 @@ void add_scheduler_step(py::module_& m) {
   if (type == nullptr) throw py::error_already_set();
   g_fast_step_type = type;  // the module keeps it alive
   m.add_object("FastStep", py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(type)));
+  auto* record_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&group_record_spec));
+  if (record_type == nullptr) throw py::error_already_set();
+  g_group_record_type = record_type;  // the module keeps it alive
+  m.add_object("GroupRecord", py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(record_type)));
   m.def("bind_runtime", &bind_runtime, py::arg("runtime"),
         "Where FastStep finds the scheduler runtime's slots (lrfast.lr_scheduler._base._Runtime).");
   m.def("make_fast_step", &make_fast_step, py::arg("program"), py::arg("n"), py::arg("lr"), py::arg("momentum"),

@@ -204,6 +204,14 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "      if (!tensor_lr[g] || reduced[g].is_none()) continue;", "      continue;"),
     ("plateau-tensor-last-lr-not-cloned-host", "plateau", "csrc/scheduler_step.cpp",
      "if (reduction && !reduced[g].is_none() && !tensor_lr[g]) {", "if (reduction && !reduced[g].is_none()) {"),
+    ("step-collector-not-held-off", "finalizer", "csrc/scheduler_step.cpp",
+     "  bool was_enabled = PyGC_Disable() != 0;", "  bool was_enabled = false;"),
+    # NOTE [plateau record]
+    ("plateau-record-version-ignored-host", "plateau", "csrc/scheduler_step.cpp",
+     "dicts[g] == group && dict_version(group) == versions[g];", "dicts[g] == group;"),
+    ("plateau-record-keeps-the-old-lr-host", "plateau", "csrc/scheduler_step.cpp",
+     "      replace(lrs[g], values[g], released);",
+     "      if (lrs[g] == nullptr) replace(lrs[g], values[g], released);"),
     ("step-last-lr-is-the-proof", "get_last_lr", "csrc/scheduler_step.cpp",
      "g_names.last_lr, has_tensors ? written.ptr() : given.ptr()", "g_names.last_lr, written.ptr()"),
 ]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from lr_scheduler_harness import TORCH, as_float
 
+from lrfast import _C
 from lrfast import lr_scheduler as L
 from lrfast.lr_scheduler import _base
 
@@ -265,21 +266,21 @@ def test_the_compiled_plateau_step_is_taken_and_declines_with_nothing_changed():
 
     opt = _optimizer()
     s = L.ReduceLROnPlateau(opt, patience=0, factor=0.5)
-    assert _C.plateau_host_step(s, 1.0, True) is True  # better than inf
-    assert _C.plateau_host_step(s, 1.0, True) is True  # a reduction
+    assert _C.plateau_host_step(s, 1.0, True, None) is True  # better than inf
+    assert _C.plateau_host_step(s, 1.0, True, None) is True  # a reduction
     assert [g["lr"] for g in opt.param_groups] == [0.005, 0.01, 0.015]
     s.min_lrs = [0.0]  # another length than the groups: torch's rule, in the Python step
     state = dict(s.__dict__)
-    assert _C.plateau_host_step(s, 1.0, True) is False
+    assert _C.plateau_host_step(s, 1.0, True, None) is False
     assert s.__dict__ == state and [g["lr"] for g in opt.param_groups] == [0.005, 0.01, 0.015]
     s.min_lrs = [0.0] * 3
     opt.param_groups[1]["lr"] = 2  # an int LR: torch's float(), in the Python step
     state = dict(s.__dict__)
-    assert _C.plateau_host_step(s, 1.0, True) is False
+    assert _C.plateau_host_step(s, 1.0, True, None) is False
     assert s.__dict__ == state and [g["lr"] for g in opt.param_groups] == [0.005, 2, 0.015]
     opt.param_groups[1]["lr"] = torch.tensor(0.01)
-    assert _C.plateau_host_step(s, 1.0, False) is False  # a reduction the class's own _reduce_lr must make
-    assert _C.plateau_host_step(s, 1.0, True) is True  # a tensor LR: filled in place, as torch's _reduce_lr does
+    assert _C.plateau_host_step(s, 1.0, False, None) is False  # a reduction the class's own _reduce_lr must make
+    assert _C.plateau_host_step(s, 1.0, True, None) is True  # a tensor LR: filled in place, as torch's _reduce_lr does
     assert opt.param_groups[1]["lr"].item() == pytest.approx(0.005, rel=1e-7)
 
 
@@ -584,3 +585,155 @@ def test_a_scheduler_gone_leaves_nothing_the_next_one_reads():
     s_t, s_f = run(TORCH, opt_t), run(L, opt_f)
     assert [g["lr"] for g in opt_f.param_groups] == pytest.approx([g["lr"] for g in opt_t.param_groups], rel=1e-12)
     assert s_f.get_last_lr() == pytest.approx(s_t.get_last_lr(), rel=1e-12)
+
+
+# NOTE [plateau record] (csrc/scheduler_step.cpp): ReduceLROnPlateau's compiled step takes a group's
+# LR from its record while the dict is as its last step left it; every edit is seen, before steps
+# that reduce and steps that do not, in groups written and in a group at its floor (never written)
+@pytest.mark.parametrize("how", sorted(_DICT_EDITS))
+@pytest.mark.parametrize("value", ["new", "equal, another object", "the same object"])
+def test_every_dict_edit_between_plateau_steps_is_seen(how, value):
+    def build(M):
+        opt = _optimizer()
+        return opt, M.ReduceLROnPlateau(opt, patience=1, factor=0.5, min_lr=[0.0, 0.02, 0.0])
+
+    (opt_t, s_t), (opt_f, s_f) = build(TORCH), build(L)
+    for k in range(12):  # a flat metric: reductions at steps 2, 4, 6, ...
+        if k in (3, 4, 7, 8):
+            for opt in (opt_t, opt_f):
+                group = opt.param_groups[k % 3]
+                held = group["lr"]
+                new = {"new": 0.125 * k, "equal, another object": float(repr(held)), "the same object": held}[value]
+                _DICT_EDITS[how](group, "lr", new)
+        for s in (s_t, s_f):
+            s.step(1.0)
+        assert [g["lr"] for g in opt_f.param_groups] == [g["lr"] for g in opt_t.param_groups], (how, value, k)
+        assert s_f.get_last_lr() == s_t.get_last_lr(), (how, value, k)
+    assert s_f._lrfast_record.recorded() == 3  # the steps above ran with the record
+
+
+def test_plateau_groups_replaced_added_or_not_floats_are_read():
+    def build(M):
+        opt = _optimizer()
+        return opt, M.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+
+    (opt_t, s_t), (opt_f, s_f) = build(TORCH), build(L)
+    for k in range(10):
+        for opt, s in ((opt_t, s_t), (opt_f, s_f)):
+            if k == 3:  # a group dict replaced by an equal one with another LR
+                opt.param_groups[2] = dict(opt.param_groups[2], lr=0.3)
+            if k == 5:  # an int LR (torch keeps it until a reduction writes a float)
+                opt.param_groups[0]["lr"] = 1
+            if k == 7:  # a group added (with its own min_lr: torch's min_lrs grows only by hand)
+                opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.07})
+                s.min_lrs = [*s.min_lrs, 0.0]
+            s.step(1.0)
+        assert [g["lr"] for g in opt_f.param_groups] == [g["lr"] for g in opt_t.param_groups], k
+        assert s_f.get_last_lr() == s_t.get_last_lr(), k
+        assert [type(v) for v in s_f.get_last_lr()] == [type(v) for v in s_t.get_last_lr()], k
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_plateau_deep_copy_starts_with_an_empty_record_and_steps_as_the_original(how):
+    import copy
+    import pickle
+
+    opt = _optimizer()
+    s = L.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    for _ in range(3):
+        s.step(1.0)
+    assert s._lrfast_record.recorded() == 3
+    c = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": lambda x: pickle.loads(pickle.dumps(x))}[how](s)
+    assert all("record" not in key for key in s.state_dict())
+    if how == "copy":  # a shallow copy shares the slots, as it shares the optimizer: the record holds for both
+        assert c._lrfast_record is s._lrfast_record
+        return
+    assert c._lrfast_record.recorded() == 0
+    for k in range(6):
+        s.step(1.0)
+        c.step(1.0)
+        assert [g["lr"] for g in c.optimizer.param_groups] == [g["lr"] for g in opt.param_groups], k
+        assert c.get_last_lr() == s.get_last_lr(), k
+
+
+class _EditWhenCollected:
+    """A garbage cycle whose finalizer edits a group: collected where the interpreter collects,
+    which on Python 3.11 is inside the first allocation of a container after the threshold."""
+
+    def __init__(self, group: dict, value: float) -> None:
+        self.group, self.value, self.cycle = group, value, self
+
+    def __del__(self) -> None:
+        self.group["lr"] = self.value
+
+
+def _collect_at_the_next_allocation(group: dict, value: float) -> tuple[int, int, int]:
+    import gc
+
+    gc.collect()
+    _EditWhenCollected(group, value)  # garbage at once: a cycle only the collector frees
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1)
+    return thresholds
+
+
+@pytest.mark.parametrize("case", ["ReduceLROnPlateau", "ExponentialLR"])
+def test_a_finalizer_editing_a_group_inside_a_step_is_never_recorded(case):
+    # NOTE [dict versions]: a record vouches for a group only if no Python ran between its read and
+    # the record (the steps hold the collector off). Group 1 is never written (at its floor / a
+    # gamma of 1), so a record made after the finalizer's edit would keep the old LR for it.
+    import gc
+
+    opt = _optimizer()
+    if case == "ReduceLROnPlateau":
+        s = L.ReduceLROnPlateau(opt, patience=0, factor=0.5, min_lr=[0.0, 0.02, 0.0])
+        call = lambda: _C.plateau_host_step(s, 1.0, True, s._lrfast_record)  # noqa: E731
+    else:
+        s = L.ExponentialLR(opt, gamma=1.0)
+        rt = s._lrfast_rt
+        step = rt.fast.step  # bound here: binding allocates, and would collect before the step
+        call = lambda: step(s, rt)  # noqa: E731
+    for _ in range(3):
+        s.step(1.0) if case == "ReduceLROnPlateau" else s.step()
+    thresholds = _collect_at_the_next_allocation(opt.param_groups[1], 0.5)
+    try:
+        assert call() is True
+    finally:
+        gc.set_threshold(*thresholds)
+    gc.collect()
+    assert opt.param_groups[1]["lr"] == 0.5  # the finalizer ran (in the step or just after it)
+    s.step(1.0) if case == "ReduceLROnPlateau" else s.step()
+    expected = 0.25 if case == "ReduceLROnPlateau" else 0.5  # torch's step from what the group holds
+    assert opt.param_groups[1]["lr"] == expected
+    assert s.get_last_lr()[1] == expected
+
+
+class _EditWhenReleased:
+    """An object whose release edits a group (no cycle: freed when the last reference goes)."""
+
+    def __init__(self, group: dict, value: float) -> None:
+        self.group, self.value = group, value
+
+    def __del__(self) -> None:
+        self.group["lr"] = self.value
+
+
+@pytest.mark.parametrize("case", ["ReduceLROnPlateau", "ExponentialLR"])
+def test_an_edit_run_by_releasing_the_old_last_lr_is_never_recorded(case):
+    # NOTE [dict versions]: the step's record is made before it replaces _last_lr, whose old items
+    # the user may have set to anything; group 1 is never written (at its floor / a gamma of 1)
+    opt = _optimizer()
+    if case == "ReduceLROnPlateau":
+        s = L.ReduceLROnPlateau(opt, patience=0, factor=0.5, min_lr=[0.0, 0.02, 0.0])
+    else:
+        s = L.ExponentialLR(opt, gamma=1.0)
+    step = (lambda: s.step(1.0)) if case == "ReduceLROnPlateau" else s.step
+    for _ in range(3):
+        step()
+    s._last_lr = [_EditWhenReleased(opt.param_groups[1], 0.5)]
+    step()
+    assert opt.param_groups[1]["lr"] == 0.5  # released by the step, after its writes
+    step()
+    expected = 0.25 if case == "ReduceLROnPlateau" else 0.5  # torch's step from what the group holds
+    assert opt.param_groups[1]["lr"] == expected
+    assert s.get_last_lr()[1] == expected

@@ -163,7 +163,8 @@ def test_compiled_core_stub_matches_the_module():
     launchers = {name for name in stub if name.startswith("cuda_") and name != "cuda_device_count"}
     assert len(stub) >= 15 and len(launchers) == 4
     assert built - launchers == (set(stub) - launchers) | classes
-    assert classes == {"FastStep"}
+    assert classes == {"FastStep", "GroupRecord"}
+    assert [m.arg for m in _stub_methods("GroupRecord", "recorded")] == ["self"]
     assert [m.arg for m in _stub_methods("FastStep", "step")] == ["self", "scheduler", "runtime"]
     assert _top_level_names(_C.FastStep.step.__doc__.strip().splitlines()[0]) == ["scheduler", "runtime"]
     for name in sorted(set(stub) & built):

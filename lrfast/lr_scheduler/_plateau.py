@@ -114,9 +114,10 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     _last_lr = _mirrored("_last_lr")
     # NOTE [scheduler runtime] (_base.py): the engines live outside __dict__, where torch's
     # state_dict and __dict__ comparisons do not look
-    __slots__ = ("_lrfast_host", "_lrfast_device")
+    __slots__ = ("_lrfast_host", "_lrfast_device", "_lrfast_record")
     _lrfast_host: HostEngine
     _lrfast_device: DeviceEngine | None  # the host decides while None
+    _lrfast_record: _C.GroupRecord  # NOTE [plateau record] (csrc/scheduler_step.cpp): copies start empty
     # the host's copies of the mirrored attributes (_mirrored)
     _lrfast_best: float
     _lrfast_num_bad_epochs: int
@@ -140,6 +141,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
                  schedule: Schedule | Sequence[Schedule] | LRScheduler | None = None) -> None:
         self._lrfast_device = None  # first: torch's __init__ sets the mirrored attributes
         self._lrfast_host = HostEngine()
+        self._lrfast_record = _C.GroupRecord()
         self._lrfast_lr_buffer: torch.Tensor | None = None
         self._lrfast_hook: torch.utils.hooks.RemovableHandle | None = None
         self._lrfast_schedules: list[Schedule] | None = None
@@ -291,7 +293,8 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         """One step: a decision on ``metrics``. Composed, ``step()`` alone advances the schedule."""
         if type(metrics) is float and epoch is None and self._lrfast_device is None and not self._lrfast_factors \
                 and self._lrfast_torch_names:
-            if self._lrfast_compiled_step and _C.plateau_host_step(self, metrics, self._lrfast_compiled_reduction):
+            if self._lrfast_compiled_step and _C.plateau_host_step(self, metrics, self._lrfast_compiled_reduction,
+                                                                   self._lrfast_record):
                 return  # the step below, compiled (csrc/scheduler_step.cpp)
             # NOTE [plateau host step] torch's step(), statement for statement, on the host
             # copies of the mirrored attributes (compiled above, csrc/scheduler_step.cpp, which
