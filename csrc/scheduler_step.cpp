@@ -7,6 +7,7 @@
 #include <lrfast/plateau.h>
 #include <lrfast/schedule.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -94,12 +95,14 @@ std::int64_t first_non_finite(const double* values, std::int64_t n) {
   return g;
 }
 
-// NOTE [dict versions]: CPython 3.11 to 3.13 give each dict a version tag that every mutation
+// NOTE [dict versions]: CPython 3.10 to 3.13 give each dict a version tag that every mutation
 // replaces with a fresh value from one interpreter-wide counter (PEP 509; deprecated in 3.12,
 // gone in 3.14). A group dict still at the version it had when the compiled step finished holds
 // exactly what that step left in it, so its LR (and momentum) are known without a lookup. The
 // step keeps strong references to those dicts, so none can be freed and another take its
-// address. On 3.14, free-threaded builds, and for dict subclasses, every group is read.
+// address. On 3.14, free-threaded builds, and for dict subclasses, every group is read. Assumed:
+// a group's lookup runs no Python (keys are strings, or objects whose == with a string edits no
+// param group), as the float paths run none between the reads and the record (NoCollection).
 #if PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
 constexpr bool kDictVersions = true;
 std::uint64_t dict_version(PyObject* dict) {
@@ -118,9 +121,9 @@ std::uint64_t dict_version(PyObject*) { return 0; }
 #endif
 
 // NOTE [dict versions]: between reading the groups and recording them, no Python may run (it
-// could edit a group the record then vouches for). The float paths call none, but 3.11's cycle
-// collector runs inside an allocation (a list, say) and with it any finalizer; 3.12 and 3.13
-// only schedule it. Held off for that window, and put back as it was.
+// could edit a group the record then vouches for). The float paths call none, but the cycle
+// collector of 3.10 and 3.11 runs inside an allocation (a list, say) and with it any finalizer;
+// 3.12 and 3.13 only schedule it. Held off for that window, and put back as it was.
 struct NoCollection {
   bool was_enabled = PyGC_Disable() != 0;
   NoCollection() = default;
@@ -825,10 +828,13 @@ void remember_groups(FastImpl& f, PyObject* groups, const py::list& lr, const py
     same_dicts = same_dicts && PyList_GET_ITEM(dicts.ptr(), g) == group;
     f.seen_version[g] = dict_version(group);
   }
+  py::object old_dicts;  // released at return, once the record is whole (freeing a dict may run Python)
   if (!same_dicts) {
+    old_dicts = std::move(dicts);
     dicts = py::reinterpret_steal<py::object>(PyList_GetSlice(groups, 0, n));
     if (!dicts) throw py::error_already_set();
   }
+  py::object old_lr = std::move(f.seen_lr), old_momentum = std::move(f.seen_momentum);
   f.seen_lr = lr;
   f.seen_momentum = momentum;
   f.seen_groups = std::move(dicts);
@@ -936,7 +942,7 @@ bool fast_step(FastImpl& f, PyObject* scheduler, PyObject* runtime) {
   const double* values = f.cur.data();  // f.values where some group is off the program
   std::optional<NoCollection> no_collection;  // float groups are recorded (NOTE [dict versions])
   if (!has_tensors) {  // float groups: the tight loop of the common step, off groups patched after
-    no_collection.emplace();
+    if (kDictVersions) no_collection.emplace();
     PyObject* key = lr.key.ptr();
     const double* expected = f.prev.data();
     double* on_now = f.on_now.data();
@@ -1184,13 +1190,38 @@ PyObject* tensor_type() {
   return type;
 }
 
+// True where two groups to be reduced hold the same tensor memory (one tensor shared by groups,
+// as an optimizer's default tensor lr is): torch's _reduce_lr reads and fills group by group, so
+// it reduces that memory once per group; the compiled step, reading every group first, would
+// reduce it once. The Python step then reduces, as torch does.
+bool reduces_shared_memory(const std::vector<py::object>& written, const std::vector<py::object>& tensor) {
+  static PyObject* const data_ptr = PyUnicode_InternFromString("data_ptr");  // kept for the life of the process
+  std::vector<std::uintptr_t> addresses;
+  for (std::size_t g = 0; g < tensor.size(); ++g) {
+    if (!tensor[g] || written[g].is_none()) continue;
+    const auto address = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(tensor[g].ptr(), data_ptr));
+    if (!address || !PyLong_Check(address.ptr())) {
+      PyErr_Clear();
+      return true;  // not told: the Python step
+    }
+    addresses.push_back(static_cast<std::uintptr_t>(PyLong_AsUnsignedLongLong(address.ptr())));
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      return true;
+    }
+  }
+  std::sort(addresses.begin(), addresses.end());
+  return std::adjacent_find(addresses.begin(), addresses.end()) != addresses.end();
+}
+
 // torch's _reduce_lr, by plateau.h's reduce_lr (the same function the plateau kernel and the
 // composed host step run): written[g] is the group's new LR, or None where it keeps its own.
 // The object written is Python's max(old_lr * factor, min_lr): the min_lr object itself (an int
 // stays an int) where it is the greater. A tensor LR (tensor[g], else null) is read as torch
 // reads it, float(lr), and is filled with written[g] by the caller. held: the groups' LRs read
 // already (all exact floats, NOTE [plateau record]), or null to look each up. False where the
-// groups or arguments are not plain numbers or tensors (nothing decided): the Python step reduces.
+// groups or arguments are not plain numbers or tensors, or two groups to be reduced share tensor
+// memory (nothing decided): the Python step reduces.
 bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* groups, PyObject* const* held,
                        std::vector<py::object>& written, std::vector<py::object>& tensor) {
   PyObject* min_lrs = PyDict_GetItemWithError(dict, g_plateau.min_lrs);
@@ -1201,9 +1232,12 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
   if (min_lrs == nullptr || !PyList_CheckExact(min_lrs) || PyList_GET_SIZE(min_lrs) != n || !(rule.eps >= 0.0)) {
     return false;
   }
+  const auto min_lrs_held = py::reinterpret_borrow<py::object>(min_lrs);  // alive whatever float() runs
   written.assign(static_cast<std::size_t>(n), py::none());
   tensor.assign(static_cast<std::size_t>(n), py::object());
   for (Py_ssize_t g = 0; g < n; ++g) {
+    // a tensor's float() runs Python, which may change the lists: read them only in bounds
+    if (PyList_GET_SIZE(groups) != n || PyList_GET_SIZE(min_lrs) != n) return false;
     PyObject* lr = held != nullptr ? held[g] : lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
     PyObject* min_lr = PyList_GET_ITEM(min_lrs, g);
     std::int64_t whole = 0;
@@ -1240,7 +1274,7 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
     const bool floor_wins = floor > plateau::detail::mul_rn(old_lr, rule.factor);  // Python's max
     written[g] = floor_wins ? py::reinterpret_borrow<py::object>(min_lr) : py::float_(new_lr);
   }
-  return true;
+  return !reduces_shared_memory(written, tensor);
 }
 
 // NOTE [plateau record]: NOTE [dict versions] for ReduceLROnPlateau's compiled step, which
@@ -1249,20 +1283,24 @@ bool plateau_reduction(const plateau::Rule& rule, PyObject* dict, PyObject* grou
 // (strong: none can be freed and another take its address), their versions after the step's
 // writes, and the float each then held; the next such step takes a group's LR from it while the
 // dict is that one at that version. One record per scheduler, in a slot outside __dict__ (never
-// in state_dict); a copy or an unpickled scheduler starts with an empty one (it only saves
-// lookups). Python 3.14 and free-threaded builds never use it.
+// in state_dict); a deep copy or an unpickled scheduler starts with an empty one (it only saves
+// lookups), a shallow copy shares it (as it shares the optimizer: what it records holds for
+// both). Python 3.14 and free-threaded builds never use it.
 struct GroupRecord {
   std::vector<PyObject*> dicts, lrs;  // strong references (null: nothing recorded at g)
   std::vector<std::uint64_t> versions;
-  std::vector<PyObject*> held;  // the step's scratch: the LRs it read (borrowed)
 
   bool unchanged(PyObject* group, std::size_t g) const {
     return g < dicts.size() && dicts[g] == group && dict_version(group) == versions[g];
   }
-  // After the writes: group g holds held[g]. References replaced are released by the caller,
-  // once every entry is set (a release may run Python, which could edit a group).
-  void set(PyObject* groups, PyObject* const* values, std::vector<py::object>& released) {
-    const auto n = static_cast<std::size_t>(PyList_GET_SIZE(groups));
+  // After the writes: group g of the n holds values[g]. References replaced are released by the
+  // caller, once every entry is set (a release may run Python, which could edit a group).
+  void set(PyObject* groups, std::size_t n, PyObject* const* values, std::vector<py::object>& released) {
+    released.reserve(released.size() + 2 * std::max(n, dicts.size()));  // no allocation fails below
+    if (static_cast<std::size_t>(PyList_GET_SIZE(groups)) != n) {
+      clear(released);
+      return;
+    }
     if (dicts.size() != n) {
       clear(released);
       dicts.assign(n, nullptr);
@@ -1277,6 +1315,7 @@ struct GroupRecord {
     }
   }
   void clear(std::vector<py::object>& released) {
+    released.reserve(released.size() + dicts.size() + lrs.size());  // no allocation fails below
     for (PyObject* o : dicts) {
       if (o != nullptr) released.push_back(py::reinterpret_steal<py::object>(o));
     }
@@ -1438,10 +1477,10 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces, PyOb
                             ? reinterpret_cast<GroupRecordObject*>(record_object)->record
                             : nullptr;
   std::optional<NoCollection> no_collection;  // with record (no Python runs from the reads to the record)
+  std::vector<PyObject*> held;  // borrowed: the groups' LRs, with record (nothing frees them before the record)
   bool all_recorded = record != nullptr;  // every group as the record has it: nothing to record again
   if (record != nullptr) {
     no_collection.emplace();
-    std::vector<PyObject*>& held = record->held;
     held.resize(static_cast<std::size_t>(n));
     for (Py_ssize_t g = 0; g < n; ++g) {
       PyObject* group = PyList_GET_ITEM(groups, g);
@@ -1452,12 +1491,13 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces, PyOb
       PyObject* value = recorded ? record->lrs[at] : exact ? lookup_held(group, g_names.lr, -1) : nullptr;
       if (value == nullptr || !PyFloat_CheckExact(value)) {
         record = nullptr;  // the groups are read as below, and not recorded
+        no_collection.reset();  // tensors' float() / fill_ / clone run Python: as the user left the collector
         break;
       }
       held[at] = value;
     }
   }
-  PyObject* const* floats = record != nullptr ? record->held.data() : nullptr;
+  PyObject* const* floats = record != nullptr ? held.data() : nullptr;
   std::vector<py::object> reduced;    // the groups' new LRs (None: kept)
   std::vector<py::object> tensor_lr;  // with reduced: the group's LR where it is a tensor (filled in place)
   if (reduction) {
@@ -1473,6 +1513,9 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces, PyOb
       const auto filled = py::reinterpret_steal<py::object>(
           PyObject_CallMethodOneArg(tensor_lr[g].ptr(), g_plateau.fill, reduced[g].ptr()));
       if (!filled) throw py::error_already_set();
+    }
+    if (PyList_GET_SIZE(groups) != n) {  // a fill ran Python that added or removed groups
+      throw py::value_error("ReduceLROnPlateau.step: the optimizer's param_groups changed while the LRs were reduced");
     }
   }
   py::list last_lr(n);
@@ -1508,7 +1551,7 @@ bool plateau_host_step(PyObject* scheduler, PyObject* metric, bool reduces, PyOb
     bool all_floats = true;
     for (Py_ssize_t g = 0; g < n && all_floats; ++g) all_floats = PyFloat_CheckExact(PyList_GET_ITEM(last_lr.ptr(), g));
     if (all_floats) {
-      record->set(groups, PySequence_Fast_ITEMS(last_lr.ptr()), released);
+      record->set(groups, static_cast<std::size_t>(n), PySequence_Fast_ITEMS(last_lr.ptr()), released);
     } else {
       record->clear(released);
     }

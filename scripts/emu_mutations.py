@@ -212,6 +212,8 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
     ("plateau-record-keeps-the-old-lr-host", "plateau", "csrc/scheduler_step.cpp",
      "      replace(lrs[g], values[g], released);",
      "      if (lrs[g] == nullptr) replace(lrs[g], values[g], released);"),
+    ("plateau-shared-tensor-reduced-once-host", "shared_by_groups", "csrc/scheduler_step.cpp",
+     "  return !reduces_shared_memory(written, tensor);", "  return true;"),
     ("step-last-lr-is-the-proof", "get_last_lr", "csrc/scheduler_step.cpp",
      "g_names.last_lr, has_tensors ? written.ptr() : given.ptr()", "g_names.last_lr, written.ptr()"),
 ]

@@ -311,6 +311,27 @@ def test_the_compiled_plateau_step_reduces_tensor_lrs_as_torch(dtype, monkeypatc
     assert all(t._version > v for t, v in zip(tensors, versions))
 
 
+@pytest.mark.parametrize("shared", ["one tensor", "views of one element", "distinct elements of one tensor"])
+def test_a_tensor_lr_shared_by_groups_is_reduced_once_per_group_as_torch(shared):
+    # torch's _reduce_lr reads and fills group by group: memory two groups share is reduced twice
+    def build(M):
+        params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+        if shared == "one tensor":  # the optimizer's default, set into each group as the same object
+            opt = torch.optim.SGD([{"params": [p]} for p in params], lr=torch.tensor(0.5), momentum=0.9)
+        else:
+            base = torch.tensor([0.5, 0.25])
+            lrs = [base[0], base[0], base[1]] if shared == "views of one element" else [base[0], base[1], 0.125]
+            opt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, lrs)], lr=0.1, momentum=0.9)
+        return opt, M.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+
+    (opt_t, s_t), (opt_f, s_f) = build(TORCH), build(L)
+    for k in range(5):
+        for s in (s_t, s_f):
+            s.step(1.0)
+        assert [float(g["lr"]) for g in opt_f.param_groups] == [float(g["lr"]) for g in opt_t.param_groups], k
+        assert [float(v) for v in s_f.get_last_lr()] == [float(v) for v in s_t.get_last_lr()], k
+
+
 def test_a_plateau_subclass_with_its_own_reduce_lr_has_it_called():
     calls = []
 
