@@ -1379,7 +1379,8 @@ void group_record_dealloc(PyObject* self) {
   Py_DECREF(type);  // a heap type: each instance holds a reference to it
 }
 
-// copy, deepcopy and pickle: a new, empty record (NOTE [plateau record])
+// copy.copy / deepcopy of the record itself, and pickle: a new, empty record (NOTE [plateau record]; a
+// shallow copy of the scheduler shares its slot's record without calling these)
 PyObject* group_record_fresh(PyObject* self, PyObject*) {
   return group_record_new(Py_TYPE(self), nullptr, nullptr);
 }
@@ -1402,7 +1403,7 @@ PyMethodDef group_record_methods[] = {
 
 PyType_Slot group_record_slots[] = {
     {Py_tp_doc, const_cast<char*>("ReduceLROnPlateau's record of its groups (NOTE [plateau record] in "
-                                  "csrc/scheduler_step.cpp); copies and pickles start empty.")},
+                                  "csrc/scheduler_step.cpp); deep copies and pickles start empty.")},
     {Py_tp_new, reinterpret_cast<void*>(group_record_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(group_record_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(group_record_traverse)},

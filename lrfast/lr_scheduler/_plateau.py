@@ -117,7 +117,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     __slots__ = ("_lrfast_host", "_lrfast_device", "_lrfast_record")
     _lrfast_host: HostEngine
     _lrfast_device: DeviceEngine | None  # the host decides while None
-    _lrfast_record: _C.GroupRecord  # NOTE [plateau record] (csrc/scheduler_step.cpp): copies start empty
+    _lrfast_record: _C.GroupRecord  # NOTE [plateau record] (csrc/scheduler_step.cpp): deep copies start empty
     # the host's copies of the mirrored attributes (_mirrored)
     _lrfast_best: float
     _lrfast_num_bad_epochs: int
