@@ -514,6 +514,30 @@ constexpr int kNoCallables = 0;
 constexpr int kLambda = 1;
 constexpr int kMultiplicative = 2;
 
+// What a callables step read of group g before calling the lambdas: the dict, its version then
+// (versioned: an exact dict on a Python with dict versions), and what it held under "lr" (the
+// value of an exact float, held null; anything else borrowed in held).
+struct CallableRead {
+  PyObject* group = nullptr;
+  std::uint64_t version = 0;
+  bool versioned = false;
+  PyObject* held = nullptr;
+  double value = 0.0;
+};
+
+// The first user of a scratch buffer (first: nobody was), released when the user goes: a
+// step re-entered from a lambda takes a local buffer instead.
+struct ScratchUse {
+  bool& in_use;
+  bool first;
+  explicit ScratchUse(bool& flag) : in_use(flag), first(!flag) { in_use = true; }
+  ScratchUse(const ScratchUse&) = delete;
+  ScratchUse& operator=(const ScratchUse&) = delete;
+  ~ScratchUse() {
+    if (first) in_use = false;
+  }
+};
+
 struct FastImpl {
   py::object program;  // the scheduler's _Program this was made for: runtime.program must be it
   std::int64_t n = 0;
@@ -558,6 +582,13 @@ struct FastImpl {
   // _last_lr the user can edit). seen_groups None: nothing known.
   py::object seen_groups = py::none(), seen_lr = py::none(), seen_momentum = py::none();
   std::vector<std::uint64_t> seen_version;
+  std::vector<double> seen_value;  // a callables step's record: the float each group was left holding
+  std::vector<CallableRead> reads;  // a callables step's scratch (reads_in_use: a step is using it)
+  bool reads_in_use = false;
+  // NOTE [pure lambdas] (lrfast/lr_scheduler/_pure.py): a callables step's is_pure_code, and the
+  // verdicts it gave, by code object (held, so an address is never another code's)
+  py::object pure_check = py::none();
+  std::vector<std::pair<py::object, bool>> pure_verdicts;
   double prev_step = 0.0;
   bool have_prev = false;
 };
@@ -710,11 +741,58 @@ bool restart_period(PyObject* dict, std::int64_t t, py::object* t_cur_out, py::o
   return true;
 }
 
+// NOTE [pure lambdas]: fn's code where one call at a step gives the value of every call of it
+// at that step (lrfast/lr_scheduler/_pure.py), else null. A code object is checked once: its
+// verdict is kept (at most kPureVerdicts of them; codes past those are called every time).
+constexpr std::size_t kPureVerdicts = 8;
+PyObject* pure_code(FastImpl& f, PyObject* fn) {
+  if (f.pure_check.is_none() || Py_TYPE(fn) != &PyFunction_Type) return nullptr;
+  PyObject* code = PyFunction_GET_CODE(fn);
+  const auto known = std::find_if(f.pure_verdicts.begin(), f.pure_verdicts.end(),
+                                  [code](const auto& verdict) { return verdict.first.ptr() == code; });
+  bool pure = false;
+  if (known != f.pure_verdicts.end()) {
+    pure = known->second;
+  } else if (f.pure_verdicts.size() < kPureVerdicts) {
+    auto held = py::reinterpret_borrow<py::object>(code);
+    const auto verdict = py::reinterpret_steal<py::object>(PyObject_CallOneArg(f.pure_check.ptr(), code));
+    if (!verdict) {  // a code object the check cannot read is not pure (an interrupt propagates)
+      if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
+      PyErr_Clear();
+    }
+    pure = verdict.ptr() == Py_True;
+    f.pure_verdicts.emplace_back(std::move(held), pure);
+  }
+  // the check runs Python: fn is read again, and nothing runs between this read and the call
+  return pure && PyFunction_GET_CODE(fn) == code ? code : nullptr;
+}
+
+// A trace or profile function (sys.settrace / sys.setprofile) sees every call: none is shared.
+bool traced() {
+  const PyThreadState* state = PyThreadState_Get();
+  return state->c_tracefunc != nullptr || state->c_profilefunc != nullptr;
+}
+
+// The list of the dicts groups[:n] for a record: old (the last record's list) where it holds
+// the same dicts, else a new one (NOTE [dict versions]: the record holds them strongly).
+py::object record_dicts(PyObject* groups, std::int64_t n, const py::object& old) {
+  bool same = !old.is_none() && PyList_GET_SIZE(old.ptr()) == n;
+  for (std::int64_t g = 0; same && g < n; ++g) same = PyList_GET_ITEM(old.ptr(), g) == PyList_GET_ITEM(groups, g);
+  if (same) return old;
+  auto dicts = py::reinterpret_steal<py::object>(PyList_GetSlice(groups, 0, n));
+  if (!dicts) throw py::error_already_set();
+  return dicts;
+}
+
 // LambdaLR's or MultiplicativeLR's step (f.callables): each group's lambda called once, at t,
-// as torch's get_lr calls it (products with Python's own *); float products are written here,
-// anything else by the Python write (_lrfast_write_values). Once a lambda has been called the
-// step cannot be declined: an exception from a lambda puts the counts back and propagates,
-// as the Python step does.
+// as torch's get_lr calls it (products as Python's own * makes them), but consecutive groups
+// running the same pure code share one call (NOTE [pure lambdas]); float products are written
+// here, anything else by the Python write (_lrfast_write_values). Once a lambda has been
+// called the step cannot be declined: an exception from a lambda puts the counts back and
+// propagates, as the Python step does. What each group holds is read once before the calls
+// (from the record, NOTE [dict versions], where its dict is as the last step left it) and
+// again only where its dict changed while the lambdas ran. The common case -- one pure
+// function for every group, float operands -- is one call and a few tight passes.
 bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObject* dict, PyObject* groups,
                     PyObject* count_held, PyObject* epoch_held, std::int64_t new_count, std::int64_t t) {
   PyObject* lambdas = PyDict_GetItemWithError(dict, g_names.lr_lambdas);
@@ -726,9 +804,57 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
                                                                    PyList_GET_SIZE(bases) != n))) {
     return false;
   }
-  for (std::int64_t g = 0; g < n; ++g) {  // every group a dict holding an lr, before any lambda runs
-    if (lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1) == nullptr) return false;
+  // the lists the lambdas are read from stay alive whatever a lambda does (the caller holds groups)
+  const auto lambdas_held = py::reinterpret_borrow<py::list>(lambdas);
+  const auto bases_held = py::reinterpret_borrow<py::object>(bases != nullptr ? bases : Py_None);
+  // One function for every group, of pure code (its check may run Python: before the reads).
+  PyObject* first_fn = n > 0 ? PyList_GET_ITEM(lambdas, 0) : nullptr;
+  const auto first_held = py::reinterpret_borrow<py::object>(first_fn != nullptr ? first_fn : Py_None);
+  PyObject* uniform_code = first_fn != nullptr ? pure_code(f, first_fn) : nullptr;
+  for (std::int64_t g = 1; uniform_code != nullptr && g < n; ++g) {
+    if (PyList_GET_SIZE(lambdas) != n || PyList_GET_ITEM(lambdas, g) != first_fn) uniform_code = nullptr;
   }
+  if (uniform_code != nullptr && (PyList_GET_SIZE(lambdas) != n || PyList_GET_ITEM(lambdas, 0) != first_fn ||
+                                  PyFunction_GET_CODE(first_fn) != uniform_code || traced())) {
+    uniform_code = nullptr;  // (the list or the function changed while the check ran)
+  }
+  if (PyList_GET_SIZE(groups) != n || (bases != nullptr && PyList_GET_SIZE(bases) != n)) return false;
+  // every group a dict holding an lr, before any lambda runs (reads: scratch, local when a
+  // lambda steps this scheduler again)
+  std::vector<CallableRead> own_reads;
+  ScratchUse scratch(f.reads_in_use);
+  auto& reads = scratch.first ? f.reads : own_reads;
+  reads.resize(static_cast<std::size_t>(n));
+  const bool recorded = !f.seen_groups.is_none();
+  bool float_lefts = uniform_code != nullptr;  // every left factor an exact float (the common case)
+  for (std::int64_t g = 0; g < n; ++g) {
+    PyObject* group = PyList_GET_ITEM(groups, g);
+    CallableRead& read = reads[g];
+    read.group = group;
+    read.versioned = kDictVersions && PyDict_CheckExact(group);
+    read.version = read.versioned ? dict_version(group) : 0;
+    if (recorded && read.versioned && PyList_GET_ITEM(f.seen_groups.ptr(), g) == group &&
+        read.version == f.seen_version[g]) {
+      read.held = nullptr;  // the exact float the last step wrote
+      read.value = f.seen_value[g];
+    } else {
+      read.held = lookup_held(group, g_names.lr, -1);
+      if (read.held == nullptr) return false;
+      if (PyFloat_CheckExact(read.held)) {
+        read.value = PyFloat_AS_DOUBLE(read.held);
+        read.held = nullptr;
+      }
+    }
+    float_lefts = float_lefts && (f.callables == kLambda ? PyFloat_CheckExact(PyList_GET_ITEM(bases, g))
+                                                         : read.held == nullptr);
+  }
+  // Group g as read above: its dict is the one read, at the version read (a dict's version is
+  // fresh from one interpreter-wide counter, so a new dict at a freed one's address fails this).
+  const auto as_read = [&reads, groups](std::int64_t g) {
+    const CallableRead& read = reads[g];
+    return read.versioned && PyList_GET_SIZE(groups) > g && PyList_GET_ITEM(groups, g) == read.group &&
+           dict_version(read.group) == read.version;
+  };
   const auto t_object = py::int_(t);
   const auto count_object = py::int_(new_count);
   Rollback rollback(dict, count_held, epoch_held);
@@ -736,46 +862,143 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
       PyDict_SetItem(dict, g_names.last_epoch, t_object.ptr()) != 0) {
     throw py::error_already_set();
   }
-  // the lists the lambdas are read from stay alive whatever a lambda does (the caller holds groups)
-  const auto lambdas_held = py::reinterpret_borrow<py::list>(lambdas);
-  const auto bases_held = py::reinterpret_borrow<py::object>(bases != nullptr ? bases : Py_None);
   py::list products(n);
+  PyObject* shared_code = nullptr;  // the pure code (NOTE [pure lambdas]) the last call ran, and its value
+  py::object shared_factor;
+  if (uniform_code != nullptr && PyList_GET_SIZE(lambdas) == n && PyList_GET_ITEM(lambdas, 0) == first_fn &&
+      PyFunction_GET_CODE(first_fn) == uniform_code) {  // one call gives every group's factor
+    shared_factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(first_fn, t_object.ptr()));
+    if (!shared_factor) throw py::error_already_set();
+    shared_code = uniform_code;
+  }
+  // From the reads below to the record no Python may run (NOTE [dict versions]); none does on
+  // the float paths (the collector is held off; a lambda's Python ran before it).
+  std::optional<NoCollection> no_collection;
+  if (kDictVersions) no_collection.emplace();
   bool plain = PyList_GET_SIZE(groups) == n;
-  for (std::int64_t g = 0; g < n && g < PyList_GET_SIZE(groups); ++g) {
-    // a lambda may change anything, these lists' lengths included: read them only in bounds
-    if (PyList_GET_SIZE(lambdas) != n || (bases != nullptr && PyList_GET_SIZE(bases) != n)) {
-      throw py::value_error(std::string(Py_TYPE(scheduler)->tp_name) +
-                            ": lr_lambdas or base_lrs changed length while the lambdas were called");
+  bool tight = shared_code != nullptr && float_lefts && PyFloat_CheckExact(shared_factor.ptr()) && plain &&
+               (bases == nullptr || PyList_GET_SIZE(bases) == n);
+  for (std::int64_t g = 0; tight && g < n; ++g) {  // (the call may have let another thread run)
+    tight = as_read(g) && reads[g].held == nullptr && (bases == nullptr || PyFloat_CheckExact(PyList_GET_ITEM(bases, g)));
+  }
+  PyObject* shared_product = nullptr;  // the last float product made, of product_left * product_factor
+  double product_left = 0.0, product_factor = 0.0;
+  // product of two exact floats, as float.__mul__ gives it; equal operands share one float (immutable)
+  const auto float_product = [&](double left, double factor) {
+    if (shared_product != nullptr && std::memcmp(&factor, &product_factor, sizeof(double)) == 0 &&
+        std::memcmp(&left, &product_left, sizeof(double)) == 0) {
+      Py_INCREF(shared_product);
+      return shared_product;
     }
-    py::object left;
-    if (f.callables == kLambda) {
-      left = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(bases, g));
-    } else {  // torch's group["lr"] * lmbda(t): the LR read, then the lambda called
-      PyObject* held = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
-      if (held == nullptr) throw py::key_error("lr");
-      left = py::reinterpret_borrow<py::object>(held);
-    }
-    const auto fn = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(lambdas, g));
-    const auto factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(fn.ptr(), t_object.ptr()));
-    if (!factor) throw py::error_already_set();
-    PyObject* product = PyNumber_Multiply(left.ptr(), factor.ptr());
+    PyObject* product = PyFloat_FromDouble(left * factor);
     if (product == nullptr) throw py::error_already_set();
-    PyList_SET_ITEM(products.ptr(), g, product);  // the list owns it
-    plain = plain && PyFloat_CheckExact(product) && std::isfinite(PyFloat_AS_DOUBLE(product));
-  }
-  if (PyList_GET_SIZE(groups) != n) plain = false;
-  for (std::int64_t g = 0; plain && g < n; ++g) {  // a lambda may have changed the groups: read again
-    PyObject* held = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
-    plain = held != nullptr && PyFloat_CheckExact(held);
-  }
-  py::object last_lr = products;
-  if (plain) {
+    shared_product = product;  // borrowed: products holds it
+    product_left = left;
+    product_factor = factor;
+    return product;
+  };
+  if (tight) {  // nothing ran since the reads but the one pure call: every operand a float read above
+    const double factor = PyFloat_AS_DOUBLE(shared_factor.ptr());
     for (std::int64_t g = 0; g < n; ++g) {
-      if (PyDict_SetItem(PyList_GET_ITEM(groups, g), g_names.lr, PyList_GET_ITEM(products.ptr(), g)) != 0) {
-        throw py::error_already_set();
+      const double left = bases != nullptr ? PyFloat_AS_DOUBLE(PyList_GET_ITEM(bases, g)) : reads[g].value;
+      PyObject* product = float_product(left, factor);
+      PyList_SET_ITEM(products.ptr(), g, product);  // the list owns it
+      plain = plain && std::isfinite(PyFloat_AS_DOUBLE(product));
+    }
+  } else {
+    no_collection.reset();  // lambdas and products run Python: each group is read again after them
+    for (std::int64_t g = 0; g < n && g < PyList_GET_SIZE(groups); ++g) {
+      // a lambda may change anything, these lists' lengths included: read them only in bounds
+      if (PyList_GET_SIZE(lambdas) != n || (bases != nullptr && PyList_GET_SIZE(bases) != n)) {
+        throw py::value_error(std::string(Py_TYPE(scheduler)->tp_name) +
+                              ": lr_lambdas or base_lrs changed length while the lambdas were called");
+      }
+      // the left factor: base_lr, or torch's group["lr"] read before the lambda is called
+      py::object left;
+      bool left_float = false;
+      double left_value = 0.0;
+      if (f.callables == kLambda) {
+        left = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(bases, g));
+      } else if (as_read(g)) {
+        left_float = reads[g].held == nullptr;
+        left_value = reads[g].value;
+        if (!left_float) left = py::reinterpret_borrow<py::object>(reads[g].held);
+      } else {
+        PyObject* held = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+        if (held == nullptr) throw py::key_error("lr");
+        left = py::reinterpret_borrow<py::object>(held);
+      }
+      if (left && PyFloat_CheckExact(left.ptr())) {
+        left_float = true;
+        left_value = PyFloat_AS_DOUBLE(left.ptr());
+      }
+      const auto fn = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(lambdas, g));
+      PyObject* code = pure_code(f, fn.ptr());  // (may run the check)
+      py::object factor;
+      if (code != nullptr && code == shared_code && !traced()) {
+        factor = shared_factor;  // the same pure code at the same step: the value of its call
+      } else {
+        factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(fn.ptr(), t_object.ptr()));
+        if (!factor) throw py::error_already_set();
+        shared_code = code;
+        shared_factor = factor;
+      }
+      PyObject* product = nullptr;
+      if (left_float && PyFloat_CheckExact(factor.ptr())) {
+        product = float_product(left_value, PyFloat_AS_DOUBLE(factor.ptr()));
+      } else {
+        if (!left) left = py::reinterpret_steal<py::object>(PyFloat_FromDouble(left_value));
+        if (!left) throw py::error_already_set();
+        product = PyNumber_Multiply(left.ptr(), factor.ptr());
+        if (product == nullptr) throw py::error_already_set();
+      }
+      PyList_SET_ITEM(products.ptr(), g, product);  // the list owns it
+      plain = plain && PyFloat_CheckExact(product) && std::isfinite(PyFloat_AS_DOUBLE(product));
+    }
+    if (PyList_GET_SIZE(groups) != n) plain = false;
+    if (kDictVersions && plain) no_collection.emplace();
+    for (std::int64_t g = 0; plain && g < n; ++g) {  // a lambda may have changed the groups: read again
+      if (as_read(g)) {
+        plain = reads[g].held == nullptr;
+      } else {
+        PyObject* held = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+        plain = held != nullptr && PyFloat_CheckExact(held);
       }
     }
+  }
+  py::object last_lr = products;
+  py::object old_record = std::move(f.seen_groups);  // released at return: nothing is known until it is set
+  f.seen_groups = py::none();
+  if (plain) {
+    // each version read right after its write: a dict written again at a later index (one dict
+    // twice in the list) fails the earlier index's record, and holds the later one's value
+    f.seen_version.resize(static_cast<std::size_t>(n));
+    f.seen_value.resize(static_cast<std::size_t>(n));
+    bool exact_dicts = true;
+    for (std::int64_t g = 0; g < n; ++g) {
+      PyObject* group = PyList_GET_ITEM(groups, g);
+      PyObject* product = PyList_GET_ITEM(products.ptr(), g);
+      if (PyDict_SetItem(group, g_names.lr, product) != 0) throw py::error_already_set();
+      const bool exact = PyDict_CheckExact(group);
+      exact_dicts = exact_dicts && exact;
+      f.seen_version[g] = kDictVersions && exact ? dict_version(group) : 0;
+      f.seen_value[g] = PyFloat_AS_DOUBLE(product);
+    }
+    // torch's _last_lr reads the groups back: where a dict was written again at a later index,
+    // it holds (and shows) that one's value
+    for (std::int64_t g = 0; g < n; ++g) {
+      PyObject* group = PyList_GET_ITEM(groups, g);
+      if (kDictVersions && PyDict_CheckExact(group) && dict_version(group) == f.seen_version[g]) continue;
+      PyObject* held = lookup_held(group, g_names.lr, -1);
+      if (held != nullptr && held != PyList_GET_ITEM(products.ptr(), g)) {
+        Py_INCREF(held);
+        PyList_SetItem(products.ptr(), g, held);  // steals held, releases a float
+      }
+    }
+    if (kDictVersions && exact_dicts) f.seen_groups = record_dicts(groups, n, old_record);
+    no_collection.reset();
   } else {  // tensors, NumPy numbers, a non-finite value: the Python write (it raises for the last)
+    no_collection.reset();
     last_lr = py::reinterpret_steal<py::object>(
         PyObject_CallMethodObjArgs(scheduler, g_names.write_values, products.ptr(), Py_None, t_object.ptr(), nullptr));
     if (!last_lr) throw py::error_already_set();
@@ -1122,6 +1345,8 @@ int fast_step_traverse(PyObject* self, visitproc visit, void* arg) {
     }
     Py_VISIT(f->tensor_list.ptr());
     Py_VISIT(f->bump.ptr());
+    Py_VISIT(f->pure_check.ptr());
+    for (const auto& verdict : f->pure_verdicts) Py_VISIT(verdict.first.ptr());
     for (const Program& p : f->programs) {
       Py_VISIT(p.descriptors.ptr());
       Py_VISIT(p.table.ptr());
@@ -1589,7 +1814,8 @@ PyMethodDef plateau_host_step_def = {
 py::object make_fast_step(py::object program, std::int64_t n, const py::object& lr, const py::object& momentum,
                           const py::object& on, const py::tuple& watched, const py::tuple& group_keys,
                           const py::object& group_items, const py::object& limit_name, bool absolute,
-                          int counting, int callables, const py::list& tensors, const py::object& bump) {
+                          int counting, int callables, const py::list& tensors, const py::object& bump,
+                          const py::object& pure_check) {
   auto impl = std::make_unique<FastImpl>();
   impl->program = std::move(program);
   impl->n = n;
@@ -1646,6 +1872,10 @@ py::object make_fast_step(py::object program, std::int64_t n, const py::object& 
     throw py::value_error("make_fast_step: callables must be 0 (a program), 1 (LambdaLR) or 2 (MultiplicativeLR)");
   }
   impl->callables = callables;
+  if (!pure_check.is_none() && (callables == kNoCallables || !PyCallable_Check(pure_check.ptr()))) {
+    throw py::value_error("make_fast_step: pure_check is a callable, for a step of callables only");
+  }
+  impl->pure_check = pure_check;
   impl->tensor_slot.assign(static_cast<std::size_t>(n), -1);
   py::list tensor_list;
   for (const auto& item : tensors) {  // (group, tensor, its one-element NumPy view)
@@ -1716,8 +1946,10 @@ void add_scheduler_step(py::module_& m) {
   m.def("make_fast_step", &make_fast_step, py::arg("program"), py::arg("n"), py::arg("lr"), py::arg("momentum"),
         py::arg("on"), py::arg("watched"), py::arg("group_keys"), py::arg("group_items"), py::arg("limit_name"),
         py::arg("absolute"), py::arg("counting"), py::arg("callables"), py::arg("tensors"), py::arg("bump"),
+        py::arg("pure_check") = py::none(),
         "A FastStep for one scheduler program (NOTE [fast step] in lrfast/lr_scheduler/_base.py). lr and momentum: "
-        "(descriptors, table, row_of or None, key, tuple_slot); on: the program's on-program flags.");
+        "(descriptors, table, row_of or None, key, tuple_slot); on: the program's on-program flags; pure_check: "
+        "for LambdaLR / MultiplicativeLR, the check of NOTE [pure lambdas] (lrfast/lr_scheduler/_pure.py).");
 }
 
 }  // namespace lrfast::host

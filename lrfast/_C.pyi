@@ -3,6 +3,7 @@
 # tests/test_typing.py checks that every function here exists in the built module with these
 # parameter names, and that the module has no function this stub leaves out.
 
+from collections.abc import Callable
 from typing import Any, SupportsFloat, SupportsIndex, TypedDict
 
 import numpy as np
@@ -64,7 +65,7 @@ def make_fast_step(program: Any, n: int, lr: tuple[Any, ...] | None, momentum: t
                    on: NDArray[np.float64] | None, watched: tuple[tuple[str, Any, bool], ...],
                    group_keys: tuple[str, ...], group_items: list[Any] | None, limit_name: str | None, absolute: bool,
                    counting: int, callables: int, tensors: list[tuple[int, Any, NDArray[Any]]],
-                   bump: Any) -> FastStep: ...
+                   bump: Any, pure_check: Callable[[Any], bool] | None = None) -> FastStep: ...
 # NOTE [plateau host step] (lrfast/lr_scheduler/_plateau.py): a float-metric step.
 class GroupRecord:
     def __init__(self) -> None: ...

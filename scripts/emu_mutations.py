@@ -37,7 +37,8 @@ SCHEDULER_TESTS = ["tests/test_fast_step.py", "tests/test_soundness.py", "tests/
                    "tests/test_lr_scheduler_errors.py", "tests/test_lr_scheduler_state.py",
                    "tests/test_lr_scheduler_odd_arguments.py", "tests/test_composition.py",
                    "tests/test_plateau_composed.py", "tests/test_skip_on_overflow.py",
-                   "tests/test_lr_scheduler_plateau.py"]
+                   "tests/test_lr_scheduler_plateau.py", "tests/test_pure_lambdas.py",
+                   "tests/test_lr_scheduler_lambdas.py"]
 
 # (name, the tests that should catch it -- a pytest -k expression, run first --, file, the text
 # replaced -- it must occur exactly once --, its replacement)
@@ -216,6 +217,20 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "  return !reduces_shared_memory(written, tensor);", "  return true;"),
     ("step-last-lr-is-the-proof", "get_last_lr", "csrc/scheduler_step.cpp",
      "g_names.last_lr, has_tensors ? written.ptr() : given.ptr()", "g_names.last_lr, written.ptr()"),
+    # the callables step (LambdaLR / MultiplicativeLR): NOTE [pure lambdas] and its record
+    ("pure-call-shared-under-a-tracer-host", "trace_or_profile", "csrc/scheduler_step.cpp",
+     "PyFunction_GET_CODE(first_fn) != uniform_code || traced()))", "PyFunction_GET_CODE(first_fn) != uniform_code))"),
+    ("pure-mixed-call-shared-under-a-tracer-host", "trace_or_profile or mixed", "csrc/scheduler_step.cpp",
+     "if (code != nullptr && code == shared_code && !traced()) {", "if (code != nullptr && code == shared_code) {"),
+    ("pure-product-shared-across-lefts-host", "pure_lambda", "csrc/scheduler_step.cpp",
+     "std::memcmp(&left, &product_left, sizeof(double)) == 0", "true"),
+    ("callables-record-ignores-versions-host", "edited_replaced_or_repeated", "csrc/scheduler_step.cpp",
+     "read.version == f.seen_version[g]) {", "true) {"),
+    ("callables-reads-trusted-after-lambdas-host", "mid_step", "csrc/scheduler_step.cpp",
+     "dict_version(read.group) == read.version;", "true;"),
+    ("callables-last-lr-not-read-back-host", "edited_replaced_or_repeated", "csrc/scheduler_step.cpp",
+     "if (kDictVersions && PyDict_CheckExact(group) && dict_version(group) == f.seen_version[g]) continue;",
+     "continue;"),
 ]
 
 

@@ -48,9 +48,9 @@ def _build(ns, opt, kind: str, a: dict, last_epoch: int = -1):
     if kind == "CosineAnnealingWarmRestarts":
         return ns.CosineAnnealingWarmRestarts(opt, a["size"], a["mult"], a["eta_min"])
     if kind == "LambdaLR":
-        return ns.LambdaLR(opt, lambda e, g=a["gamma"]: g ** (e % 7))
+        return ns.LambdaLR(opt, _lambda(a, "{g} ** (t % 7)"))
     if kind == "MultiplicativeLR":
-        return ns.MultiplicativeLR(opt, lambda e, g=a["gamma"]: g)
+        return ns.MultiplicativeLR(opt, _lambda(a, "{g}"))
     if kind == "CyclicLR":
         return ns.CyclicLR(opt, 0.01, 0.2, a["size"], mode=a["mode"], gamma=a["gamma"], cycle_momentum=False)
     if kind == "OneCycleLR":
@@ -70,6 +70,15 @@ def _build(ns, opt, kind: str, a: dict, last_epoch: int = -1):
                                 [a["size"]])
         return ns.ChainedScheduler([inner, ns.StepLR(opt, a["size"] + 1, 0.5)])
     raise AssertionError(kind)
+
+
+def _lambda(a: dict, body: str):
+    """An lr_lambda computing ``body`` (in t and g, the drawn gamma): pure code, the gamma a
+    constant (NOTE [pure lambdas] in lrfast/lr_scheduler/_pure.py: one call serves all the
+    groups), or the gamma a default argument (each group's lambda called)."""
+    if a["pure"]:
+        return eval(f"lambda t: {body.format(g=repr(a['gamma']))}")  # noqa: S307 - a test's own text
+    return eval(f"lambda t, g={a['gamma']!r}: {body.format(g='g')}")  # noqa: S307
 
 
 RESUMABLE = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
@@ -96,9 +105,9 @@ def _resume(ns, opt, kind: str, a: dict, last_epoch: int):
     if kind == "CosineAnnealingWarmRestarts":
         return ns.CosineAnnealingWarmRestarts(opt, a["size"], a["mult"], a["eta_min"], **e)
     if kind == "LambdaLR":
-        return ns.LambdaLR(opt, lambda t, g=a["gamma"]: g ** (t % 7), **e)
+        return ns.LambdaLR(opt, _lambda(a, "{g} ** (t % 7)"), **e)
     if kind == "MultiplicativeLR":
-        return ns.MultiplicativeLR(opt, lambda t, g=a["gamma"]: g, **e)
+        return ns.MultiplicativeLR(opt, _lambda(a, "{g}"), **e)
     if kind == "CyclicLR":
         return ns.CyclicLR(opt, 0.01, 0.2, a["size"], mode=a["mode"], gamma=a["gamma"], cycle_momentum=False, **e)
     if kind == "SWALR":
@@ -121,6 +130,7 @@ def _arguments(draw) -> dict:
         "pct": draw(st.sampled_from([0.0, 0.25, 0.3, 0.5, 0.9])),
         "anneal": draw(st.sampled_from(["cos", "linear"])),
         "three": draw(st.booleans()),
+        "pure": draw(st.booleans()),
     }
 
 

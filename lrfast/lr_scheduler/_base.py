@@ -107,6 +107,7 @@ from .._backend import device_api
 from .._compile import compile_aware_scheduler_step, compiled_scheduler_step, register
 from .._scheduling_protocol import bind_scheduler, host_float, take_found_inf
 from ..schedules import Packed, Schedule, pack_many
+from ._pure import is_pure_code
 
 _is_compiling = torch.compiler.is_compiling
 
@@ -684,9 +685,10 @@ class LRScheduler(_TorchLRScheduler):
                 or self._lrfast_counting != "last_epoch" or rt.program is not None
                 or not _plain_attributes(type(self), ("lr_lambdas", "base_lrs"))):
             return None
-        # one lambda per group: the compiled step checks both counts at every step
+        # one lambda per group: the compiled step checks both counts at every step; consecutive
+        # groups running the same pure code share one call (NOTE [pure lambdas] in _pure.py)
         return _C.make_fast_step(None, len(self.optimizer.param_groups), None, None, None, (), (), None, None, False, 0,
-                                 self._lrfast_callables, [], None)
+                                 self._lrfast_callables, [], None, is_pure_code)
 
     def refresh(self) -> None:
         """Rebuild the packed schedules and writers (NOTE [group kinds] in this module)."""

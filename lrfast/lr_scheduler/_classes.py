@@ -454,7 +454,10 @@ class LambdaLR(_BakedLambdas, torch.optim.lr_scheduler.LambdaLR):
 
     Each ``lr_lambda`` is called once per step, at that step, as torch calls it: it may
     look values up in a table, read state that changes, or refuse steps past the run. Its
-    values are then written in one pass over the groups.
+    values are then written in one pass over the groups. Consecutive groups holding
+    functions of pure code (``lambda t: 0.95 ** t``: arithmetic on the step and constants
+    only, NOTE [pure lambdas] in ``_pure.py``) share one call, which no program can tell
+    from torch's call per group.
 
     ``horizon=N`` (an lrfast keyword, opt-in) bakes the function into a table of ``N``
     steps from the current one instead, baked again when the count leaves it: the
@@ -519,7 +522,8 @@ class MultiplicativeLR(_BakedLambdas, torch.optim.lr_scheduler.MultiplicativeLR)
     ``MultiplicativeLR``): :math:`\eta_t = \eta_{t-1}\,\lambda(t)`.
 
     A product of the LR the group holds: each lambda is called once per step, as torch
-    calls it, and a bound lrfast optimizer applies the groups' LRs.
+    calls it (consecutive groups of pure code share one call: NOTE [pure lambdas] in
+    ``_pure.py``), and a bound lrfast optimizer applies the groups' LRs.
     """
 
     _lrfast_host_recursive = True
