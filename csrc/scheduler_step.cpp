@@ -744,8 +744,9 @@ bool restart_period(PyObject* dict, std::int64_t t, py::object* t_cur_out, py::o
 // NOTE [pure lambdas]: fn's code where one call at a step gives the value of every call of it
 // at that step (lrfast/lr_scheduler/_pure.py), else null. A code object is checked once: its
 // verdict is kept (at most kPureVerdicts of them; codes past those are called every time).
+// checked: set where the check ran now (it runs Python).
 constexpr std::size_t kPureVerdicts = 8;
-PyObject* pure_code(FastImpl& f, PyObject* fn) {
+PyObject* pure_code(FastImpl& f, PyObject* fn, bool* checked) {
   if (f.pure_check.is_none() || Py_TYPE(fn) != &PyFunction_Type) return nullptr;
   PyObject* code = PyFunction_GET_CODE(fn);
   const auto known = std::find_if(f.pure_verdicts.begin(), f.pure_verdicts.end(),
@@ -755,6 +756,7 @@ PyObject* pure_code(FastImpl& f, PyObject* fn) {
     pure = known->second;
   } else if (f.pure_verdicts.size() < kPureVerdicts) {
     auto held = py::reinterpret_borrow<py::object>(code);
+    *checked = true;
     const auto verdict = py::reinterpret_steal<py::object>(PyObject_CallOneArg(f.pure_check.ptr(), code));
     if (!verdict) {  // a code object the check cannot read is not pure (an interrupt propagates)
       if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
@@ -771,6 +773,23 @@ PyObject* pure_code(FastImpl& f, PyObject* fn) {
 bool traced() {
   const PyThreadState* state = PyThreadState_Get();
   return state->c_tracefunc != nullptr || state->c_profilefunc != nullptr;
+}
+
+// Python 3.12+: code a sys.monitoring tool has instrumented (its events may run Python at each
+// call). The interpreter instruments a code object when it next runs after a tool sets events,
+// so this is asked after a call; a code once instrumented stays so here (its calls are made).
+bool monitored(PyObject* code) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return reinterpret_cast<PyCodeObject*>(code)->_co_monitoring != nullptr;
+#else
+  static_cast<void>(code);
+  return false;
+#endif
+}
+
+// A number of the built-in types, whose products run no Python.
+bool builtin_number(PyObject* value) {
+  return PyFloat_CheckExact(value) || PyLong_CheckExact(value) || PyBool_Check(value) || PyComplex_CheckExact(value);
 }
 
 // The list of the dicts groups[:n] for a record: old (the last record's list) where it holds
@@ -810,7 +829,12 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   // One function for every group, of pure code (its check may run Python: before the reads).
   PyObject* first_fn = n > 0 ? PyList_GET_ITEM(lambdas, 0) : nullptr;
   const auto first_held = py::reinterpret_borrow<py::object>(first_fn != nullptr ? first_fn : Py_None);
-  PyObject* uniform_code = first_fn != nullptr ? pure_code(f, first_fn) : nullptr;
+  bool checked = false;
+  PyObject* uniform_code = first_fn != nullptr ? pure_code(f, first_fn, &checked) : nullptr;
+  if (checked && (PyDict_GetItem(dict, g_names.step_count) != count_held ||
+                  PyDict_GetItem(dict, g_names.last_epoch) != epoch_held || slot(runtime, g_slots.lr_buffer) != Py_None)) {
+    return false;  // the check ran Python, which moved what the step read before it
+  }
   for (std::int64_t g = 1; uniform_code != nullptr && g < n; ++g) {
     if (PyList_GET_SIZE(lambdas) != n || PyList_GET_ITEM(lambdas, g) != first_fn) uniform_code = nullptr;
   }
@@ -829,9 +853,10 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   bool float_lefts = uniform_code != nullptr;  // every left factor an exact float (the common case)
   for (std::int64_t g = 0; g < n; ++g) {
     PyObject* group = PyList_GET_ITEM(groups, g);
+    if (!PyDict_CheckExact(group)) return false;  // a dict subclass may override [] (torch's reads and writes)
     CallableRead& read = reads[g];
     read.group = group;
-    read.versioned = kDictVersions && PyDict_CheckExact(group);
+    read.versioned = kDictVersions;
     read.version = read.versioned ? dict_version(group) : 0;
     if (recorded && read.versioned && PyList_GET_ITEM(f.seen_groups.ptr(), g) == group &&
         read.version == f.seen_version[g]) {
@@ -865,11 +890,30 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   py::list products(n);
   PyObject* shared_code = nullptr;  // the pure code (NOTE [pure lambdas]) the last call ran, and its value
   py::object shared_factor;
+  // One function for every group: group 0's left factor read (torch reads it before the call),
+  // then the one call. Its frame may run other Python (a signal handler, another thread, the
+  // collector): the lambdas, the code, the tracers and last_epoch are checked again after it,
+  // and where anything moved the groups past 0 take the general loop (group 0's call made).
+  py::object first_factor, first_left;
+  double first_left_value = 0.0;
   if (uniform_code != nullptr && PyList_GET_SIZE(lambdas) == n && PyList_GET_ITEM(lambdas, 0) == first_fn &&
-      PyFunction_GET_CODE(first_fn) == uniform_code) {  // one call gives every group's factor
-    shared_factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(first_fn, t_object.ptr()));
-    if (!shared_factor) throw py::error_already_set();
-    shared_code = uniform_code;
+      PyFunction_GET_CODE(first_fn) == uniform_code) {
+    if (bases != nullptr) {
+      first_left = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(bases, 0));
+    } else if (reads[0].held != nullptr) {
+      first_left = py::reinterpret_borrow<py::object>(reads[0].held);
+    } else {
+      first_left_value = reads[0].value;  // (first_left stays null: the float value)
+    }
+    first_factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(first_fn, t_object.ptr()));
+    if (!first_factor) throw py::error_already_set();
+    bool unmoved = PyList_GET_SIZE(lambdas) == n && PyFunction_GET_CODE(first_fn) == uniform_code && !traced() &&
+                   !monitored(uniform_code) && PyDict_GetItem(dict, g_names.last_epoch) == t_object.ptr();
+    for (std::int64_t g = 0; unmoved && g < n; ++g) unmoved = PyList_GET_ITEM(lambdas, g) == first_fn;
+    if (unmoved) {
+      shared_code = uniform_code;
+      shared_factor = first_factor;
+    }
   }
   // From the reads below to the record no Python may run (NOTE [dict versions]); none does on
   // the float paths (the collector is held off; a lambda's Python ran before it).
@@ -900,7 +944,9 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   if (tight) {  // nothing ran since the reads but the one pure call: every operand a float read above
     const double factor = PyFloat_AS_DOUBLE(shared_factor.ptr());
     for (std::int64_t g = 0; g < n; ++g) {
-      const double left = bases != nullptr ? PyFloat_AS_DOUBLE(PyList_GET_ITEM(bases, g)) : reads[g].value;
+      // (group 0's base as read before the call; the others' verified float above)
+      PyObject* base = bases == nullptr ? nullptr : g == 0 ? first_left.ptr() : PyList_GET_ITEM(bases, g);
+      const double left = base != nullptr ? PyFloat_AS_DOUBLE(base) : reads[g].value;
       PyObject* product = float_product(left, factor);
       PyList_SET_ITEM(products.ptr(), g, product);  // the list owns it
       plain = plain && std::isfinite(PyFloat_AS_DOUBLE(product));
@@ -914,10 +960,15 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
                               ": lr_lambdas or base_lrs changed length while the lambdas were called");
       }
       // the left factor: base_lr, or torch's group["lr"] read before the lambda is called
+      const bool called = g == 0 && first_factor;  // group 0's call made above, its left read before it
       py::object left;
       bool left_float = false;
       double left_value = 0.0;
-      if (f.callables == kLambda) {
+      if (called) {
+        left = first_left;
+        left_float = !first_left;
+        left_value = first_left_value;
+      } else if (f.callables == kLambda) {
         left = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(bases, g));
       } else if (as_read(g)) {
         left_float = reads[g].held == nullptr;
@@ -932,16 +983,28 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
         left_float = true;
         left_value = PyFloat_AS_DOUBLE(left.ptr());
       }
-      const auto fn = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(lambdas, g));
-      PyObject* code = pure_code(f, fn.ptr());  // (may run the check)
-      py::object factor;
-      if (code != nullptr && code == shared_code && !traced()) {
-        factor = shared_factor;  // the same pure code at the same step: the value of its call
-      } else {
-        factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(fn.ptr(), t_object.ptr()));
-        if (!factor) throw py::error_already_set();
-        shared_code = code;
-        shared_factor = factor;
+      py::object factor = first_factor;
+      if (!called) {
+        const auto fn = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(lambdas, g));
+        bool checked_now = false;
+        PyObject* code = pure_code(f, fn.ptr(), &checked_now);
+        if (checked_now) shared_code = nullptr;  // the check ran Python
+        // torch calls lmbda(self.last_epoch): read at each call (a lambda may have set it)
+        py::object epoch = py::reinterpret_borrow<py::object>(PyDict_GetItemWithError(dict, g_names.last_epoch));
+        if (!epoch) {
+          if (PyErr_Occurred()) throw py::error_already_set();
+          epoch = py::reinterpret_steal<py::object>(PyObject_GetAttr(scheduler, g_names.last_epoch));
+          if (!epoch) throw py::error_already_set();
+        }
+        const bool at_t = epoch.ptr() == t_object.ptr();
+        if (code != nullptr && code == shared_code && at_t && !traced() && !monitored(code)) {
+          factor = shared_factor;  // the same pure code at the same step: the value of its call
+        } else {
+          factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(fn.ptr(), epoch.ptr()));
+          if (!factor) throw py::error_already_set();
+          shared_code = at_t ? code : nullptr;
+          shared_factor = factor;
+        }
       }
       PyObject* product = nullptr;
       if (left_float && PyFloat_CheckExact(factor.ptr())) {
@@ -951,6 +1014,8 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
         if (!left) throw py::error_already_set();
         product = PyNumber_Multiply(left.ptr(), factor.ptr());
         if (product == nullptr) throw py::error_already_set();
+        // a user's * may have changed what a pure call depends on (the interpreter's limits)
+        if (!builtin_number(left.ptr()) || !builtin_number(factor.ptr())) shared_code = nullptr;
       }
       PyList_SET_ITEM(products.ptr(), g, product);  // the list owns it
       plain = plain && PyFloat_CheckExact(product) && std::isfinite(PyFloat_AS_DOUBLE(product));
@@ -961,7 +1026,8 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
       if (as_read(g)) {
         plain = reads[g].held == nullptr;
       } else {
-        PyObject* held = lookup_held(PyList_GET_ITEM(groups, g), g_names.lr, -1);
+        PyObject* group = PyList_GET_ITEM(groups, g);
+        PyObject* held = PyDict_CheckExact(group) ? lookup_held(group, g_names.lr, -1) : nullptr;
         plain = held != nullptr && PyFloat_CheckExact(held);
       }
     }

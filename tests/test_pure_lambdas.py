@@ -5,6 +5,8 @@ groups edited, replaced, repeated or given tensors between the steps."""
 
 from __future__ import annotations
 
+import gc
+import opcode
 import sys
 import threading
 import types
@@ -109,8 +111,91 @@ def test_a_code_object_given_constants_of_other_types_is_refused():
     assert is_pure_code(code.replace(co_consts=tuple(consts))) is False
     consts[index] = (1.0, _Factor())
     assert is_pure_code(code.replace(co_consts=tuple(consts))) is False
-    consts[index] = (1.0, (0.5, "x", None, frozenset({1, 2})))
+    consts[index] = (1.0, (0.5, None, frozenset({1, 2}), 2j))
     assert is_pure_code(code.replace(co_consts=tuple(consts))) is True
+    consts[index] = "%d"  # str: formatting an int depends on sys.set_int_max_str_digits
+    assert is_pure_code(code.replace(co_consts=tuple(consts))) is False
+
+
+def _with_instruction(template: types.CodeType, replaced: str, name: str, arg: int) -> types.CodeType:
+    """template with its first ``replaced`` instruction (argument 0) made ``name arg``."""
+    code = bytearray(template.co_code)
+    at = code.index(bytes([opcode.opmap[replaced], 0]))
+    code[at:at + 2] = bytes([opcode.opmap[name], arg])
+    return template.replace(co_code=bytes(code))
+
+
+def test_bytecode_made_by_hand_is_held_to_the_stack_and_the_locals_the_compiler_gives():
+    template = (lambda t: t * 0.5).__code__
+    assert is_pure_code(template) is True
+    # a copy from below an empty stack (on 3.11 it reaches the frame's globals)
+    below = _with_instruction(template, "LOAD_FAST", "COPY", 9) if "COPY" in opcode.opmap else \
+        _with_instruction(template, "LOAD_FAST", "ROT_TWO", 0)
+    assert is_pure_code(below) is False
+    assert is_pure_code(_with_instruction(template, "LOAD_FAST", "LOAD_FAST", 5)) is False  # no local 5
+    assert is_pure_code(template.replace(co_stacksize=1)) is False  # two values on a stack of one
+
+
+def _in_a_collection(pure, action) -> callable:
+    """A gc callback running ``action`` once, from inside a call of ``pure`` (3.10 / 3.11
+    collect inside the allocation of the tuples pure builds)."""
+    armed = [True]
+
+    def callback(phase, info):
+        if phase != "start" or not armed[0]:
+            return
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code is not pure.__code__:
+            frame = frame.f_back
+        if frame is not None:
+            armed[0] = False
+            action()
+    return callback
+
+
+@pytest.mark.parametrize("moved", ["lambdas", "code", "trace", "last_epoch", "group_0", "base_0"])
+@pytest.mark.parametrize("name", ["LambdaLR", "MultiplicativeLR"])
+def test_python_run_inside_the_one_shared_call_is_seen_as_torch_would_see_it(name, moved):
+    if moved == "base_0" and name == "MultiplicativeLR":
+        moved = "group_0"
+
+    def run(module):
+        opt = _optimizer(3)
+        pure = eval("lambda t: ((t,) * 30 + (t,) * 30 + (t,) * 30)[0] * 0 + 0.5")  # noqa: S307 - allocates
+        assert is_pure_code(pure.__code__)
+        other = eval("lambda t: 0.25 if t < 8 else 0.125")  # noqa: S307
+        sched = getattr(module, name)(opt, pure)
+        calls = []
+
+        def action():
+            if moved == "lambdas":
+                sched.lr_lambdas[1] = sched.lr_lambdas[2] = other
+            elif moved == "code":
+                pure.__code__ = other.__code__
+            elif moved == "trace":
+                code = pure.__code__
+                sys.settrace(lambda frame, event, arg: calls.append(1) if frame.f_code is code else None)
+            elif moved == "last_epoch":
+                sched.last_epoch = 10
+            elif moved == "group_0":
+                opt.param_groups[0]["lr"] = 50.0
+            else:
+                sched.base_lrs[0] = 50.0
+        for _ in range(3):
+            sched.step()
+        threshold = gc.get_threshold()
+        callback = _in_a_collection(pure, action)
+        gc.callbacks.append(callback)
+        gc.set_threshold(1, 1, 1)
+        try:
+            sched.step()
+        finally:
+            gc.callbacks.remove(callback)
+            gc.set_threshold(*threshold)
+            sys.settrace(None)
+        return [g["lr"] for g in opt.param_groups], sched.get_last_lr(), sched.last_epoch, len(calls)
+
+    assert run(L) == run(TORCH)
 
 
 def _optimizer(groups: int, lr=lambda g: 0.01 * (1 + g % 3)) -> torch.optim.SGD:
@@ -361,3 +446,56 @@ def test_a_lambda_editing_a_later_group_mid_step_is_read_as_torch_reads_it(name,
             box["opt"] = opt
             s.step()
         _same(s_t, s_f, k)
+
+
+def test_a_lambda_moving_last_epoch_changes_what_the_later_groups_get_as_in_torch():
+    def run(module):
+        opt = _optimizer(3)
+        box = {}
+
+        def first(t):
+            if t == 3:
+                box["s"].last_epoch = 10
+            return 1.0
+
+        later = eval("lambda t: 0.5 if t < 5 else 0.25")  # noqa: S307 - pure: shared only at one epoch
+        box["s"] = sched = module.LambdaLR(opt, [first, later, later])
+        out = []
+        for _ in range(4):
+            sched.step()
+            out.append((sched.last_epoch, sched.get_last_lr()))
+        return out
+
+    assert run(L) == run(TORCH)
+
+
+class _LimitingBase(float):
+    """A base LR whose * lowers the int-to-str limit (a user's code run between two calls)."""
+
+    def __mul__(self, other):
+        sys.set_int_max_str_digits(4300)
+        return float(self) * other
+
+    __rmul__ = __mul__
+
+
+def test_a_user_s_multiplication_between_two_calls_is_never_shared_across():
+    formatting = eval("lambda t: 0.5 if '%d' % (10 ** 5000 + t) else 0.25")  # noqa: S307
+    limit = sys.get_int_max_str_digits()
+
+    def run(module):
+        opt = _optimizer(2)
+        sched = module.LambdaLR(opt, lambda t: 1.0)
+        sched.lr_lambdas[:] = [formatting, formatting]
+        sys.set_int_max_str_digits(0)
+        try:
+            sched.step()
+            sched.base_lrs[0] = _LimitingBase(1.0)
+            sys.set_int_max_str_digits(0)
+            with pytest.raises(ValueError, match="integer string conversion"):
+                sched.step()
+        finally:
+            sys.set_int_max_str_digits(limit)
+        return [g["lr"] for g in opt.param_groups]
+
+    assert run(L) == run(TORCH)

@@ -992,8 +992,9 @@ class LRScheduler(_TorchLRScheduler):
                 group["lr"] = value
         else:
             self._lrfast_check_torch_values(values)
-        out = values  # a new list from _lrfast_host_values: _last_lr keeps it
-        if not plain:
+        if plain:  # torch's _last_lr reads the groups back (one dict at two places holds the later value)
+            out = [group["lr"] for group in groups]
+        else:
             out = _write_host_values(groups, values, False)
         rt.prev_t = None
         rt.proof = rt.given = rt.proof_on = None
@@ -1338,12 +1339,11 @@ def _write_host_values(groups: list[dict[str, Any]], values: list[Any], all_floa
     if all_float:
         for group, value in zip(groups, values):  # a plain loop: cheaper than deque(map(setitem, ...)) at any size
             group["lr"] = value
-        return values
-    out = []
+        return [group["lr"] for group in groups]
     for group, value in zip(groups, values):
         _set_group_value(group, "lr", value)
-        out.append(_host_copy(group["lr"]))
-    return out
+    # read back once all are written, as torch's _last_lr: one dict at two places holds the later value
+    return [_host_copy(group["lr"]) for group in groups]
 
 
 def _host_copy(value: Any) -> Any:
