@@ -25,8 +25,8 @@ checks the lambdas, their code, the tracers and ``last_epoch`` again after the c
 shares no value across a user's ``*`` (which may change the interpreter's limits). (``~`` is
 left out: on a ``bool`` it warns since Python 3.12.) The compiled step still calls each
 lambda once per group while a trace or profile function is set (``sys.settrace``,
-``sys.setprofile``, debuggers and coverage on their classic hooks), which see every call;
-a ``sys.monitoring`` tool counting calls sees one per step for such code.
+``sys.setprofile``, debuggers and coverage on their classic hooks), which see every call,
+and (Python 3.12+) for code a ``sys.monitoring`` tool has instrumented.
 
 >>> is_pure_code((lambda t: 0.95 ** t).__code__)
 True
