@@ -1656,9 +1656,16 @@ int group_record_traverse(PyObject* self, visitproc visit, void* arg) {
 
 int group_record_clear(PyObject* self) {
   auto* object = reinterpret_cast<GroupRecordObject*>(self);
-  std::vector<py::object> released;
-  if (object->record != nullptr) object->record->clear(released);
-  return 0;  // released here, with the record already empty
+  if (object->record == nullptr) return 0;
+  // the record emptied first by moves (nothing allocated: nothing can throw out of this C
+  // callback), its references released after, when it is already empty
+  std::vector<PyObject*> dicts = std::move(object->record->dicts), lrs = std::move(object->record->lrs);
+  object->record->dicts.clear();
+  object->record->lrs.clear();
+  object->record->versions.clear();
+  for (PyObject* o : dicts) Py_XDECREF(o);
+  for (PyObject* o : lrs) Py_XDECREF(o);
+  return 0;
 }
 
 void group_record_dealloc(PyObject* self) {
