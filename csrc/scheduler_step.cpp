@@ -8,6 +8,7 @@
 #include <lrfast/schedule.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -925,20 +926,26 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   for (std::int64_t g = 0; tight && g < n; ++g) {  // (the call may have let another thread run)
     tight = as_read(g) && reads[g].held == nullptr && (bases == nullptr || PyFloat_CheckExact(PyList_GET_ITEM(bases, g)));
   }
-  PyObject* shared_product = nullptr;  // the last float product made, of product_left * product_factor
-  double product_left = 0.0, product_factor = 0.0;
-  // product of two exact floats, as float.__mul__ gives it; equal operands share one float (immutable)
-  const auto float_product = [&](double left, double factor) {
-    if (shared_product != nullptr && std::memcmp(&factor, &product_factor, sizeof(double)) == 0 &&
-        std::memcmp(&left, &product_left, sizeof(double)) == 0) {
-      Py_INCREF(shared_product);
-      return shared_product;
+  // product of two exact floats, as float.__mul__ gives it; equal operands, bit for bit, share
+  // one float (floats are immutable): a small table of the products made, by their operands'
+  // bits (the groups of one base_lr, as a program's rows share theirs)
+  struct Made {
+    std::uint64_t left = 0, factor = 0;
+    PyObject* product = nullptr;  // borrowed: products holds it
+  };
+  std::array<Made, 16> made{};
+  const auto float_product = [&made](double left, double factor) {
+    std::uint64_t left_bits = 0, factor_bits = 0;
+    std::memcpy(&left_bits, &left, sizeof(double));
+    std::memcpy(&factor_bits, &factor, sizeof(double));
+    Made& slot = made[(left_bits ^ (left_bits >> 29) ^ (left_bits >> 47) ^ factor_bits) & 15];
+    if (slot.product != nullptr && slot.left == left_bits && slot.factor == factor_bits) {
+      Py_INCREF(slot.product);
+      return slot.product;
     }
     PyObject* product = PyFloat_FromDouble(left * factor);
     if (product == nullptr) throw py::error_already_set();
-    shared_product = product;  // borrowed: products holds it
-    product_left = left;
-    product_factor = factor;
+    slot = {left_bits, factor_bits, product};
     return product;
   };
   if (tight) {  // nothing ran since the reads but the one pure call: every operand a float read above

@@ -223,7 +223,7 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
     ("pure-mixed-call-shared-under-a-tracer-host", "trace_or_profile or mixed", "csrc/scheduler_step.cpp",
      "if (code != nullptr && code == shared_code && !traced()) {", "if (code != nullptr && code == shared_code) {"),
     ("pure-product-shared-across-lefts-host", "pure_lambda", "csrc/scheduler_step.cpp",
-     "std::memcmp(&left, &product_left, sizeof(double)) == 0", "true"),
+     "slot.left == left_bits && slot.factor == factor_bits", "slot.factor == factor_bits"),
     ("callables-record-ignores-versions-host", "edited_replaced_or_repeated", "csrc/scheduler_step.cpp",
      "read.version == f.seen_version[g]) {", "true) {"),
     ("callables-reads-trusted-after-lambdas-host", "mid_step", "csrc/scheduler_step.cpp",
