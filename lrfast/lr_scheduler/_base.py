@@ -993,7 +993,7 @@ class LRScheduler(_TorchLRScheduler):
         else:
             self._lrfast_check_torch_values(values)
         if plain:  # torch's _last_lr reads the groups back (one dict at two places holds the later value)
-            out = [group["lr"] for group in groups]
+            out = list(map(_GROUP_LR, groups))
         else:
             out = _write_host_values(groups, values, False)
         rt.prev_t = None
@@ -1332,6 +1332,9 @@ def _set_group_value(group: dict[str, Any], key: str, value: float | torch.Tenso
         group[key] = value
 
 
+_GROUP_LR = operator.itemgetter("lr")  # a group's LR, read as torch reads it (group["lr"]), no frame
+
+
 def _write_host_values(groups: list[dict[str, Any]], values: list[Any], all_float: bool) -> list[Any]:
     """Write values computed on the host into the groups' ``lr``; returns what _last_lr
     keeps. ``all_float``: every group and value is a plain number, written without per-group
@@ -1339,11 +1342,11 @@ def _write_host_values(groups: list[dict[str, Any]], values: list[Any], all_floa
     if all_float:
         for group, value in zip(groups, values):  # a plain loop: cheaper than deque(map(setitem, ...)) at any size
             group["lr"] = value
-        return [group["lr"] for group in groups]
+        return list(map(_GROUP_LR, groups))
     for group, value in zip(groups, values):
         _set_group_value(group, "lr", value)
     # read back once all are written, as torch's _last_lr: one dict at two places holds the later value
-    return [_host_copy(group["lr"]) for group in groups]
+    return list(map(_host_copy, map(_GROUP_LR, groups)))
 
 
 def _host_copy(value: Any) -> Any:
