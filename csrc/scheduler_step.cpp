@@ -227,7 +227,9 @@ py::list write_rows(PyObject* groups, PyObject* key, const double* values, std::
   for (std::int64_t g = 0; g < n; ++g) {
     PyObject* now = held[g];
     const double value = values[g];
-    if (PyFloat_CheckExact(now) && std::memcmp(&PyFloat_AS_DOUBLE(now), &value, sizeof value) == 0) {
+    // (the held value copied first: from Python 3.12 PyFloat_AS_DOUBLE is a function, not an lvalue)
+    const double now_value = PyFloat_CheckExact(now) ? PyFloat_AS_DOUBLE(now) : 0.0;
+    if (PyFloat_CheckExact(now) && std::memcmp(&now_value, &value, sizeof value) == 0) {
       Py_INCREF(now);
       PyList_SET_ITEM(written.ptr(), g, now);
       continue;
