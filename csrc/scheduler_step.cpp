@@ -842,8 +842,8 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
     if (PyList_GET_SIZE(lambdas) != n || PyList_GET_ITEM(lambdas, g) != first_fn) uniform_code = nullptr;
   }
   if (uniform_code != nullptr && (PyList_GET_SIZE(lambdas) != n || PyList_GET_ITEM(lambdas, 0) != first_fn ||
-                                  PyFunction_GET_CODE(first_fn) != uniform_code || traced())) {
-    uniform_code = nullptr;  // (the list or the function changed while the check ran)
+                                  PyFunction_GET_CODE(first_fn) != uniform_code)) {
+    uniform_code = nullptr;  // (the list or the function changed while the check ran; tracers: after the call)
   }
   if (PyList_GET_SIZE(groups) != n || (bases != nullptr && PyList_GET_SIZE(bases) != n)) return false;
   // every group a dict holding an lr, before any lambda runs (reads: scratch, local when a

@@ -219,9 +219,11 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "g_names.last_lr, has_tensors ? written.ptr() : given.ptr()", "g_names.last_lr, written.ptr()"),
     # the callables step (LambdaLR / MultiplicativeLR): NOTE [pure lambdas] and its record
     ("pure-call-shared-under-a-tracer-host", "trace_or_profile", "csrc/scheduler_step.cpp",
-     "PyFunction_GET_CODE(first_fn) != uniform_code || traced()))", "PyFunction_GET_CODE(first_fn) != uniform_code))"),
+     "PyFunction_GET_CODE(first_fn) == uniform_code && !traced() &&",
+     "PyFunction_GET_CODE(first_fn) == uniform_code &&"),
     ("pure-mixed-call-shared-under-a-tracer-host", "trace_or_profile or mixed", "csrc/scheduler_step.cpp",
-     "code == shared_code && at_t && !traced() && !monitored(code)) {", "code == shared_code && at_t && !monitored(code)) {"),
+     "code == shared_code && at_t && !traced() && !monitored(code)) {",
+     "code == shared_code && at_t && !monitored(code)) {"),
     ("pure-product-shared-across-lefts-host", "pure_lambda", "csrc/scheduler_step.cpp",
      "slot.left == left_bits && slot.factor == factor_bits", "slot.factor == factor_bits"),
     ("callables-record-ignores-versions-host", "edited_replaced_or_repeated", "csrc/scheduler_step.cpp",
