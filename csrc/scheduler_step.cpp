@@ -517,13 +517,12 @@ constexpr int kNoCallables = 0;
 constexpr int kLambda = 1;
 constexpr int kMultiplicative = 2;
 
-// What a callables step read of group g before calling the lambdas: the dict, its version then
-// (versioned: an exact dict on a Python with dict versions), and what it held under "lr" (the
-// value of an exact float, held null; anything else borrowed in held).
+// What a callables step read of group g (an exact dict) before calling the lambdas: the dict,
+// its version then (0 without dict versions), and what it held under "lr" (the value of an
+// exact float, held null; anything else borrowed in held).
 struct CallableRead {
   PyObject* group = nullptr;
   std::uint64_t version = 0;
-  bool versioned = false;
   PyObject* held = nullptr;
   double value = 0.0;
 };
@@ -829,21 +828,15 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   // the lists the lambdas are read from stay alive whatever a lambda does (the caller holds groups)
   const auto lambdas_held = py::reinterpret_borrow<py::list>(lambdas);
   const auto bases_held = py::reinterpret_borrow<py::object>(bases != nullptr ? bases : Py_None);
-  // One function for every group, of pure code (its check may run Python: before the reads).
+  // Group 0's function, where its code is pure (the check may run Python: before the reads);
+  // whether every group holds it is asked after its call.
   PyObject* first_fn = n > 0 ? PyList_GET_ITEM(lambdas, 0) : nullptr;
   const auto first_held = py::reinterpret_borrow<py::object>(first_fn != nullptr ? first_fn : Py_None);
   bool checked = false;
-  PyObject* uniform_code = first_fn != nullptr ? pure_code(f, first_fn, &checked) : nullptr;
+  PyObject* first_code = first_fn != nullptr ? pure_code(f, first_fn, &checked) : nullptr;
   if (checked && (PyDict_GetItem(dict, g_names.step_count) != count_held ||
                   PyDict_GetItem(dict, g_names.last_epoch) != epoch_held || slot(runtime, g_slots.lr_buffer) != Py_None)) {
     return false;  // the check ran Python, which moved what the step read before it
-  }
-  for (std::int64_t g = 1; uniform_code != nullptr && g < n; ++g) {
-    if (PyList_GET_SIZE(lambdas) != n || PyList_GET_ITEM(lambdas, g) != first_fn) uniform_code = nullptr;
-  }
-  if (uniform_code != nullptr && (PyList_GET_SIZE(lambdas) != n || PyList_GET_ITEM(lambdas, 0) != first_fn ||
-                                  PyFunction_GET_CODE(first_fn) != uniform_code)) {
-    uniform_code = nullptr;  // (the list or the function changed while the check ran; tracers: after the call)
   }
   if (PyList_GET_SIZE(groups) != n || (bases != nullptr && PyList_GET_SIZE(bases) != n)) return false;
   // every group a dict holding an lr, before any lambda runs (reads: scratch, local when a
@@ -853,15 +846,14 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   auto& reads = scratch.first ? f.reads : own_reads;
   reads.resize(static_cast<std::size_t>(n));
   const bool recorded = !f.seen_groups.is_none();
-  bool float_lefts = uniform_code != nullptr;  // every left factor an exact float (the common case)
+  bool float_lefts = first_code != nullptr;  // every left factor an exact float (the tight path's case)
   for (std::int64_t g = 0; g < n; ++g) {
     PyObject* group = PyList_GET_ITEM(groups, g);
     if (!PyDict_CheckExact(group)) return false;  // a dict subclass may override [] (torch's reads and writes)
     CallableRead& read = reads[g];
     read.group = group;
-    read.versioned = kDictVersions;
-    read.version = read.versioned ? dict_version(group) : 0;
-    if (recorded && read.versioned && PyList_GET_ITEM(f.seen_groups.ptr(), g) == group &&
+    read.version = dict_version(group);
+    if (recorded && PyList_GET_ITEM(f.seen_groups.ptr(), g) == group &&
         read.version == f.seen_version[g]) {
       read.held = nullptr;  // the exact float the last step wrote
       read.value = f.seen_value[g];
@@ -880,7 +872,7 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   // fresh from one interpreter-wide counter, so a new dict at a freed one's address fails this).
   const auto as_read = [&reads, groups](std::int64_t g) {
     const CallableRead& read = reads[g];
-    return read.versioned && PyList_GET_SIZE(groups) > g && PyList_GET_ITEM(groups, g) == read.group &&
+    return kDictVersions && PyList_GET_SIZE(groups) > g && PyList_GET_ITEM(groups, g) == read.group &&
            dict_version(read.group) == read.version;
   };
   const auto t_object = py::int_(t);
@@ -893,14 +885,15 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   py::list products(n);
   PyObject* shared_code = nullptr;  // the pure code (NOTE [pure lambdas]) the last call ran, and its value
   py::object shared_factor;
-  // One function for every group: group 0's left factor read (torch reads it before the call),
-  // then the one call. Its frame may run other Python (a signal handler, another thread, the
-  // collector): the lambdas, the code, the tracers and last_epoch are checked again after it,
-  // and where anything moved the groups past 0 take the general loop (group 0's call made).
+  // Group 0's pure function: its left factor read (torch reads it before the call), then its
+  // call. Its value serves every group where all hold that function and nothing moved: the
+  // frame may run other Python (a signal handler, another thread, the collector), so the
+  // lambdas, the code, the tracers and last_epoch are checked after it. Otherwise the groups
+  // past 0 take the general loop (group 0's call made).
   py::object first_factor, first_left;
   double first_left_value = 0.0;
-  if (uniform_code != nullptr && PyList_GET_SIZE(lambdas) == n && PyList_GET_ITEM(lambdas, 0) == first_fn &&
-      PyFunction_GET_CODE(first_fn) == uniform_code) {
+  if (first_code != nullptr && PyList_GET_SIZE(lambdas) == n && PyList_GET_ITEM(lambdas, 0) == first_fn &&
+      PyFunction_GET_CODE(first_fn) == first_code) {
     if (bases != nullptr) {
       first_left = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(bases, 0));
     } else if (reads[0].held != nullptr) {
@@ -910,11 +903,11 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
     }
     first_factor = py::reinterpret_steal<py::object>(PyObject_CallOneArg(first_fn, t_object.ptr()));
     if (!first_factor) throw py::error_already_set();
-    bool unmoved = PyList_GET_SIZE(lambdas) == n && PyFunction_GET_CODE(first_fn) == uniform_code && !traced() &&
-                   !monitored(uniform_code) && PyDict_GetItem(dict, g_names.last_epoch) == t_object.ptr();
+    bool unmoved = PyList_GET_SIZE(lambdas) == n && PyFunction_GET_CODE(first_fn) == first_code && !traced() &&
+                   !monitored(first_code) && PyDict_GetItem(dict, g_names.last_epoch) == t_object.ptr();
     for (std::int64_t g = 0; unmoved && g < n; ++g) unmoved = PyList_GET_ITEM(lambdas, g) == first_fn;
     if (unmoved) {
-      shared_code = uniform_code;
+      shared_code = first_code;
       shared_factor = first_factor;
     }
   }
@@ -1045,32 +1038,30 @@ bool callables_step(FastImpl& f, PyObject* scheduler, PyObject* runtime, PyObjec
   py::object old_record = std::move(f.seen_groups);  // released at return: nothing is known until it is set
   f.seen_groups = py::none();
   if (plain) {
-    // each version read right after its write: a dict written again at a later index (one dict
+    // every group an exact dict here (read so, or checked again after the lambdas); each
+    // version read right after its write: a dict written again at a later index (one dict
     // twice in the list) fails the earlier index's record, and holds the later one's value
     f.seen_version.resize(static_cast<std::size_t>(n));
     f.seen_value.resize(static_cast<std::size_t>(n));
-    bool exact_dicts = true;
     for (std::int64_t g = 0; g < n; ++g) {
       PyObject* group = PyList_GET_ITEM(groups, g);
       PyObject* product = PyList_GET_ITEM(products.ptr(), g);
       if (PyDict_SetItem(group, g_names.lr, product) != 0) throw py::error_already_set();
-      const bool exact = PyDict_CheckExact(group);
-      exact_dicts = exact_dicts && exact;
-      f.seen_version[g] = kDictVersions && exact ? dict_version(group) : 0;
+      f.seen_version[g] = dict_version(group);
       f.seen_value[g] = PyFloat_AS_DOUBLE(product);
     }
     // torch's _last_lr reads the groups back: where a dict was written again at a later index,
     // it holds (and shows) that one's value
     for (std::int64_t g = 0; g < n; ++g) {
       PyObject* group = PyList_GET_ITEM(groups, g);
-      if (kDictVersions && PyDict_CheckExact(group) && dict_version(group) == f.seen_version[g]) continue;
+      if (kDictVersions && dict_version(group) == f.seen_version[g]) continue;
       PyObject* held = lookup_held(group, g_names.lr, -1);
       if (held != nullptr && held != PyList_GET_ITEM(products.ptr(), g)) {
         Py_INCREF(held);
         PyList_SetItem(products.ptr(), g, held);  // steals held, releases a float
       }
     }
-    if (kDictVersions && exact_dicts) f.seen_groups = record_dicts(groups, n, old_record);
+    if (kDictVersions) f.seen_groups = record_dicts(groups, n, old_record);
     no_collection.reset();
   } else {  // tensors, NumPy numbers, a non-finite value: the Python write (it raises for the last)
     no_collection.reset();

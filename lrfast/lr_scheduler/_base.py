@@ -114,7 +114,8 @@ _is_compiling = torch.compiler.is_compiling
 if TYPE_CHECKING:
     from .._backend.cuda import ScalarWriter
 
-__all__ = ["LRScheduler", "compiled_step_taken", "format_param", "optimizer_device", "restore_groups_on_error"]
+__all__ = ["LRScheduler", "compiled_step_taken", "format_param", "group_lr", "optimizer_device",
+           "restore_groups_on_error"]
 
 _PRIVATE_PREFIX = "_lrfast_"
 _COUNTING = {"last_epoch": 0, "steps": 1, "restarts": 2}  # NOTE [fast step]: csrc/scheduler_step.cpp's codes
@@ -993,7 +994,7 @@ class LRScheduler(_TorchLRScheduler):
         else:
             self._lrfast_check_torch_values(values)
         if plain:  # torch's _last_lr reads the groups back (one dict at two places holds the later value)
-            out = list(map(_GROUP_LR, groups))
+            out = list(map(group_lr, groups))
         else:
             out = _write_host_values(groups, values, False)
         rt.prev_t = None
@@ -1332,7 +1333,7 @@ def _set_group_value(group: dict[str, Any], key: str, value: float | torch.Tenso
         group[key] = value
 
 
-_GROUP_LR = operator.itemgetter("lr")  # a group's LR, read as torch reads it (group["lr"]), no frame
+group_lr = operator.itemgetter("lr")  # a group's LR, read as torch reads it (group["lr"]), no frame
 
 
 def _write_host_values(groups: list[dict[str, Any]], values: list[Any], all_float: bool) -> list[Any]:
@@ -1342,11 +1343,11 @@ def _write_host_values(groups: list[dict[str, Any]], values: list[Any], all_floa
     if all_float:
         for group, value in zip(groups, values):  # a plain loop: cheaper than deque(map(setitem, ...)) at any size
             group["lr"] = value
-        return list(map(_GROUP_LR, groups))
+        return list(map(group_lr, groups))
     for group, value in zip(groups, values):
         _set_group_value(group, "lr", value)
     # read back once all are written, as torch's _last_lr: one dict at two places holds the later value
-    return list(map(_host_copy, map(_GROUP_LR, groups)))
+    return list(map(_host_copy, map(group_lr, groups)))
 
 
 def _host_copy(value: Any) -> Any:

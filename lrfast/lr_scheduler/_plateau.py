@@ -35,7 +35,6 @@ back to the host (one sync) and continues there; the next CUDA metric uploads it
 
 from __future__ import annotations
 
-import operator
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ from .._backend import device_api
 from .._compile import attach
 from .._scheduling_protocol import bind_scheduler, host_float
 from ..schedules import Schedule
-from ._base import LRScheduler, call_warning_at_caller, optimizer_device
+from ._base import LRScheduler, call_warning_at_caller, group_lr, optimizer_device
 from ._plateau_device import DeviceEngine, device_metric
 from ._plateau_host import PLATEAU, STATE_SIZE, HostEngine, last_lrs
 
@@ -60,7 +59,6 @@ _MIRRORED = ("best", "num_bad_epochs", "cooldown_counter", "_last_lr")
 # what step()'s host path reads directly (NOTE [plateau host step]): a subclass redefining one
 # of them runs torch's own step()
 _HOST_STEP_READS = (*_MIRRORED, "in_cooldown", "_lrfast_take_host")
-_lr_of = operator.itemgetter("lr")
 _Tensor = torch.Tensor
 _EPOCH_WARNING = torch.optim.lr_scheduler.EPOCH_DEPRECATION_WARNING
 _MISSING = object()
@@ -319,7 +317,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
             # torch's _param_groups_val_list: tensors cloned (a float told apart without
             # isinstance, which costs a metaclass call per group with torch.Tensor)
             self._lrfast_last_lr = [v if type(v) is float else v.clone() if isinstance(v, _Tensor) else v  # noqa: E721
-                                    for v in map(_lr_of, self.optimizer.param_groups)]
+                                    for v in map(group_lr, self.optimizer.param_groups)]
             if self._lrfast_lr_buffer is not None:
                 self._lrfast_host.write_lr_tensor(self)
             return

@@ -76,7 +76,7 @@ _SCALAR_CONSTANTS = (int, float, complex, bool, type(None))
 _TAKES = {name: 0 for name in ("NOP", "RESUME", "CACHE", "EXTENDED_ARG", "NOT_TAKEN", "LOAD_CONST", "LOAD_SMALL_INT",
                                "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST", "LOAD_FAST_BORROW",
                                "LOAD_FAST_BORROW_LOAD_FAST_BORROW", "JUMP_FORWARD", "JUMP_ABSOLUTE", "RETURN_CONST")}
-_TAKES.update({name: 3 for name in ("ROT_THREE",)})
+_TAKES["ROT_THREE"] = 3
 _TAKES.update({name: 2 for name in ("BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP", "ROT_TWO",
                                     "DUP_TOP_TWO", "STORE_FAST_STORE_FAST")})
 _TAKES.update({name: 2 for name in _PURE_OPNAMES if name.startswith(("BINARY_", "INPLACE_")) and name not in _TAKES})
