@@ -190,7 +190,7 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
     ("step-row-float-shared-blindly", "edit or stack or resum", "csrc/scheduler_step.cpp",
      "*same_row != nullptr && PyFloat_AS_DOUBLE(*same_row) == value && shareable", "*same_row != nullptr"),
     ("step-write-rows-keeps-a-changed-value", "parity or torch", "csrc/scheduler_step.cpp",
-     "PyFloat_CheckExact(now) && std::memcmp(&PyFloat_AS_DOUBLE(now), &value, sizeof value) == 0",
+     "PyFloat_CheckExact(now) && std::memcmp(&now_value, &value, sizeof value) == 0",
      "PyFloat_CheckExact(now)"),
     ("step-write-rows-one-float-for-all-rows", "row or parity", "csrc/scheduler_step.cpp",
      "PyObject*& shared = row_float[row_index[g]];", "PyObject*& shared = row_float[0];"),
@@ -219,8 +219,8 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "g_names.last_lr, has_tensors ? written.ptr() : given.ptr()", "g_names.last_lr, written.ptr()"),
     # the callables step (LambdaLR / MultiplicativeLR): NOTE [pure lambdas] and its record
     ("pure-call-shared-under-a-tracer-host", "trace_or_profile", "csrc/scheduler_step.cpp",
-     "PyFunction_GET_CODE(first_fn) == uniform_code && !traced() &&",
-     "PyFunction_GET_CODE(first_fn) == uniform_code &&"),
+     "PyFunction_GET_CODE(first_fn) == first_code && !traced() &&",
+     "PyFunction_GET_CODE(first_fn) == first_code &&"),
     ("pure-mixed-call-shared-under-a-tracer-host", "trace_or_profile or mixed", "csrc/scheduler_step.cpp",
      "code == shared_code && at_t && !traced() && !monitored(code)) {",
      "code == shared_code && at_t && !monitored(code)) {"),
@@ -237,7 +237,7 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
     ("callables-one-epoch-for-every-call-host", "last_epoch", "csrc/scheduler_step.cpp",
      "PyObject_CallOneArg(fn.ptr(), epoch.ptr())", "PyObject_CallOneArg(fn.ptr(), t_object.ptr())"),
     ("callables-last-lr-not-read-back-host", "edited_replaced_or_repeated", "csrc/scheduler_step.cpp",
-     "if (kDictVersions && PyDict_CheckExact(group) && dict_version(group) == f.seen_version[g]) continue;",
+     "if (kDictVersions && dict_version(group) == f.seen_version[g]) continue;",
      "continue;"),
 ]
 
